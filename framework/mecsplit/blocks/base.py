@@ -1,0 +1,230 @@
+"""The building-block API of the declarative variant language.
+
+A variant file (``models/*.toml``) lists blocks under ``[blocks.<name>]``; each block
+
+* declares its parameters (:class:`Param`: unit, default, allowed range, and whether the instance
+  generator draws it per user / per server from a distribution),
+* derives data it needs from the instance (:meth:`Block.derive`),
+* declares decision variables (:class:`VarSpec`),
+* adds variables, constraints and *terms* to the Pyomo model (:meth:`Block.build`), and
+* evaluates the same terms and constraint violations with plain numpy (:meth:`Block.evaluate`).
+
+Terms are collected per user in three ledgers — ``delay`` (s), ``energy`` (J), ``stability`` (1) —
+plus ``quality`` (service quality, DASHF) and ``memory`` (GB). The objective block combines them.
+``build`` and ``evaluate`` are written independently on purpose: the evaluator is the check that
+does not share the Pyomo model's code path.
+
+Units inside models (design-notes §3.6): FLOP in TFLOP, frequencies in GHz, bandwidth in MHz,
+upload sizes in Mbit, power in W, time in s, energy in J — so solvers see O(1) numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+
+PER = ("scalar", "user", "server", "pair")
+DISTRIBUTIONS = {
+    "uniform": ("low", "high"),
+    "uniform_int": ("low", "high"),
+    "choice": ("values",),
+    "normal_clipped": ("mean", "std", "low", "high"),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A block parameter. ``per`` says whether the generator draws one value per user, per server,
+    per (user, server) pair, or whether it is a scalar constant. ``default`` is a number, a string
+    (for ``choices``), a bool, or a distribution table like ``{dist = "uniform", low = 1, high = 2}``."""
+
+    name: str
+    unit: str
+    default: Any
+    doc: str
+    per: str = "scalar"
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    choices: tuple | None = None  # for string-valued options
+
+    def validate(self, value: Any, where: str, field_path: str) -> Any:
+        """Return the validated value or raise InputError naming the field and the fix."""
+        if self.choices is not None:
+            if value not in self.choices:
+                raise InputError(where, field_path, f"got {value!r}", " | ".join(map(repr, self.choices)))
+            return value
+        if isinstance(value, bool) or isinstance(self.default, bool):
+            if not isinstance(value, bool) or not isinstance(self.default, bool):
+                raise InputError(where, field_path, f"got {value!r}", "true | false")
+            return value
+        if isinstance(value, dict):
+            if self.per == "scalar":
+                raise InputError(where, field_path, "a distribution was given for a constant",
+                                 f"a number in {self.unit}")
+            return self._validate_dist(value, where, field_path)
+        return self._number(value, where, field_path)
+
+    def _number(self, value: Any, where: str, field_path: str) -> float:
+        rng = f"a {'whole ' if self.integer else ''}number in {self.unit}" + self._range_text()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(where, field_path, f"got {value!r}", rng)
+        v = float(value)
+        if not np.isfinite(v):
+            raise InputError(where, field_path, f"got {value!r} (not finite)", rng)
+        if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
+            raise InputError(where, field_path, f"got {value!r}, out of range", rng)
+        if self.integer and v != int(v):
+            raise InputError(where, field_path, f"got {value!r}, not a whole number", rng)
+        return int(v) if self.integer else v
+
+    def _range_text(self) -> str:
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f" within [{lo}, {hi}]"
+
+    def _validate_dist(self, d: dict, where: str, field_path: str) -> dict:
+        kind = d.get("dist")
+        if kind not in DISTRIBUTIONS:
+            raise InputError(where, f"{field_path}.dist", f"got {kind!r}", " | ".join(DISTRIBUTIONS))
+        keys = set(DISTRIBUTIONS[kind]) | {"dist", "unit"}
+        extra = set(d) - keys
+        if extra:
+            raise InputError(where, f"{field_path}.{sorted(extra)[0]}", "unknown key",
+                             ", ".join(sorted(keys)))
+        if "unit" in d and d["unit"] != self.unit:
+            raise InputError(where, f"{field_path}.unit", f"got {d['unit']!r}", repr(self.unit))
+        out = {"dist": kind}
+        for k in DISTRIBUTIONS[kind]:
+            if k not in d:
+                raise InputError(where, f"{field_path}.{k}", "missing", f"{kind} needs {', '.join(DISTRIBUTIONS[kind])}")
+            if k == "values":
+                vals = d[k]
+                if not isinstance(vals, list) or not vals:
+                    raise InputError(where, f"{field_path}.values", "must be a non-empty list", f"numbers in {self.unit}")
+                out[k] = [self._number(v, where, f"{field_path}.values") for v in vals]
+            elif k == "std":
+                out[k] = Param(self.name, self.unit, 0.0, "", min=0.0)._number(d[k], where, f"{field_path}.std")
+            else:
+                out[k] = self._number(d[k], where, f"{field_path}.{k}")
+        if "low" in out and out["low"] > out["high"]:
+            raise InputError(where, f"{field_path}.low", f"low {out['low']} > high {out['high']}", "low <= high")
+        return out
+
+
+def draw(value: Any, rng: np.random.Generator, shape: tuple[int, ...], integer: bool) -> np.ndarray:
+    """Draw an array of ``shape`` from a validated constant or distribution."""
+    if not isinstance(value, dict):
+        return np.full(shape, value, dtype=int if integer else float)
+    kind = value["dist"]
+    if kind == "uniform":
+        out = rng.uniform(value["low"], value["high"], size=shape)
+    elif kind == "uniform_int":
+        out = rng.integers(int(value["low"]), int(value["high"]), size=shape, endpoint=True)
+    elif kind == "choice":
+        out = rng.choice(np.asarray(value["values"]), size=shape)
+    else:  # normal_clipped
+        out = np.clip(rng.normal(value["mean"], value["std"], size=shape), value["low"], value["high"])
+    return np.rint(out).astype(int) if integer else np.asarray(out, dtype=float)
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    """A decision variable as it appears in a solution: one value per user (pair variables are
+    stored as the value on the user's associated server)."""
+
+    name: str
+    unit: str
+    doc: str
+    integer: bool = False
+    component: str = ""      # Pyomo component holding it ("" = same as name)
+    pair: bool = False       # indexed (user, server) in the model; the solution keeps m(n)'s value
+
+
+@dataclass
+class Ledger:
+    """Per-user cost terms. In the Pyomo model the entries are lists of Pyomo expressions per user;
+    in the evaluator they are numpy arrays (shape (N,)), summed per component."""
+
+    delay: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)
+    stability: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+class Violations:
+    """Collects constraint violations found by the evaluator: name -> array of violation amounts
+    (0 where satisfied), scaled relative to the constraint's right-hand side where one exists."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, amount: Any) -> None:
+        a = np.atleast_1d(np.asarray(amount, dtype=float))
+        a = np.where(np.isnan(a), np.inf, np.maximum(a, 0.0))
+        self.items[name] = np.maximum(self.items[name], a) if name in self.items else a
+
+    def leq(self, name: str, lhs: Any, rhs: Any) -> None:
+        """relative violation of lhs <= rhs"""
+        lhs, rhs = np.asarray(lhs, float), np.asarray(rhs, float)
+        self.add(name, (lhs - rhs) / np.maximum(np.abs(rhs), 1.0))
+
+    def eq(self, name: str, lhs: Any, rhs: Any) -> None:
+        lhs, rhs = np.asarray(lhs, float), np.asarray(rhs, float)
+        self.add(name, np.abs(lhs - rhs) / np.maximum(np.abs(rhs), 1.0))
+
+    def max(self) -> float:
+        return max((float(np.max(v)) for v in self.items.values() if v.size), default=0.0)
+
+
+class Block:
+    """Base class of a model building block. Subclasses set the class attributes and override the
+    hooks they need. ``self.p`` holds the validated parameter values (constants or distributions)."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: dict[str, Any], where: str = "<variant>"):
+        known = {p.name: p for p in self.params}
+        extra = set(settings) - set(known) - {"enabled"}
+        if extra:
+            raise InputError(where, f"blocks.{self.name}.{sorted(extra)[0]}", "unknown parameter",
+                             ", ".join(sorted(known)) or "(none)")
+        self.p: dict[str, Any] = {}
+        for name, prm in known.items():
+            raw = settings.get(name, prm.default)
+            self.p[name] = prm.validate(raw, where, f"blocks.{self.name}.{name}")
+
+    # --- instance generation -------------------------------------------------------------------
+    def generate(self, rng: np.random.Generator, n_users: int, n_servers: int) -> dict[str, np.ndarray]:
+        """Draw this block's per-user / per-server / per-pair parameters."""
+        shapes = {"user": (n_users,), "server": (n_servers,), "pair": (n_users, n_servers)}
+        return {prm.name: draw(self.p[prm.name], rng, shapes[prm.per], prm.integer)
+                for prm in self.params if prm.per != "scalar"}
+
+    def scalars(self) -> dict[str, Any]:
+        return {prm.name: self.p[prm.name] for prm in self.params if prm.per == "scalar"}
+
+    def derive(self, inst: "Any") -> dict[str, np.ndarray]:
+        """Derived data (e.g. FLOPs per layer) computed when an instance is loaded."""
+        return {}
+
+    # --- model ---------------------------------------------------------------------------------
+    def variables(self, inst: "Any") -> list[VarSpec]:
+        return []
+
+    def reference(self, inst: "Any", sol: dict[str, np.ndarray]) -> None:
+        """Fill this block's variables of the reference solution used for weight normalisation
+        (spec §1.11 [I]): α = Υ/2, strongest server, full power and frequency, equal shares."""
+
+    def build(self, m: "Any", inst: "Any", ledger: Ledger) -> None:
+        """Add Pyomo variables/constraints to ``m`` and per-user terms to ``ledger``."""
+
+    def evaluate(self, sol: dict[str, np.ndarray], inst: "Any", ledger: Ledger, viol: Violations) -> None:
+        """Numpy evaluation of the same terms and of every constraint's violation."""

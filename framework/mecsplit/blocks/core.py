@@ -1,0 +1,282 @@
+"""The blocks of the core problem (Liu & Zhao, MobiHoc 2024; spec ``seed-models.md`` §1).
+
+Equation numbers refer to the paper as restored in the spec. Model units: TFLOP, GHz, MHz, Mbit,
+W, s, J (see :mod:`mecsplit.blocks.base`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyomo.environ as pyo
+
+from .base import Block, Ledger, Param, VarSpec, Violations
+
+LN2 = math.log(2.0)
+
+
+def _pair_sum(m, n, expr_of_m):
+    """Σ_m χ[n,m]·expr(m) — the association-weighted per-user term of eqs. (3), (7)."""
+    return sum(m.chi[n, j] * expr_of_m(j) for j in m.S)
+
+
+class LLM(Block):
+    name = "llm"
+    doc = ("The model being fine-tuned and the split decision α_n (number of first layers trained on "
+           "the device). ψ(d) = 72·B·d·h² + 12·B·d²·h FLOP per layer per iteration (spec §1.2).")
+    params = (
+        Param("layers", "layer", 32, "Υ, transformer layers (LLaMA-7B: 32)", min=2, max=1000, integer=True),
+        Param("batch", "sequence", 512, "B, batch size", min=1, max=1e6, integer=True),
+        Param("hidden", "1", 1024, "h, hidden dimension used in ψ (the paper uses 1024)", min=1, max=1e6, integer=True),
+        Param("tokens", "token", {"dist": "uniform_int", "low": 512, "high": 1024},
+              "d_n, input tokens per sequence", per="user", min=1, max=1e7, integer=True),
+        Param("bits_per_element", "bit", 16, "bits per activation element (upload = activations)", min=1, max=64, integer=True),
+        Param("split", "1", "integer", "α integer (the MINLP) or continuous (an offloading ratio)",
+              choices=("integer", "continuous")),
+        Param("alpha_min", "layer", 1, "smallest split α_n (9a)", min=0, max=1000),
+    )
+
+    def derive(self, inst):
+        d = inst.block("llm")["tokens"].astype(float)
+        B, h = float(self.p["batch"]), float(self.p["hidden"])
+        return {"psi_TFLOP": (72 * B * d * h**2 + 12 * B * d**2 * h) / 1e12,
+                "activations_Mbit": B * d * h * self.p["bits_per_element"] / 1e6}
+
+    def variables(self, inst):
+        return [VarSpec("alpha", "layer", "α_n, layers trained on the device", integer=self.p["split"] == "integer")]
+
+    def reference(self, inst, sol):
+        sol["alpha"] = np.full(inst.N, float(min(max(self.p["layers"] // 2, self.p["alpha_min"]), self.alpha_max(inst))))
+
+    def alpha_max(self, inst) -> float:
+        return float(self.p["layers"]) - (1.0 if inst.has_block("stability") else 0.0)
+
+    def build(self, m, inst, ledger):
+        dom = pyo.Integers if self.p["split"] == "integer" else pyo.Reals
+        m.alpha = pyo.Var(m.U, domain=dom, bounds=(self.p["alpha_min"], self.alpha_max(inst)), initialize=self.p["alpha_min"])
+
+    def evaluate(self, sol, inst, ledger, viol):
+        a = sol["alpha"]
+        viol.add("alpha_bounds", np.maximum(self.p["alpha_min"] - a, a - self.alpha_max(inst)))
+        if self.p["split"] == "integer":
+            viol.add("alpha_integer", np.abs(a - np.rint(a)))
+
+
+class Association(Block):
+    name = "association"
+    doc = "χ_{n,m} ∈ {0,1}, Σ_m χ_{n,m} = 1 (9b, 9c): every user is served by exactly one edge server."
+
+    def variables(self, inst):
+        return [VarSpec("server", "index", "m(n), index of the user's edge server", integer=True, component="chi")]
+
+    def reference(self, inst, sol):
+        sol["server"] = np.argmax(inst.topology["gain"], axis=1)
+
+    def build(self, m, inst, ledger):
+        m.chi = pyo.Var(m.U, m.S, domain=pyo.Binary, initialize=0)
+        m.one_server = pyo.Constraint(m.U, rule=lambda m, n: sum(m.chi[n, j] for j in m.S) == 1)
+
+    def evaluate(self, sol, inst, ledger, viol):
+        s = sol["server"]
+        bad = (s != np.rint(s)) | (s < 0) | (s > inst.M - 1)
+        viol.add("server_index", np.where(bad, np.inf, 0.0))
+
+
+class UserCompute(Block):
+    name = "user_compute"
+    requires = ("llm",)
+    doc = ("Local training of α_n layers on the user's GPU: T = α ψ/(f C D) (1), "
+           "E = α κ₁ f² ψ/(C D) (2); f_n ≤ f_max (9f).")
+    params = (
+        Param("cores", "core", {"dist": "uniform_int", "low": 4, "high": 6}, "C^U_n, GPU cores (Apple A15: 4-6)", per="user", min=1, max=1e7, integer=True),
+        Param("flops_per_cycle", "FLOP/cycle/core", 1.0, "D^U_n", per="user", min=1e-6, max=1e6),
+        Param("f_max_GHz", "GHz", {"dist": "uniform", "low": 0.5, "high": 1.0}, "f^max_n (9f)", per="user", min=1e-6, max=1e3),
+        Param("f_min_GHz", "GHz", 0.05, "lowest GPU frequency (positivity; not in the paper)", min=1e-6, max=1e3),
+        Param("kappa", "W/(cycle/s)^3", 1e-28, "κ₁, power = κ₁ f³ (not given by the paper; usual MEC value)", min=0, max=1e-20),
+    )
+
+    def _coef(self, inst):
+        d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
+        cd = d["cores"] * d["flops_per_cycle"]
+        # T per layer = ψ·1e12 / (f·1e9·C·D) s ; E per layer = κ·(f·1e9)²·ψ·1e12/(C·D) J
+        return psi * 1e3 / cd, self.p["kappa"] * 1e30 * psi / cd
+
+    def variables(self, inst):
+        return [VarSpec("f_GHz", "GHz", "f_n, user GPU frequency", component="f")]
+
+    def reference(self, inst, sol):
+        sol["f_GHz"] = inst.block(self.name)["f_max_GHz"].astype(float)
+
+    def build(self, m, inst, ledger):
+        d = inst.block(self.name)
+        m.f = pyo.Var(m.U, bounds=lambda m, n: (self.p["f_min_GHz"], float(d["f_max_GHz"][n])),
+                      initialize=lambda m, n: float(d["f_max_GHz"][n]))
+        t, e = self._coef(inst)
+        ledger.delay["user_compute"] = [m.alpha[n] * float(t[n]) / m.f[n] for n in m.U]
+        ledger.energy["user_compute"] = [m.alpha[n] * float(e[n]) * m.f[n] ** 2 for n in m.U]
+
+    def evaluate(self, sol, inst, ledger, viol):
+        d = inst.block(self.name)
+        f, a = sol["f_GHz"], sol["alpha"]
+        t, e = self._coef(inst)
+        ledger.delay["user_compute"] = a * t / f
+        ledger.energy["user_compute"] = a * e * f**2
+        viol.leq("f_max", f, d["f_max_GHz"])
+        viol.add("f_min", (self.p["f_min_GHz"] - f) / self.p["f_min_GHz"])
+
+
+class EdgeCompute(Block):
+    name = "edge_compute"
+    requires = ("llm", "association")
+    doc = ("Training of the remaining Υ−α_n layers on the associated server with a GPU-frequency "
+           "share f_{n,m}: T = (Υ−α) ψ/(f_{n,m} C^E D^E) (5), E = (Υ−α) κ₂ f_{n,m}² ψ/(C^E D^E) (6); "
+           "budget Σ_n χ f_{n,m} (= or ≤) f^max_m (9g).")
+    params = (
+        Param("cores", "core", {"dist": "uniform_int", "low": 2560, "high": 5120}, "C^E_m (T4/V100)", per="server", min=1, max=1e8, integer=True),
+        Param("flops_per_cycle", "FLOP/cycle/core", {"dist": "uniform", "low": 1.0, "high": 2.0}, "D^E_m", per="server", min=1e-6, max=1e6),
+        Param("F_max_GHz", "GHz", {"dist": "uniform", "low": 1.0, "high": 3.0}, "f^max_m, the server's GPU-frequency budget", per="server", min=1e-6, max=1e4),
+        Param("fe_min_GHz", "GHz", 0.01, "smallest share a served user gets (positivity; not in the paper)", min=1e-9, max=1e3),
+        Param("kappa", "W/(cycle/s)^3", 1e-28, "κ₂ (not given by the paper)", min=0, max=1e-20),
+        Param("budget", "1", "eq", "'eq' as in the paper (9g), or 'le'", choices=("eq", "le")),
+    )
+
+    def _coef(self, inst):
+        d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
+        cd = d["cores"] * d["flops_per_cycle"]  # (M,)
+        return psi[:, None] * 1e3 / cd[None, :], self.p["kappa"] * 1e30 * psi[:, None] / cd[None, :]
+
+    def variables(self, inst):
+        return [VarSpec("fe_GHz", "GHz", "f_{n,m(n)}, GPU-frequency share of the user's server", component="fe", pair=True)]
+
+    def reference(self, inst, sol):
+        s = sol["server"]
+        sol["fe_GHz"] = inst.block(self.name)["F_max_GHz"][s] / np.bincount(s, minlength=inst.M)[s]
+
+    def build(self, m, inst, ledger):
+        d = inst.block(self.name)
+        Y = float(inst.block("llm")["layers"])
+        m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
+                       initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
+        t, e = self._coef(inst)
+        ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
+        ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
+        F = d["F_max_GHz"]
+        if self.p["budget"] == "eq":
+            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) == float(F[j])
+        else:
+            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) <= float(F[j])
+        m.edge_freq_budget = pyo.Constraint(m.S, rule=rule)
+
+    def evaluate(self, sol, inst, ledger, viol):
+        d = inst.block(self.name)
+        Y = float(inst.block("llm")["layers"])
+        s, fe, a = inst.servers_of(sol), sol["fe_GHz"], sol["alpha"]
+        t, e = self._coef(inst)
+        rows = np.arange(inst.N)
+        ledger.delay["edge_compute"] = (Y - a) * t[rows, s] / fe
+        ledger.energy["edge_compute"] = (Y - a) * e[rows, s] * fe**2
+        used = np.bincount(s, weights=fe, minlength=inst.M)
+        (viol.eq if self.p["budget"] == "eq" else viol.leq)("edge_freq_budget", used, d["F_max_GHz"])
+        viol.leq("fe_max", fe, d["F_max_GHz"][s])
+        viol.add("fe_min", (self.p["fe_min_GHz"] - fe) / self.p["fe_min_GHz"])
+
+
+class Uplink(Block):
+    name = "uplink"
+    requires = ("llm", "association")
+    doc = ("FDMA uplink: r_{n,m} = b log2(1 + g p/(σ² b)); energy p s/r (3) always, delay s/r when "
+           "'delay = true' (not in the paper's objective; design-notes §3.1); p ≤ p_max (9d); "
+           "budget Σ_n χ b_{n,m} (= or ≤) b^max_m (9e). Upload s: the paper's algorithm uses s = d_n "
+           "bits ('tokens'); 'activations' sends B·d·h elements.")
+    params = (
+        Param("p_max_W", "W", {"dist": "uniform", "low": 1.0, "high": 2.0}, "p^max_n (9d)", per="user", min=1e-9, max=1e3),
+        Param("p_min_W", "W", 0.0, "transmit-power floor; needed when the delay term is off (design-notes §3.1)", min=0, max=1e3),
+        Param("b_max_MHz", "MHz", 20.0, "b^max_m, the server's bandwidth budget", per="server", min=1e-9, max=1e6),
+        Param("b_min_MHz", "MHz", 1e-3, "smallest bandwidth a served user gets (positivity; not in the paper)", min=1e-12, max=1e6),
+        Param("noise_dBm_per_Hz", "dBm/Hz", -134.0, "σ² as a PSD: the paper's '-134 dBm' (spec §1.11)", min=-250, max=0),
+        Param("upload", "1", "tokens", "upload size s_n: 'tokens' (s = d_n bits, the paper's algorithm) or 'activations'",
+              choices=("tokens", "activations")),
+        Param("delay", "1", False, "add the uplink delay s/r to the delay ledger"),
+        Param("budget", "1", "eq", "'eq' as in the paper (9e), or 'le'", choices=("eq", "le")),
+    )
+
+    def derive(self, inst):
+        sigma2_W_per_Hz = 10 ** (self.p["noise_dBm_per_Hz"] / 10) * 1e-3
+        llm = inst.block("llm")
+        s = llm["tokens"] * 1e-6 if self.p["upload"] == "tokens" else llm["activations_Mbit"]
+        # g·p/(σ²·b[Hz]) = snr·p/b[MHz] with snr = g/(σ²·1e6)
+        return {"snr_per_W_MHz": inst.topology["gain"] / (sigma2_W_per_Hz * 1e6), "upload_Mbit": np.asarray(s, float)}
+
+    def variables(self, inst):
+        return [VarSpec("p_W", "W", "p_n, transmit power", component="p"),
+                VarSpec("b_MHz", "MHz", "b_{n,m(n)}, bandwidth from the user's server", component="b", pair=True)]
+
+    def reference(self, inst, sol):
+        d, s = inst.block(self.name), sol["server"]
+        sol["p_W"] = d["p_max_W"].astype(float)
+        sol["b_MHz"] = d["b_max_MHz"][s] / np.bincount(s, minlength=inst.M)[s]
+
+    def build(self, m, inst, ledger):
+        d = inst.block(self.name)
+        m.p = pyo.Var(m.U, bounds=lambda m, n: (self.p["p_min_W"], float(d["p_max_W"][n])),
+                      initialize=lambda m, n: float(d["p_max_W"][n]))
+        m.b = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["b_min_MHz"], float(d["b_max_MHz"][j])),
+                      initialize=lambda m, n, j: float(d["b_max_MHz"][j]) / max(1, -(-inst.N // inst.M)))
+        a, s = d["snr_per_W_MHz"], d["upload_Mbit"]
+
+        def rate(n, j):  # Mbit/s
+            return m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2
+
+        m.rate = pyo.Expression(m.U, m.S, rule=lambda m, n, j: rate(n, j))
+        ledger.energy["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
+        if self.p["delay"]:
+            ledger.delay["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) / m.rate[n, j]) for n in m.U]
+        B = d["b_max_MHz"]
+        if self.p["budget"] == "eq":
+            rule = lambda m, j: sum(m.chi[n, j] * m.b[n, j] for n in m.U) == float(B[j])
+        else:
+            rule = lambda m, j: sum(m.chi[n, j] * m.b[n, j] for n in m.U) <= float(B[j])
+        m.bandwidth_budget = pyo.Constraint(m.S, rule=rule)
+
+    def evaluate(self, sol, inst, ledger, viol):
+        d = inst.block(self.name)
+        s_idx, p, b = inst.servers_of(sol), sol["p_W"], sol["b_MHz"]
+        a = d["snr_per_W_MHz"][np.arange(inst.N), s_idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = b * np.log2(1 + a * p / b)
+            t = d["upload_Mbit"] / r
+        ledger.energy["uplink"] = p * t
+        if self.p["delay"]:
+            ledger.delay["uplink"] = t
+        used = np.bincount(s_idx, weights=b, minlength=inst.M)
+        (viol.eq if self.p["budget"] == "eq" else viol.leq)("bandwidth_budget", used, d["b_max_MHz"])
+        viol.leq("p_max", p, d["p_max_W"])
+        viol.add("p_min", self.p["p_min_W"] - p if self.p["p_min_W"] > 0 else -p)
+        viol.add("b_min", (self.p["b_min_MHz"] - b) / self.p["b_min_MHz"])
+
+
+class Stability(Block):
+    name = "stability"
+    requires = ("llm",)
+    doc = ("Average-replace-one stability bound of partial fine-tuning (Theorem 1, eq. 10): "
+           "AS_n = 2L²/(k_n (1 − α_n/Υ)); requires α_n ≤ Υ−1 (infinite at α_n = Υ).")
+    params = (
+        Param("lipschitz", "1", 1.0, "L, Lipschitz constant of the loss (not given; only ω_s·2L²/k matters)", min=1e-12, max=1e12),
+        Param("samples", "sample", {"dist": "uniform_int", "low": 100, "high": 1000}, "k_n, local training-set size (not given)", per="user", min=1, max=1e12, integer=True),
+    )
+
+    def _c(self, inst):
+        return 2 * self.p["lipschitz"] ** 2 / inst.block(self.name)["samples"]
+
+    def build(self, m, inst, ledger):
+        Y, c = float(inst.block("llm")["layers"]), self._c(inst)
+        ledger.stability["stability"] = [float(c[n]) / (1 - m.alpha[n] / Y) for n in m.U]
+
+    def evaluate(self, sol, inst, ledger, viol):
+        Y, c = float(inst.block("llm")["layers"]), self._c(inst)
+        with np.errstate(divide="ignore"):
+            ledger.stability["stability"] = np.where(sol["alpha"] < Y, c / (1 - sol["alpha"] / Y), np.inf)
+
+
+CORE_BLOCKS = (LLM, Association, UserCompute, EdgeCompute, Uplink, Stability)

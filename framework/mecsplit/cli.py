@@ -1,0 +1,267 @@
+"""The ``mecsplit`` command line.
+
+Exit codes: 0 success; 1 a check failed (infeasible point, objective disagreement, a flagged or
+failed solve); 2 bad input (the one-line message names the file, the field and the fix);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+EPILOG = """examples:
+  mecsplit variants
+  mecsplit instance --variant default --users 10 --servers 3 --seed 1 -o inst.json
+  mecsplit solve --variant default --instance inst.json --solver greedy -o result.json
+  mecsplit check --variant default --instance inst.json result.json
+  mecsplit plugins
+  mecsplit bench run default
+
+exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 130 interrupted
+"""
+
+
+def _parse_option(s: str) -> tuple[str, Any]:
+    if "=" not in s:
+        raise InputError("<option>", "--option", f"got {s!r}", "key=value, value in JSON (e.g. iters=20, tol=1e-6)")
+    k, v = s.split("=", 1)
+    try:
+        return k.strip(), json.loads(v)
+    except json.JSONDecodeError:
+        return k.strip(), v
+
+
+def _variant(args):
+    from .variant import load_variant
+
+    return load_variant(args.variant)
+
+
+def cmd_variants(args) -> int:
+    from .variant import available_variants, load_variant
+
+    if args.show:
+        v = load_variant(args.show)
+        print(f"{v.name}  ({v.path})\n  {v.description}\n  extends: {' -> '.join(v.chain)}")
+        print(f"  sizes: {v.sizes}  generator: {v.generator[0]} {v.generator[1]}")
+        print(f"  objective: {v.objective.kind} weights={dict(v.objective.weights)} normalise={v.objective.normalise}")
+        for b in v.blocks:
+            print(f"  [{b.name}] " + ", ".join(f"{k}={val}" for k, val in b.p.items()))
+        return 0
+    for name, path in available_variants().items():
+        try:
+            v = load_variant(path)
+            print(f"{name:22s} {v.description}")
+        except InputError as e:
+            print(f"{name:22s} (invalid: {e})")
+    return 0
+
+
+def cmd_blocks(args) -> int:
+    from .plugins import get_manager
+
+    mgr = get_manager()
+    for name, cls in sorted(mgr.blocks.items()):
+        print(f"[blocks.{name}]  (plugin {mgr.block_origin[name]})  {cls.doc}")
+        for p in cls.params:
+            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
+            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+    return 0
+
+
+def cmd_instance(args) -> int:
+    from .instance import generate
+
+    inst = generate(_variant(args), args.users, args.servers, args.seed)
+    if args.output:
+        inst.save(args.output)
+        print(f"wrote {args.output}: variant {inst.variant.name}, {inst.N} users x {inst.M} servers, seed {inst.seed}, hash {inst.hash}")
+    else:
+        sys.stdout.write(inst.to_json())
+    return 0
+
+
+def _load_instance(args, variant):
+    from .instance import load
+
+    return load(args.instance, variant)
+
+
+def cmd_solve(args) -> int:
+    from .solve import solve
+
+    variant = _variant(args)
+    inst = _load_instance(args, variant)
+    options = dict(_parse_option(o) for o in args.option)
+    res = solve(variant, inst, args.solver, options, args.time_limit, args.seed)
+    text = res.to_json()
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    v = res.verification or {}
+    print(f"{args.solver}: status {res.status.value}, objective {res.objective}, bound {res.bound}, gap {res.gap}, "
+          f"{res.wall_time_s:.3f} s, {res.iterations} iterations; verifier: {v.get('verdict')} {v.get('flags') or ''}")
+    if res.message:
+        print(f"  message: {res.message}")
+    for k in ("total_energy_J", "avg_delay_s", "mean_stability"):
+        if k in res.metrics:
+            print(f"  {k} = {res.metrics[k]:.6g}")
+    return 0 if v.get("verdict") == "ok" and res.status.value != "error" else 1
+
+
+def cmd_check(args) -> int:
+    from .result import Status
+    from .solve import verify
+
+    variant = _variant(args)
+    inst = _load_instance(args, variant)
+    try:
+        d = json.loads(Path(args.result).read_text())
+    except FileNotFoundError:
+        raise InputError(args.result, "<file>", "no such file", "a result JSON written by 'mecsplit solve -o'") from None
+    except json.JSONDecodeError as e:
+        raise InputError(args.result, "<json>", f"not valid JSON ({e})", "a result JSON written by 'mecsplit solve -o'") from None
+    if not isinstance(d, dict) or "solution" not in d:
+        raise InputError(args.result, "solution", "missing", "a result JSON with a 'solution' table")
+    obj = d.get("objective")
+    if obj is not None and (isinstance(obj, bool) or not isinstance(obj, (int, float))):
+        raise InputError(args.result, "objective", f"got {obj!r}", "a number or null")
+    try:
+        status = Status(d.get("status", "feasible"))
+    except ValueError:
+        raise InputError(args.result, "status", f"got {d.get('status')!r}", " | ".join(s.value for s in Status)) from None
+    from .evaluate import evaluate
+
+    ev = evaluate(variant, inst, d["solution"], where=args.result)
+    ver, _ = verify(variant, inst, None, status, d["solution"], obj, d.get("bound"))
+    print(f"objective (evaluated) = {ev.objective:.12g}   reported = {obj}")
+    for k, val in ev.metrics.items():
+        if k != "objective":
+            print(f"  {k:28s} {val:.6g}")
+    print("constraints (max relative violation):")
+    for k, val in sorted(ev.violations.items()):
+        print(f"  {k:28s} {val:.3g}{'  VIOLATED' if val > 1e-6 else ''}")
+    print(f"verdict: {ver['verdict']} {ver['flags'] or ''}")
+    return 0 if ver["verdict"] == "ok" else 1
+
+
+def probe(spec, timeout_s: float = 30.0) -> str:
+    """Availability by solving a tiny model (not by importing)."""
+    from .instance import generate
+    from .solve import solve
+    from .variant import load_variant
+
+    missing = spec.missing_requirements()
+    if missing:
+        return f"unavailable: missing {', '.join(missing)}"
+    name = "default" if spec.variants is None or "default" in spec.variants else spec.variants[0]
+    try:
+        v = load_variant(name)
+        inst = generate(v, 2, 1, 0)
+        t = time.perf_counter()
+        r = solve(v, inst, spec.name, time_limit_s=timeout_s)
+    except InputError as e:
+        return f"not probed ({e.problem})"
+    if r.status.value == "error" or (r.verification or {}).get("verdict") != "ok":
+        return f"FAILED probe on {name} 2x1: {r.status.value} {r.message[:80]} {(r.verification or {}).get('flags')}"
+    return f"ok ({name} 2x1 in {time.perf_counter() - t:.2f} s)"
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import get_manager
+
+    mgr = get_manager()
+    for pname, info in mgr.info.items():
+        print(f"{pname} {info['version']}  [{info['source']}]")
+        for s in sorted((s for s in mgr.solvers.values() if s.plugin == pname), key=lambda s: s.name):
+            avail = "not probed" if args.no_probe else probe(s)
+            kind = "exact" if s.exact else "heuristic"
+            scope = ",".join(s.variants) if s.variants else ("blocks " + ",".join(s.blocks) if s.blocks else "any variant")
+            print(f"    solver {s.name:22s} {kind:9s} {scope:28s} {avail}")
+        steps = sorted(st.name for st in mgr.steps.values() if st.plugin == pname)
+        if steps:
+            print(f"    steps: {', '.join(steps)}")
+        blocks = sorted(b for b, o in mgr.block_origin.items() if o == pname)
+        if blocks:
+            print(f"    blocks: {', '.join(blocks)}")
+    for pname, err in mgr.errors.items():
+        print(f"{pname}  FAILED TO LOAD: {err}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
+                                 "variants, instances, solver plugins, verification and benchmarks.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plugins-dir", action="append", default=[], help="folder of single-file plugins (*.py); repeatable")
+    ap.add_argument("--block-plugin", action="append", default=[], help="do not load this plugin (entry-point name); repeatable")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("variants", help="list variants (or --show NAME)")
+    p.add_argument("--show", metavar="NAME")
+    p.set_defaults(fn=cmd_variants)
+
+    p = sub.add_parser("blocks", help="list the blocks variant files can use, with parameters and units")
+    p.set_defaults(fn=cmd_blocks)
+
+    p = sub.add_parser("plugins", help="list plugins, their solvers and availability (probed by solving a 2x1 model)")
+    p.add_argument("--no-probe", action="store_true")
+    p.set_defaults(fn=cmd_plugins)
+
+    p = sub.add_parser("instance", help="generate a seeded instance")
+    p.add_argument("--variant", default="default")
+    p.add_argument("--users", type=int)
+    p.add_argument("--servers", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output")
+    p.set_defaults(fn=cmd_instance)
+
+    p = sub.add_parser("solve", help="solve an instance with a registered solver; the result is verified")
+    p.add_argument("--variant", default="default")
+    p.add_argument("--instance", required=True)
+    p.add_argument("--solver", required=True)
+    p.add_argument("--time-limit", type=float, metavar="SECONDS")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0, help="seed of the solver's own random choices")
+    p.add_argument("-o", "--output")
+    p.set_defaults(fn=cmd_solve)
+
+    p = sub.add_parser("check", help="evaluate a result's solution independently; exit 1 if infeasible or disagreeing")
+    p.add_argument("--variant", default="default")
+    p.add_argument("--instance", required=True)
+    p.add_argument("result")
+    p.set_defaults(fn=cmd_check)
+
+    try:
+        from .bench.cli import add_parser as add_bench
+    except ImportError:
+        add_bench = None
+    if add_bench is not None:
+        add_bench(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.plugins_dir or args.block_plugin:
+            from .plugins import get_manager
+
+            get_manager(reload=True, plugins_dirs=args.plugins_dir, blocked=args.block_plugin)
+        return int(args.fn(args) or 0)
+    except InputError as e:
+        print(f"mecsplit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The independent evaluator: plain numpy, no Pyomo.
+
+Given a variant, an instance and a candidate solution (one value per user for every decision
+variable, see :meth:`Variant.variables`), it computes per-user and total energy (J), delay (s),
+stability, the objective, and every constraint's violation (relative to its right-hand side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .blocks.base import Ledger, Violations
+from .errors import InputError
+
+FEASIBILITY_TOL = 1e-6  # relative constraint violation accepted as feasible
+OBJECTIVE_RTOL = 1e-6   # a reported objective must match the evaluated one to this relative tolerance
+
+
+@dataclass
+class Evaluation:
+    objective: float
+    feasible: bool
+    max_violation: float
+    violations: dict[str, float]
+    metrics: dict[str, float]
+    per_user: dict[str, list[float]] = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {"objective": self.objective, "feasible": self.feasible, "max_violation": self.max_violation,
+                "violations": {k: v for k, v in self.violations.items() if v > 0}, "metrics": self.metrics}
+
+
+def coerce_solution(variant, inst, sol: Any, where: str = "<solution>") -> dict[str, np.ndarray]:
+    """Validate a solution mapping (names, shapes, numbers) and return numpy arrays."""
+    if not isinstance(sol, dict):
+        raise InputError(where, "solution", "not a mapping", "{variable: [one value per user]}")
+    out = {}
+    for v in variant.variables(inst):
+        if v.name not in sol:
+            raise InputError(where, f"solution.{v.name}", "missing", f"{inst.N} values in {v.unit}")
+        try:
+            a = np.asarray(sol[v.name], dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(where, f"solution.{v.name}", "not numeric", f"{inst.N} numbers in {v.unit}") from None
+        if a.shape != (inst.N,):
+            raise InputError(where, f"solution.{v.name}", f"shape {a.shape}", f"{inst.N} values (one per user)")
+        if not np.all(np.isfinite(a)):
+            raise InputError(where, f"solution.{v.name}", "contains NaN or infinite values", "finite numbers")
+        out[v.name] = a
+    if "server" in out:
+        s = out["server"]
+        if np.any(s != np.rint(s)) or np.any(s < 0) or np.any(s >= inst.M):
+            raise InputError(where, "solution.server", "not a server index", f"whole numbers in [0, {inst.M - 1}]")
+        out["server"] = s.astype(int)
+    return out
+
+
+def _run_blocks(variant, inst, sol) -> tuple[Ledger, Violations]:
+    ledger, viol = Ledger(), Violations()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for b in variant.blocks:
+            b.evaluate(sol, inst, ledger, viol)
+    return ledger, viol
+
+
+def _totals(ledger: Ledger, n: int) -> dict[str, np.ndarray]:
+    return {k: sum((np.asarray(c, float) for c in getattr(ledger, k).values()), np.zeros(n))
+            for k in ("delay", "energy", "stability", "quality")}
+
+
+def ledger_totals(variant, inst, sol: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    ledger, _ = _run_blocks(variant, inst, sol)
+    return _totals(ledger, inst.N)
+
+
+def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str = "<solution>") -> Evaluation:
+    s = coerce_solution(variant, inst, sol, where)
+    ledger, viol = _run_blocks(variant, inst, s)
+    tot = _totals(ledger, inst.N)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        obj = variant.objective.evaluate(inst, tot)
+    if not np.isfinite(obj):
+        viol.add("objective_finite", np.inf)
+    metrics = {
+        "objective": obj,
+        "total_energy_J": float(np.sum(tot["energy"])),
+        "avg_delay_s": float(np.mean(tot["delay"])),
+        "max_delay_s": float(np.max(tot["delay"])),
+        "mean_stability": float(np.mean(tot["stability"])),
+    }
+    if variant.has_block("service_quality"):
+        metrics["total_quality"] = float(np.sum(tot["quality"]))
+    for k in ("delay", "energy"):
+        unit = "s" if k == "delay" else "J"
+        for comp, vals in getattr(ledger, k).items():
+            metrics[f"{k}_{unit}.{comp}"] = float(np.sum(vals))
+    viols = {k: float(np.max(v)) for k, v in viol.items.items()}
+    mx = viol.max()
+    return Evaluation(objective=obj, feasible=bool(mx <= tol), max_violation=mx, violations=viols, metrics=metrics,
+                      per_user={"delay_s": tot["delay"].tolist(), "energy_J": tot["energy"].tolist(),
+                                "stability": tot["stability"].tolist()})

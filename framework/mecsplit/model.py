@@ -1,0 +1,69 @@
+"""Pyomo model of (variant, instance), and conversions between the model and a solution.
+
+Sets ``m.U`` (users 0..N-1) and ``m.S`` (servers 0..M-1); each block adds its variables (``alpha``,
+``chi``, ``p``, ``b``, ``f``, ``fe``, ...) and constraints; the objective is ``m.obj`` (minimised).
+Model units are those of :mod:`mecsplit.blocks.base` (TFLOP, GHz, MHz, Mbit, W, s, J).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+
+from .blocks.base import Ledger
+
+
+def build_model(variant, inst, relax_integers: bool = False) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel(name=f"{variant.name}-{inst.N}x{inst.M}-seed{inst.seed}")
+    m.U = pyo.RangeSet(0, inst.N - 1)
+    m.S = pyo.RangeSet(0, inst.M - 1)
+    ledger = Ledger()
+    for b in variant.blocks:
+        b.build(m, inst, ledger)
+    variant.objective.build(m, inst, ledger)
+    if relax_integers:
+        pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
+    return m
+
+
+def extract_solution(m, variant, inst) -> dict[str, list[float]]:
+    """Per-user solution from the model's current values (pair variables read at the user's server)."""
+    specs = variant.variables(inst)
+    sol: dict[str, list[float]] = {}
+    server = np.zeros(inst.N, dtype=int)
+    if hasattr(m, "chi"):
+        chi = np.array([[pyo.value(m.chi[n, j]) for j in m.S] for n in m.U], dtype=float)
+        server = np.argmax(chi, axis=1)
+        sol["server"] = server.tolist()
+    for v in specs:
+        if v.name == "server":
+            continue
+        comp = getattr(m, v.component or v.name)
+        if v.pair:
+            vals = [pyo.value(comp[n, int(server[n])]) for n in m.U]
+        else:
+            vals = [pyo.value(comp[n]) for n in m.U]
+        sol[v.name] = [float(x) for x in vals]
+    return sol
+
+
+def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> None:
+    """Set model values from a per-user solution (a warm start); variables named in ``fix``
+    (solution names, e.g. ``("server", "alpha")``) are fixed."""
+    server = np.asarray(sol.get("server", np.zeros(inst.N)), dtype=int)
+    for v in variant.variables(inst):
+        if v.name not in sol:
+            continue
+        if v.name == "server":
+            for n in m.U:
+                for j in m.S:
+                    m.chi[n, j].set_value(1.0 if j == server[n] else 0.0)
+                    if "server" in fix:
+                        m.chi[n, j].fix()
+            continue
+        comp = getattr(m, v.component or v.name)
+        for n in m.U:
+            idx = (n, int(server[n])) if v.pair else n
+            comp[idx].set_value(float(sol[v.name][n]), skip_validation=True)
+            if v.name in fix:
+                comp[idx].fix()

@@ -1,0 +1,87 @@
+"""The ``[objective]`` table of a variant: how the per-user ledgers become one number (minimised).
+
+kinds
+* ``weighted_sum`` — Σ_n ω_t·delay_n + ω_e·energy_n + ω_s·stability_n (spec §1.7, P2). With
+  ``normalise = "reference"`` (default) ω_x = w_x / X_ref, X_ref being the ledger total of the
+  reference solution stored in the instance (spec §1.11 [I]); with ``"none"`` ω_x = w_x.
+* ``max_delay`` — max_n delay_n (SFT, variant-models §2.4: the slowest device sets the iteration time).
+* ``cost_per_quality`` — (Σ_n ω_t·delay_n + ω_e·energy_n) / Σ_n quality_n, the reciprocal of DASHF's
+  service-cost ratio (spec §2.2), so that every variant is a minimisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyomo.environ as pyo
+
+from .errors import InputError
+
+KINDS = ("weighted_sum", "max_delay", "cost_per_quality")
+LEDGERS = ("delay", "energy", "stability")
+REF_KEYS = {"delay": "delay_ref_s", "energy": "energy_ref_J", "stability": "stability_ref"}
+
+
+@dataclass(frozen=True)
+class Objective:
+    kind: str = "weighted_sum"
+    weights: tuple[tuple[str, float], ...] = (("delay", 1.0), ("energy", 1.0), ("stability", 1.0))
+    normalise: str = "reference"
+
+    @classmethod
+    def from_table(cls, t: dict[str, Any], where: str) -> "Objective":
+        extra = set(t) - {"kind", "weights", "normalise"}
+        if extra:
+            raise InputError(where, f"objective.{sorted(extra)[0]}", "unknown key", "kind, weights, normalise")
+        kind = t.get("kind", "weighted_sum")
+        if kind not in KINDS:
+            raise InputError(where, "objective.kind", f"got {kind!r}", " | ".join(KINDS))
+        norm = t.get("normalise", "reference")
+        if norm not in ("reference", "none"):
+            raise InputError(where, "objective.normalise", f"got {norm!r}", "'reference' | 'none'")
+        w = t.get("weights", {})
+        if not isinstance(w, dict):
+            raise InputError(where, "objective.weights", "must be a table", "{delay = 1, energy = 1, stability = 1}")
+        weights = {"delay": 1.0, "energy": 1.0, "stability": 1.0}
+        for k, v in w.items():
+            if k not in weights:
+                raise InputError(where, f"objective.weights.{k}", "unknown ledger", ", ".join(LEDGERS))
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                raise InputError(where, f"objective.weights.{k}", f"got {v!r}", "a finite number >= 0")
+            weights[k] = float(v)
+        return cls(kind, tuple(weights.items()), norm)
+
+    def omega(self, inst) -> dict[str, float]:
+        """ω_x per ledger (the weights the model actually uses)."""
+        w = dict(self.weights)
+        if self.normalise == "none":
+            return w
+        ref = inst.normalisation
+        return {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
+
+    # --- Pyomo ----------------------------------------------------------------------------------
+    def build(self, m, inst, ledger) -> None:
+        om = self.omega(inst)
+        per_user = {k: [sum(c[n] for c in getattr(ledger, k).values()) for n in m.U] for k in LEDGERS + ("quality",)}
+        if self.kind == "weighted_sum":
+            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)))
+        elif self.kind == "max_delay":
+            m.tau = pyo.Var(domain=pyo.NonNegativeReals)
+            m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: per_user["delay"][n] <= m.tau)
+            m.obj = pyo.Objective(expr=m.tau)
+        else:
+            cost = sum(om[k] * per_user[k][n] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
+            m.obj = pyo.Objective(expr=cost / sum(per_user["quality"][n] for n in m.U))
+
+    # --- numpy ----------------------------------------------------------------------------------
+    def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:
+        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,))."""
+        om = self.omega(inst)
+        if self.kind == "weighted_sum":
+            return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS))
+        if self.kind == "max_delay":
+            return float(np.max(totals["delay"]))
+        cost = om["delay"] * np.sum(totals["delay"]) + om["energy"] * np.sum(totals["energy"])
+        return float(cost / np.sum(totals["quality"]))

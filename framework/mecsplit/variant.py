@@ -1,0 +1,188 @@
+"""Declarative problem variants: TOML files under ``models/`` (format: ``models/README.md``).
+
+A variant names its blocks with their parameters, the instance generator, default sizes and the
+objective; ``extends = "other"`` deep-merges this file over another variant (``enabled = false``
+drops an inherited block). Files are found by path, then by name in ``$MECSPLIT_MODELS``
+(``os.pathsep``-separated folders), then among the variants shipped with mecsplit.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .blocks.base import Block
+from .errors import InputError
+from .objective import Objective
+
+TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "notes"}
+SHIPPED = Path(__file__).parent / "data" / "models"
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("MECSPLIT_MODELS", "").split(os.pathsep) if p]
+    return [*extra, SHIPPED]
+
+
+def available_variants() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for d in reversed(search_path()):
+        if d.is_dir():
+            out.update({p.stem: p for p in sorted(d.glob("*.toml"))})
+    return dict(sorted(out.items()))
+
+
+def find_variant(name_or_path: str | os.PathLike) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise InputError(str(p), "<file>", "no such variant file", "an existing .toml file or a variant name")
+        return p
+    for d in search_path():
+        cand = d / f"{p.name}.toml"
+        if cand.is_file():
+            return cand
+    raise InputError(str(name_or_path), "variant", "unknown variant",
+                     ", ".join(available_variants()) or "(no variant files found)")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(str(path), "<toml>", f"not valid TOML: {e}", "TOML 1.0 (see models/README.md)") from None
+    except UnicodeDecodeError:
+        raise InputError(str(path), "<file>", "not UTF-8 text", "a UTF-8 TOML file") from None
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and "dist" not in v:
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Merged table of a file and its ``extends`` chain, plus the chain of names."""
+    if path.resolve() in seen:
+        chain = " -> ".join(p.stem for p in (*seen, path))
+        raise InputError(str(path), "variant.extends", f"circular extends ({chain})", "a chain without cycles")
+    raw = _read_toml(path)
+    bad = set(raw) - TOP_KEYS
+    if bad:
+        raise InputError(str(path), sorted(bad)[0], "unknown top-level table", ", ".join(sorted(TOP_KEYS)))
+    meta = raw.get("variant", {})
+    if not isinstance(meta, dict):
+        raise InputError(str(path), "variant", "must be a table", "[variant] name = ..., description = ...")
+    parent = meta.get("extends")
+    if parent is None:
+        return raw, [path.stem]
+    if not isinstance(parent, str):
+        raise InputError(str(path), "variant.extends", f"got {parent!r}", "the name of another variant")
+    try:
+        ppath = path.parent / f"{parent}.toml" if (path.parent / f"{parent}.toml").is_file() else find_variant(parent)
+    except InputError:
+        raise InputError(str(path), "variant.extends", f"unknown variant {parent!r}", ", ".join(available_variants())) from None
+    base, chain = _resolve(ppath, (*seen, path.resolve()))
+    return deep_merge(base, raw), [*chain, path.stem]
+
+
+@dataclass
+class Variant:
+    name: str
+    path: Path
+    description: str
+    chain: list[str]
+    blocks: list[Block]
+    generator: tuple[str, dict[str, Any]]
+    sizes: dict[str, int]
+    objective: Objective
+    table: dict[str, Any] = field(repr=False)
+
+    def block(self, name: str) -> Block:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def has_block(self, name: str) -> bool:
+        return any(b.name == name for b in self.blocks)
+
+    def structure_hash(self) -> str:
+        """Hash of everything that shapes an instance (blocks, generator) — not the objective, so
+        a weight sweep reuses instances."""
+        key = {"blocks": {b.name: b.p for b in self.blocks}, "generator": self.generator}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
+        """A copy with a nested table merged over this one (e.g. a suite's weight sweep)."""
+        return build_variant(deep_merge(self.table, overrides), self.path, self.chain)
+
+    def variables(self, inst) -> list:
+        return [v for b in self.blocks for v in b.variables(inst)]
+
+
+def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Variant:
+    path = find_variant(name_or_path)
+    table, chain = _resolve(path)
+    if overrides:
+        table = deep_merge(table, overrides)
+    return build_variant(table, path, chain)
+
+
+def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Variant:
+    from .plugins import get_manager
+
+    where = str(path)
+    pm = get_manager()
+    meta = table.get("variant", {})
+    blocks_t = table.get("blocks")
+    if not isinstance(blocks_t, dict) or not blocks_t:
+        raise InputError(where, "blocks", "no blocks", "at least one [blocks.<name>] table")
+    blocks: list[Block] = []
+    for bname, settings in blocks_t.items():
+        if not isinstance(settings, dict):
+            raise InputError(where, f"blocks.{bname}", "must be a table", "[blocks.<name>] with parameters")
+        enabled = settings.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise InputError(where, f"blocks.{bname}.enabled", f"got {enabled!r}", "true | false")
+        if not enabled:
+            continue
+        cls = pm.blocks.get(bname)
+        if cls is None:
+            raise InputError(where, f"blocks.{bname}", "unknown block", ", ".join(sorted(pm.blocks)))
+        blocks.append(cls(settings, where))
+    names = {b.name for b in blocks}
+    for b in blocks:
+        missing = [r for r in b.requires if r not in names]
+        if missing:
+            raise InputError(where, f"blocks.{b.name}", f"needs block(s) {', '.join(missing)}", f"add [blocks.{missing[0]}]")
+    gen = table.get("generator", {"name": "uniform-square"})
+    if not isinstance(gen, dict):
+        raise InputError(where, "generator", "must be a table", "[generator] name = ...")
+    gen = dict(gen)
+    gname = gen.pop("name", "uniform-square")
+    if gname not in pm.generators:
+        raise InputError(where, "generator.name", f"unknown generator {gname!r}", ", ".join(sorted(pm.generators)))
+    gparams = pm.generators[gname].validate(gen, where)
+    sizes = dict(table.get("sizes", {}))
+    for k in ("users", "servers"):
+        v = sizes.get(k, 50 if k == "users" else 10)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(where, f"sizes.{k}", f"got {v!r}", "a whole number >= 1")
+        sizes[k] = v
+    obj = Objective.from_table(table.get("objective", {}), where)
+    if obj.kind == "cost_per_quality" and not any(b.name == "service_quality" for b in blocks):
+        raise InputError(where, "objective.kind", "cost_per_quality needs a quality term", "add [blocks.service_quality]")
+    return Variant(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
+                   chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table)
