@@ -3,14 +3,14 @@ any third-party plugin (solvers live in the distributions under ``plugins/``).""
 
 from __future__ import annotations
 
-from .blocks import ALL_BLOCKS
+from .blocks import builtin_blocks
 from .generators import BUILTIN_GENERATORS
 from .plugins import hookimpl
 
 
 @hookimpl
 def register_blocks(registry):
-    for cls in ALL_BLOCKS:
+    for cls in builtin_blocks():
         registry.add_block(cls)
 
 

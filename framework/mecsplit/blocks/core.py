@@ -279,4 +279,4 @@ class Stability(Block):
             ledger.stability["stability"] = np.where(sol["alpha"] < Y, c / (1 - sol["alpha"] / Y), np.inf)
 
 
-CORE_BLOCKS = (LLM, Association, UserCompute, EdgeCompute, Uplink, Stability)
+BLOCKS = (LLM, Association, UserCompute, EdgeCompute, Uplink, Stability)

@@ -195,9 +195,7 @@ def to_sx(prog: Program, roots, x: ca.SX, p: ca.SX) -> list:
             v = vals[op[1]] / vals[op[2]]
         elif k == "^":
             base, expo = op[1], op[2]
-            if prog.ops[expo][0] == "c" and prog.ops[expo][1] == 2.0:
-                v = ca.sq(vals[base])
-            elif not prog.has_x[expo]:
+            if not prog.has_x[expo]:
                 # exponent is constant w.r.t. x: no log(base) term in the derivative
                 v = ca.constpow(vals[base], vals[expo])
             else:
