@@ -116,6 +116,19 @@ class Param:
         return out
 
 
+def smallest(value: Any) -> float:
+    """Smallest value a constant or distribution can take."""
+    if not isinstance(value, dict):
+        return float(value)
+    return float(min(value["values"])) if "values" in value else float(value["low"])
+
+
+def largest(value: Any) -> float:
+    if not isinstance(value, dict):
+        return float(value)
+    return float(max(value["values"])) if "values" in value else float(value["high"])
+
+
 def draw(value: Any, rng: np.random.Generator, shape: tuple[int, ...], integer: bool) -> np.ndarray:
     """Draw an array of ``shape`` from a validated constant or distribution."""
     if not isinstance(value, dict):
@@ -189,6 +202,7 @@ class Block:
     doc: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()  # (low, high) parameter pairs that must satisfy low <= high
 
     def __init__(self, settings: dict[str, Any], where: str = "<variant>"):
         known = {p.name: p for p in self.params}
@@ -200,6 +214,11 @@ class Block:
         for name, prm in known.items():
             raw = settings.get(name, prm.default)
             self.p[name] = prm.validate(raw, where, f"blocks.{self.name}.{name}")
+        for lo_name, hi_name in self.ordered:
+            if smallest(self.p[hi_name]) < largest(self.p[lo_name]):
+                raise InputError(where, f"blocks.{self.name}.{lo_name}",
+                                 f"{largest(self.p[lo_name])} exceeds the smallest possible {hi_name} ({smallest(self.p[hi_name])})",
+                                 f"{lo_name} <= {hi_name}")
 
     # --- instance generation -------------------------------------------------------------------
     def generate(self, rng: np.random.Generator, n_users: int, n_servers: int) -> dict[str, np.ndarray]:

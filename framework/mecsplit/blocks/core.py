@@ -36,6 +36,7 @@ class LLM(Block):
               choices=("integer", "continuous")),
         Param("alpha_min", "layer", 1, "smallest split α_n (9a)", min=0, max=1000),
     )
+    ordered = (("alpha_min", "layers"),)
 
     def derive(self, inst):
         d = inst.block("llm")["tokens"].astype(float)
@@ -95,6 +96,7 @@ class UserCompute(Block):
         Param("f_min_GHz", "GHz", 0.05, "lowest GPU frequency (positivity; not in the paper)", min=1e-6, max=1e3),
         Param("kappa", "W/(cycle/s)^3", 1e-28, "κ₁, power = κ₁ f³ (not given by the paper; usual MEC value)", min=0, max=1e-20),
     )
+    ordered = (("f_min_GHz", "f_max_GHz"),)
 
     def _coef(self, inst):
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
@@ -140,6 +142,7 @@ class EdgeCompute(Block):
         Param("kappa", "W/(cycle/s)^3", 1e-28, "κ₂ (not given by the paper)", min=0, max=1e-20),
         Param("budget", "1", "eq", "'eq' as in the paper (9g), or 'le'", choices=("eq", "le")),
     )
+    ordered = (("fe_min_GHz", "F_max_GHz"),)
 
     def _coef(self, inst):
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
@@ -200,6 +203,7 @@ class Uplink(Block):
         Param("delay", "1", False, "add the uplink delay s/r to the delay ledger"),
         Param("budget", "1", "eq", "'eq' as in the paper (9e), or 'le'", choices=("eq", "le")),
     )
+    ordered = (("p_min_W", "p_max_W"), ("b_min_MHz", "b_max_MHz"))
 
     def derive(self, inst):
         sigma2_W_per_Hz = 10 ** (self.p["noise_dBm_per_Hz"] / 10) * 1e-3
