@@ -53,6 +53,7 @@ def test_defaults_reproduce_the_paper_setup():
 
 def test_extends_chain_and_overrides():
     v = load_variant("hardware-2024")
+    assert v.name == "hardware-2024"
     assert v.chain == ["liu-zhao-2024", "default", "hardware-2024"]
     assert v.block("uplink").p["delay"] is True and v.block("uplink").p["upload"] == "activations"
     assert v.block("edge_compute").p["budget"] == "le"

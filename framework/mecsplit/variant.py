@@ -94,7 +94,9 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], l
     except InputError:
         raise InputError(str(path), "variant.extends", f"unknown variant {parent!r}", ", ".join(available_variants())) from None
     base, chain = _resolve(ppath, (*seen, path.resolve()))
-    return deep_merge(base, raw), [*chain, path.stem]
+    merged = deep_merge(base, raw)
+    merged["variant"]["name"] = meta.get("name", path.stem)  # a name is never inherited
+    return merged, [*chain, path.stem]
 
 
 @dataclass
