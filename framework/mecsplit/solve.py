@@ -157,8 +157,6 @@ def finish(variant, instance, spec: SolverSpec, out: Outcome, wall: float, trace
         out.solution, out.objective = tracer.best_solution, tracer.best_objective
     bound = out.bound if out.bound is not None else tracer.best_bound
     verification, metrics = verify(variant, instance, spec, status, out.solution, out.objective, bound)
-    if spec.exact and status == Status.TIME_LIMIT and out.solution is None:
-        verification["flags"].append("no_incumbent")
     if tracer.trace and tracer.trace[-1].get("incumbent") != out.objective and out.objective is not None:
         tracer.trace.append({"t_s": wall, "incumbent": out.objective, "bound": bound, "iteration": out.iterations})
     prov = {"solver": spec.name, "solver_version": spec.version, "plugin": spec.plugin, "exact": spec.exact,
