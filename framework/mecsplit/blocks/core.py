@@ -198,8 +198,9 @@ class Uplink(Block):
         Param("b_max_MHz", "MHz", 20.0, "b^max_m, the server's bandwidth budget", per="server", min=1e-9, max=1e6),
         Param("b_min_MHz", "MHz", 1e-3, "smallest bandwidth a served user gets (positivity; not in the paper)", min=1e-12, max=1e6),
         Param("noise_dBm_per_Hz", "dBm/Hz", -134.0, "σ² as a PSD: the paper's '-134 dBm' (spec §1.11)", min=-250, max=0),
-        Param("upload", "1", "tokens", "upload size s_n: 'tokens' (s = d_n bits, the paper's algorithm) or 'activations'",
-              choices=("tokens", "activations")),
+        Param("upload", "1", "tokens", "upload size s_n: 'tokens' (s = d_n bits, the paper's algorithm), 'activations', "
+              "or 'external' (another block, e.g. compression, owns the upload delay/energy terms and uses m.rate)",
+              choices=("tokens", "activations", "external")),
         Param("delay", "1", False, "add the uplink delay s/r to the delay ledger"),
         Param("budget", "1", "eq", "'eq' as in the paper (9e), or 'le'", choices=("eq", "le")),
     )
@@ -208,7 +209,10 @@ class Uplink(Block):
     def derive(self, inst):
         sigma2_W_per_Hz = 10 ** (self.p["noise_dBm_per_Hz"] / 10) * 1e-3
         llm = inst.block("llm")
-        s = llm["tokens"] * 1e-6 if self.p["upload"] == "tokens" else llm["activations_Mbit"]
+        if self.p["upload"] == "external":  # the owning block adds s/r and p·s/r itself
+            s = np.zeros(inst.N)
+        else:
+            s = llm["tokens"] * 1e-6 if self.p["upload"] == "tokens" else llm["activations_Mbit"]
         # g·p/(σ²·b[Hz]) = snr·p/b[MHz] with snr = g/(σ²·1e6)
         return {"snr_per_W_MHz": inst.topology["gain"] / (sigma2_W_per_Hz * 1e6), "upload_Mbit": np.asarray(s, float)}
 
@@ -233,8 +237,9 @@ class Uplink(Block):
             return m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2
 
         m.rate = pyo.Expression(m.U, m.S, rule=lambda m, n, j: rate(n, j))
-        ledger.energy["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
-        if self.p["delay"]:
+        if self.p["upload"] != "external":
+            ledger.energy["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
+        if self.p["delay"] and self.p["upload"] != "external":
             ledger.delay["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) / m.rate[n, j]) for n in m.U]
         B = d["b_max_MHz"]
         if self.p["budget"] == "eq":
@@ -250,8 +255,9 @@ class Uplink(Block):
         with np.errstate(divide="ignore", invalid="ignore"):
             r = b * np.log2(1 + a * p / b)
             t = d["upload_Mbit"] / r
-        ledger.energy["uplink"] = p * t
-        if self.p["delay"]:
+        if self.p["upload"] != "external":
+            ledger.energy["uplink"] = p * t
+        if self.p["delay"] and self.p["upload"] != "external":
             ledger.delay["uplink"] = t
         used = np.bincount(s_idx, weights=b, minlength=inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("bandwidth_budget", used, d["b_max_MHz"])
