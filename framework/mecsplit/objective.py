@@ -68,8 +68,11 @@ class Objective:
         if self.kind == "weighted_sum":
             m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)))
         elif self.kind == "max_delay":
-            m.tau = pyo.Var(domain=pyo.NonNegativeReals)
-            m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: per_user["delay"][n] <= m.tau)
+            # epigraph: τ ≥ delay_n ∀n (s). m.delay_user[n] is user n's delay; after loading a point
+            # (model.load_solution) set τ = max_n value(m.delay_user[n]) to read the objective.
+            m.delay_user = pyo.Expression(m.U, rule=lambda m, n: per_user["delay"][n])
+            m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
+            m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
             m.obj = pyo.Objective(expr=m.tau)
         else:
             cost = sum(om[k] * per_user[k][n] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
