@@ -405,9 +405,10 @@ def test_drivers_agree_on_primal_and_dual():
         assert a.duals[k] == pytest.approx(b.duals[k], rel=1e-5, abs=1e-7)
 
 
-def test_invalid_option_is_reported():
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_invalid_option_is_reported(driver):
     with pytest.raises(InputError, match="no_such_option"):
-        solve_nlp(hs71(), options={"no_such_option": 1.0})
+        solve_nlp(hs71(), driver=driver, options={"no_such_option": 1.0})
     with pytest.raises(InputError, match="driver"):
         solve_nlp(hs71(), driver="knitro")
 
@@ -459,3 +460,19 @@ def test_register_is_idempotent_and_claims_cyipopt_without_asl():
         assert isinstance(pyo.SolverFactory("cyipopt"), CyIpoptDirectSolver)
     else:
         assert not isinstance(pyo.SolverFactory("cyipopt"), CyIpoptDirectSolver)
+
+
+def test_expr_if_and_ranged_conditions():
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(initialize=3.0, bounds=(-5, 5))
+    m.y = pyo.Var(initialize=0.5)
+    m.obj = pyo.Objective(expr=pyo.Expr_if(IF=m.x >= 0, THEN=(m.x - 1) ** 2, ELSE=m.x ** 2 + 1)
+                          + pyo.Expr_if(IF=pyo.inequality(-1, m.y, 1), THEN=m.y ** 2, ELSE=1.0))
+    r = solve_nlp(m, options={"tol": 1e-10})
+    assert r.status == "optimal" and r.objective == pytest.approx(0.0, abs=1e-9)
+    assert (pyo.value(m.x), pyo.value(m.y)) == pytest.approx((1.0, 0.0), abs=1e-6)
+    layout, compiled, _ = compile_model(m)
+    for xv, yv in [(2.0, 0.3), (-2.0, 0.3), (2.0, 3.0)]:
+        f = float(compiled.fn_f([xv, yv], []))
+        m.x.set_value(xv), m.y.set_value(yv)
+        assert f == pytest.approx(pyo.value(m.obj))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import casadi as ca
 import numpy as np
+from pyomo.common.gc_manager import PauseGC
 from pyomo.core.base import Constraint, Objective, SOSConstraint, maximize
 from pyomo.core.base.logical_constraint import LogicalConstraint
 from pyomo.core.expr.numvalue import value
@@ -23,7 +24,8 @@ from mecsplit.errors import InputError
 
 from .casadi_walk import Program, Walker, to_sx
 
-CACHE_SIZE = 32
+CACHE_SIZE = 32  # compiled structures kept
+NLPSOL_CACHE = 4  # casadi.nlpsol objects kept per structure (one per Ipopt option set)
 # Violation above which a constraint without free variables makes the NLP infeasible.
 TRIVIAL_TOL = 1e-8
 
@@ -160,16 +162,26 @@ class CompiledNLP:
         return self
 
     def nlpsol(self, ipopt_options: dict):
-        """CasADi's own Ipopt for this structure (cached per option set)."""
+        """CasADi's own Ipopt for this structure. CasADi fixes Ipopt options when it builds the
+        solver, so solvers are cached per option set (the last NLPSOL_CACHE sets)."""
         key = tuple(sorted((k, repr(v)) for k, v in ipopt_options.items()))
-        solver = self._nlpsols.get(key)
-        if solver is None:
+        solver = self._nlpsols.pop(key, None)
+        if solver is not None:
+            self._nlpsols[key] = solver  # most recently used last
+        else:
             t0 = time.perf_counter()
             nlp = {"x": self.x, "p": self.p, "f": self.f, "g": self.g}
-            solver = ca.nlpsol("mecsplit", "ipopt", nlp,
-                               {"ipopt": dict(ipopt_options), "print_time": False,
-                                "error_on_fail": False})
+            try:
+                solver = ca.nlpsol("mecsplit", "ipopt", nlp,
+                                   {"ipopt": dict(ipopt_options), "print_time": False,
+                                    "error_on_fail": False})
+            except RuntimeError as err:  # CasADi validates Ipopt options here
+                msg = str(err).strip().splitlines()[-1]
+                raise InputError("<option>", "options", f"casadi.nlpsol rejected them: {msg}",
+                                 "valid Ipopt options") from None
             self._nlpsols[key] = solver
+            while len(self._nlpsols) > NLPSOL_CACHE:
+                self._nlpsols.pop(next(iter(self._nlpsols)))
             self.deriv_time_s += time.perf_counter() - t0
         return solver
 
@@ -184,6 +196,11 @@ _STATS = {"hits": 0, "misses": 0}
 
 def compile_model(model, relax_integers: bool = False, cache: bool = True):
     """(layout, compiled, cache_hit) for ``model``; raises :class:`InputError` on bad input."""
+    with PauseGC():  # the walk allocates many small tuples; cyclic GC passes only cost time
+        return _compile_model(model, relax_integers, cache)
+
+
+def _compile_model(model, relax_integers, cache):
     layout, prog, roots = extract(model, relax_integers)
     compiled = _CACHE.get(layout.key) if cache else None
     if compiled is not None:

@@ -156,6 +156,7 @@ def solve_cyipopt(layout: Layout, compiled: CompiledNLP, options: dict, tee: boo
     global _TIMED
     if _TIMED is None:
         _TIMED = _cyipopt_problem_class()
+    t0 = time.perf_counter()  # solve time includes building the NLP and cyipopt problem
     nlp = CasadiPyomoNLP(layout, compiled)
     problem = _TIMED(nlp, intermediate_callback=intermediate_callback,
                      halt_on_evaluation_error=halt_on_evaluation_error)
@@ -172,7 +173,6 @@ def solve_cyipopt(layout: Layout, compiled: CompiledNLP, options: dict, tee: boo
         quiet = not tee and opts.get("print_level") == 0
         ctx = contextlib.nullcontext() if quiet else capture_output(
             sys.stdout if tee else None, capture_fd=True)
-        t0 = time.perf_counter()
         with ctx:
             x, info = problem.solve(nlp.init_primals())
         solve_time = time.perf_counter() - t0
