@@ -1,0 +1,205 @@
+"""Lagrangian branch-and-bound over user→server assignments and split ranges (docs/exact.md §4).
+
+A node restricts every user to a set of servers (``allowed``, (N, M) bool) and a range of split
+indices [klo, khi]. Its bound is the maximised Lagrangian dual (lagrangian.py); incumbents come from
+the Lagrangian assignment, repaired and solved exactly with fixed.py. Branching: the user whose
+master-LP weights are split over servers (child 1: only its heaviest server; child 2: not that
+server), else split over α on one server (α ≤ ⌊ᾱ⌋ | α ≥ ⌊ᾱ⌋+1), else the closest Lagrangian tie.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+
+import numpy as np
+
+from .fixed import solve_fixed, to_solution
+from .lagrangian import DualEval, Master, maximise
+
+
+class BnB:
+    def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None):
+        self.D, self.tracer = D, tracer
+        self.rel_gap, self.abs_gap, self.node_limit = rel_gap, abs_gap, node_limit
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
+        self.dual_iters = dual_iters
+        self.ev = DualEval(D)
+        self.inc = None          # best fixed-assignment result
+        self.nodes = 0
+        self.log = log
+        self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None}
+        self.stats_float = True
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def clock(self):
+        return time.perf_counter()
+
+    def tol(self):
+        if self.inc is None:
+            return 0.0
+        return max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
+
+    def offer(self, server, k, improve_alpha=True):
+        r = solve_fixed(self.D, server, k, improve_alpha)
+        self.stats["fixed_solves"] += 1
+        if r is None:
+            return None
+        if self.inc is None or r["obj"] < self.inc["obj"]:
+            self.inc = r
+            self.tracer.incumbent(r["obj"], to_solution(self.D, r))
+        return r
+
+    def repair(self, server, vnm):
+        """Give every empty server (equality frequency budget) the user whose move costs least."""
+        server = server.copy()
+        D = self.D
+        for _ in range(D.M):
+            cnt = np.bincount(server, minlength=D.M)
+            empty = np.nonzero(cnt == 0)[0]
+            if empty.size == 0:
+                return server
+            m = empty[0]
+            cur = vnm[np.arange(D.N), server]
+            delta = vnm[:, m] - cur
+            delta[cnt[server] < 2] = np.inf
+            if not np.isfinite(delta).any():
+                return None
+            server[int(np.argmin(delta))] = m
+        return server
+
+    def heuristic(self, ev, allowed):
+        server = ev["m"].copy()
+        k = ev["k"].copy()
+        if self.D.eq_f:
+            server = self.repair(server, ev["vnm"])
+            if server is None:
+                return None
+            k = ev["knm"][np.arange(self.D.N), server]
+        return self.offer(server, k)
+
+    # -- main --------------------------------------------------------------------------------------
+    def run(self, warm=None):
+        D = self.D
+        N, M = D.N, D.M
+        # incumbents: warm start, strongest-gain assignment, then the Lagrangian loop
+        if warm is not None:
+            self.offer(np.asarray(warm["server"], int), np.searchsorted(D.alphas, np.clip(np.rint(warm["alpha"]), D.alphas[0], D.alphas[-1])))
+        start = np.argmax(D.a, axis=1)
+        if D.eq_f:
+            start = self.repair(start, -D.a) if self.repair(start, -D.a) is not None else np.arange(N) % M
+        self.offer(start, np.zeros(N, int))
+        allowed = np.ones((N, M), bool)
+        klo, khi = np.zeros(N, int), np.full(N, D.K - 1)
+        lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
+        for _ in range(3):  # dual heuristic: Lagrangian assignment at the incumbent's KKT multipliers
+            ev = self.ev(lam, mu, allowed, klo, khi)
+            r = self.heuristic(ev, allowed)
+            if r is None:
+                break
+            lam, mu = r["lam"], r["mu"]
+        lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
+
+        cnt = itertools.count()
+        heap = [(-np.inf, next(cnt), allowed, klo, khi, lam, mu, Master(D))]
+        global_lb = -np.inf
+        status = "optimal"
+        while heap:
+            lb_open = heap[0][0]
+            if lb_open > global_lb:
+                global_lb = lb_open
+                self.tracer.bound(min(global_lb, self.inc["obj"]))
+            if self.inc["obj"] - global_lb <= self.tol():
+                break
+            if self.clock() > self.deadline:
+                status = "time_limit"
+                break
+            if self.nodes >= self.node_limit:
+                status = "node_limit"
+                break
+            plb, _, allowed, klo, khi, lam, mu, master = heapq.heappop(heap)
+            if plb >= self.inc["obj"] - self.tol():
+                continue
+            self.nodes += 1
+            self.tracer.iteration()
+            cutoff = self.inc["obj"] - self.tol()
+            best, sol, its = maximise(D, self.ev, master, lam, mu, allowed, klo, khi, max_iter=self.dual_iters,
+                                      cutoff=cutoff, deadline=self.deadline, clock=self.clock)
+            self.stats["dual_evals"] += its + 1
+            bound = max(plb, best["L"])
+            if self.nodes == 1:
+                self.stats["root_bound"] = float(bound)
+                self.stats["root_time_s"] = self.clock() - self.t0
+            self.heuristic(best, allowed)
+            if self.log:
+                self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
+            if bound >= self.inc["obj"] - self.tol():
+                continue
+            br = self.choose(best, sol, allowed, klo, khi)
+            if br is None:  # no branching candidate: node is a single option per user
+                continue
+            for ch_allowed, ch_klo, ch_khi in br:
+                if D.eq_f and np.any(~ch_allowed.any(axis=0)):
+                    continue  # some server can no longer be used: infeasible with "eq" budgets
+                heapq.heappush(heap, (bound, next(cnt), ch_allowed, ch_klo, ch_khi, best["lam"], best["mu"],
+                                      master.filtered(ch_allowed, ch_klo, ch_khi)))
+        if not heap and status == "optimal":
+            global_lb = max(global_lb, self.inc["obj"] - self.tol())
+        global_lb = min(global_lb, self.inc["obj"])
+        self.tracer.bound(global_lb)
+        self.stats["nodes"] = self.nodes
+        gap_ok = self.inc["obj"] - global_lb <= self.tol() * (1 + 1e-9)
+        return self.inc, global_lb, ("optimal" if gap_ok else status)
+
+    def choose(self, best, sol, allowed, klo, khi):
+        D = self.D
+        N, M = D.N, D.M
+        cand = None
+        if sol is not None and len(sol["weights"]) == len(sol["user"]):
+            w = np.clip(sol["weights"], 0.0, None)
+            W = np.zeros((N, M))
+            np.add.at(W, (sol["user"], sol["srv"]), w)
+            tot = W.sum(axis=1)
+            Wn = W / np.where(tot > 0, tot, 1.0)[:, None]
+            frac = 1.0 - Wn.max(axis=1)
+            frac[allowed.sum(axis=1) <= 1] = 0.0
+            n = int(np.argmax(frac))
+            if frac[n] > 1e-6:
+                cand = ("server", n, int(np.argmax(Wn[n])))
+            else:
+                ka = np.zeros(N)
+                np.add.at(ka, sol["user"], w * sol["k"])
+                ka = ka / np.where(tot > 0, tot, 1.0)
+                fk = np.abs(ka - np.rint(ka))
+                fk[khi <= klo] = 0.0
+                n = int(np.argmax(fk))
+                if fk[n] > 1e-6:
+                    cand = ("alpha", n, int(np.floor(ka[n])))
+        if cand is None:  # closest tie between a user's best option and its best on another server
+            vnm = best["vnm"].copy()
+            rows = np.arange(N)
+            v1 = vnm[rows, best["m"]]
+            vnm[rows, best["m"]] = np.inf
+            gap = (vnm.min(axis=1) - v1) / np.maximum(np.abs(v1), 1e-300)
+            gap[allowed.sum(axis=1) <= 1] = np.inf
+            if np.isfinite(gap).any():
+                n = int(np.argmin(gap))
+                cand = ("server", n, int(best["m"][n]))
+            else:
+                # all servers fixed: split ranges left?
+                open_k = np.nonzero(khi > klo)[0]
+                if open_k.size == 0:
+                    return None
+                n = int(open_k[0])
+                cand = ("alpha", n, int(np.clip(best["k"][n], klo[n], khi[n] - 1)))
+        kind, n, j = cand
+        if kind == "server":
+            a1 = allowed.copy(); a1[n, :] = False; a1[n, j] = True
+            a2 = allowed.copy(); a2[n, j] = False
+            return [(a1, klo, khi), (a2, klo, khi)]
+        j = int(np.clip(j, klo[n], khi[n] - 1))
+        h1 = khi.copy(); h1[n] = j
+        l2 = klo.copy(); l2[n] = j + 1
+        return [(allowed, klo, h1), (allowed, l2, khi)]

@@ -1,0 +1,203 @@
+"""Instance data in model units and the vectorised per-option convex subproblems.
+
+For one user n, one option (server m, split α) and budget multipliers (λ_m ≥ 0 on bandwidth, μ_m on
+the GPU-frequency budget) the Lagrangian subproblem separates into three independent pieces
+(docs/exact.md §2, design-notes §3.2):
+
+* user compute   α·min_f (ω_t a_T/f + ω_e a_E f²)             closed form (cube root, clipped);
+* edge compute   min_x w(t/x + e x²) + μ x, w = Υ − α           1-D convex, root of an increasing g';
+* uplink         min_{p,b} (c0 + c1 p)/r(p,b) + λ b            convex in (log p, log b): inner p*(b)
+                                                                 from a scalar monotone equation, outer
+                                                                 root of dΦ/dlog b (increasing).
+
+Every 1-D solve is a bracketed root of a monotone function run to a relative width of ~1e-14, so the
+returned value exceeds the true minimum by O(1e-28) relative (flat at the minimum); the callers
+subtract a relative safety margin (``SAFETY``) from every bound to cover floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mecsplit.errors import InputError
+
+LN2 = math.log(2.0)
+SAFETY = 1e-11          # relative margin subtracted from every Lagrangian bound (rounding)
+CORE_BLOCKS = ("llm", "association", "user_compute", "edge_compute", "uplink", "stability")
+
+
+class Data:
+    """Everything the exact solver needs, in model units (TFLOP, GHz, MHz, Mbit, W, s, J)."""
+
+    def __init__(self, variant, inst):
+        names = [b.name for b in variant.blocks]
+        extra = sorted(set(names) - set(CORE_BLOCKS))
+        if extra:
+            raise InputError("<exact>", f"variant.blocks.{extra[0]}", "block not supported by the exact solver",
+                             ", ".join(CORE_BLOCKS))
+        for req in CORE_BLOCKS[:-1]:
+            if req not in names:
+                raise InputError("<exact>", f"variant.blocks.{req}", "missing", "the core blocks " + ", ".join(CORE_BLOCKS[:-1]))
+        if variant.objective.kind != "weighted_sum":
+            raise InputError("<exact>", "objective.kind", f"got {variant.objective.kind!r}", "weighted_sum")
+        llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_compute", "uplink"))
+        if llm["split"] != "integer":
+            raise InputError("<exact>", "blocks.llm.split", f"got {llm['split']!r}", "integer")
+        if up["upload"] == "external":
+            raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
+        om = variant.objective.omega(inst)
+        wt, we, ws = om["delay"], om["energy"], om["stability"]
+        self.N, self.M = inst.N, inst.M
+        self.Y = float(llm["layers"])
+        self.has_stab = inst.has_block("stability")
+        amax = self.Y - 1.0 if self.has_stab else self.Y
+        self.alphas = np.arange(math.ceil(float(llm["alpha_min"]) - 1e-9), math.floor(amax + 1e-9) + 1, dtype=float)
+        if self.alphas.size == 0:
+            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range", f"alpha_min <= {amax}")
+        self.K = self.alphas.size
+        psi = np.asarray(llm["psi_TFLOP"], float)
+        cd = uc["cores"] * uc["flops_per_cycle"]
+        aT, aE = wt * psi * 1e3 / cd, we * uc["kappa"] * 1e30 * psi / cd
+        fmin, fmax = float(uc["f_min_GHz"]), np.asarray(uc["f_max_GHz"], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fs = np.where(aE > 0, np.cbrt(aT / (2 * np.where(aE > 0, aE, 1.0))), np.where(aT > 0, np.inf, fmin))
+        self.f = np.clip(fs, fmin, fmax)
+        self.A = aT / self.f + aE * self.f**2                     # per-layer user cost at its optimal f
+        cdE = ec["cores"] * ec["flops_per_cycle"]
+        self.t = wt * psi[:, None] * 1e3 / cdE[None, :]            # (N, M) ω_t·e_T
+        self.e = we * ec["kappa"] * 1e30 * psi[:, None] / cdE[None, :]   # (N, M) ω_e·e_E
+        self.fe_lo = float(ec["fe_min_GHz"])
+        self.F = np.asarray(ec["F_max_GHz"], float)
+        self.eq_f = ec["budget"] == "eq"
+        if self.has_stab:
+            st = inst.block("stability")
+            self.stab_c = ws * 2 * float(st["lipschitz"]) ** 2 / np.asarray(st["samples"], float)
+        else:
+            self.stab_c = np.zeros(self.N)
+        s = np.asarray(up["upload_Mbit"], float)
+        self.a = np.asarray(up["snr_per_W_MHz"], float)
+        self.c0 = wt * s * (1.0 if up["delay"] else 0.0)
+        self.c1 = we * s
+        self.p_lo = np.full(self.N, float(up["p_min_W"]))
+        self.p_hi = np.asarray(up["p_max_W"], float)
+        self.b_lo = float(up["b_min_MHz"])
+        self.B = np.asarray(up["b_max_MHz"], float)
+        self.eq_b = up["budget"] == "eq"
+        if np.any((self.c0 <= 0) & (self.c1 > 0) & (self.p_lo <= 0)):
+            raise InputError("<exact>", "blocks.uplink.p_min_W", "0 with no uplink delay: the optimum is not attained "
+                             "(design-notes §3.1)", "p_min_W > 0 or delay = true")
+        # per-option constant part α·A + ω_s·AS(α): (N, K)
+        w = self.Y - self.alphas
+        with np.errstate(divide="ignore"):
+            stab = np.where(w > 0, self.stab_c[:, None] * self.Y / np.where(w > 0, w, 1.0)[None, :],
+                            np.where(self.stab_c[:, None] > 0, np.inf, 0.0))
+        self.user_part = self.alphas[None, :] * self.A[:, None] + stab
+        self.w = w
+
+
+# ------------------------------------------------------------------------------------------------
+def root_inc(g, lo, hi, rtol=1e-14, maxit=200, atol=0.0):
+    """Vectorised root of increasing functions on brackets [lo, hi] (flat arrays), Illinois method.
+
+    ``g(x, sel)`` evaluates the functions with indices ``sel`` at ``x``. Where g(lo) ≥ 0 the answer is
+    lo; where g(hi) ≤ 0 it is hi (the constrained minimiser of the convex primitive)."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    idx = np.arange(lo.size)
+    glo, ghi = g(lo, idx), g(hi, idx)
+    x = np.where(glo >= 0, lo, hi)
+    act = np.nonzero((glo < 0) & (ghi > 0))[0]
+    a, b, fa, fb = lo[act], hi[act], glo[act], ghi[act]
+    side = np.zeros(act.size, dtype=np.int8)
+    for _ in range(maxit):
+        if act.size == 0:
+            break
+        c = (a * fb - b * fa) / (fb - fa)
+        bad = ~((c > a) & (c < b))
+        c[bad] = 0.5 * (a[bad] + b[bad])
+        fc = g(c, act)
+        left = fc < 0
+        right = ~left
+        a = np.where(left, c, a)
+        fa = np.where(left, fc, fa)
+        fb = np.where(left & (side == -1), 0.5 * fb, fb)
+        b = np.where(right, c, b)
+        fb = np.where(right, fc, fb)
+        fa = np.where(right & (side == 1), 0.5 * fa, fa)
+        side = np.where(left, -1, 1).astype(np.int8)
+        done = (fc == 0) | (b - a <= rtol * np.maximum(np.abs(a), np.abs(b)) + atol)
+        x[act] = c
+        if done.any():
+            keep = ~done
+            act, a, b, fa, fb, side = act[keep], a[keep], b[keep], fa[keep], fb[keep], side[keep]
+    return x
+
+
+def edge_solve(w, t, e, mu, lo, hi):
+    """min_{x∈[lo,hi]} w(t/x + e x²) + μ x, elementwise (arrays broadcast). Returns (value, x)."""
+    W, T, E, Mu, Lo, Hi = (np.ascontiguousarray(v, dtype=float).ravel() for v in
+                           np.broadcast_arrays(w, t, e, mu, lo, hi))
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (w, t, e, mu, lo, hi)))
+    WT, WE = W * T, W * E
+
+    def g(x, s):
+        return -WT[s] / (x * x) + 2 * WE[s] * x + Mu[s]
+
+    x = root_inc(g, Lo, Hi)
+    val = WT / x + WE * x * x + Mu * x
+    return val.reshape(shape), x.reshape(shape)
+
+
+def _psi_inv(v):
+    """z ≥ 0 with ψ(z) = (1+z)ln(1+z) − z = v (v ≥ 0), Newton from the left-start √(2v)."""
+    z = np.sqrt(2 * v)
+    for _ in range(100):
+        small = z < 1e-2
+        zs = np.where(small, z, 0.0)
+        ps_small = zs**2 / 2 - zs**3 / 6 + zs**4 / 12 - zs**5 / 20 + zs**6 / 30 - zs**7 / 42 + zs**8 / 56
+        psi = np.where(small, ps_small, (1 + z) * np.log1p(z) - z)
+        d = np.log1p(z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(d > 0, (psi - v) / d, 0.0)
+        zn = np.maximum(z - step, 0.0)
+        if np.all(np.abs(zn - z) <= 1e-15 * np.maximum(zn, 1e-300)):
+            z = zn
+            break
+        z = zn
+    return z
+
+
+def p_star(b, a, c0, c1, plo, phi):
+    """argmin_{p∈[plo,phi]} (c0 + c1 p)/r(p, b) for fixed b (quasi-convex in p)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(c1 > 0, a * c0 / np.where(c1 > 0, c1, 1.0) / b, 0.0)
+        z = _psi_inv(v)
+        p = np.where(c1 > 0, b * z / a, phi)
+    return np.clip(p, plo, phi)
+
+
+def rate(p, b, a):
+    return b * np.log1p(a * p / b) / LN2
+
+
+def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi):
+    """min_{p,b} (c0 + c1 p)/r(p, b) + λ b over the box (λ ≥ 0), elementwise. Returns (value, p, b)."""
+    arrs = np.broadcast_arrays(a, c0, c1, lam, plo, phi, blo, bhi)
+    shape = arrs[0].shape
+    A, C0, C1, Lm, Plo, Phi, Blo, Bhi = (np.ascontiguousarray(v, dtype=float).ravel() for v in arrs)
+
+    def g(y, s):  # dΦ/dlog b (envelope theorem), increasing in y = log b
+        b = np.exp(y)
+        p = p_star(b, A[s], C0[s], C1[s], Plo[s], Phi[s])
+        z = A[s] * p / b
+        r = b * np.log1p(z) / LN2
+        rb = (np.log1p(z) - z / (1 + z)) / LN2
+        return b * (-(C0[s] + C1[s] * p) * rb / (r * r) + Lm[s])
+
+    y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=1e-15, atol=1e-14)
+    b = np.exp(y)
+    b = np.clip(b, Blo, Bhi)
+    p = p_star(b, A, C0, C1, Plo, Phi)
+    val = (C0 + C1 * p) / rate(p, b, A) + Lm * b
+    return val.reshape(shape), p.reshape(shape), b.reshape(shape)
