@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ipopt_bridge.py [--sizes 10x3,50x10,200x20] [--starts mid,upper]
                                             [--repeat 3] [--seed 0] [--resolves 8] [--tuned k=v,...]
+                                            [--sweep]
 
 The NLP (continuous split fine-tuning over a mobile edge network, fixed round-robin association
 j(i) = i mod J): per user i, transmit power p_i in [0.01, 2] W, local CPU f_i in [0.5, 1] GHz, split
@@ -127,17 +128,17 @@ def run_reference(d: dict, start: str, options: dict) -> dict:
                 obj=float(sol["f"]), callbacks=cb, status=st["return_status"])
 
 
-def run_bridge(d: dict, start: str, driver: str, options: dict) -> dict:
+def run_bridge(d: dict, start: str, driver: str, options: dict, warm: bool = True) -> dict:
     t0 = time.perf_counter()
     m = build_pyomo(d, start)
     build = time.perf_counter() - t0
     clear_cache()  # measure a cold compile
     r = solve_nlp(m, driver=driver, options=options, load_solutions=False)
     # a second solve of the same structure hits the compile cache
-    warm = solve_nlp(m, driver=driver, options=options, load_solutions=False)
+    w = solve_nlp(m, driver=driver, options=options, load_solutions=False) if warm else None
     return dict(build=build, compile=r.compile_time_s, solve=r.solve_time_s, total=r.wall_time_s,
                 iters=r.iterations, obj=r.objective, callbacks=r.callback_time_s,
-                status=r.ipopt_status, warm_compile=warm.compile_time_s)
+                status=r.ipopt_status, warm_compile=w.compile_time_s if w else None)
 
 
 def run_resolves(d: dict, driver: str, options: dict, k: int, cached: bool) -> dict:
@@ -172,6 +173,8 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=1e-8)
     ap.add_argument("--resolves", type=int, default=8,
                     help="solves per size in the compile-cache table (0 to skip)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also try Ipopt option sets on the largest size (slow: L-BFGS runs)")
     ap.add_argument("--tuned", default="",
                     help="extra Ipopt options for a 'cyipopt + opts' row, e.g. "
                          "'mumps_permuting_scaling=0,mumps_scaling=0'")
@@ -227,6 +230,31 @@ def main(argv=None):
                 print(f"| {n_users}×{n_servers} | {driver} | {_ms(off['compile'])} | "
                       f"{_ms(on['compile'])} | {_ms(off['total'])} | {_ms(on['total'])} | "
                       f"{100 * (1 - on['total'] / off['total']):.0f} % |")
+
+    if args.sweep:
+        n_users, n_servers = sizes[-1]
+        sweep(make_data(n_users, n_servers, args.seed), "mid", base, args.repeat)
+
+
+# Ipopt option sets tried on the cyipopt driver (--sweep)
+SWEEP = [
+    {}, {"mumps_pivot_order": 0}, {"mumps_pivot_order": 2}, {"mumps_pivot_order": 4},
+    {"mumps_pivot_order": 6}, {"mumps_permuting_scaling": 0, "mumps_scaling": 0},
+    {"mumps_mem_percent": 100}, {"linear_system_scaling": "none"},
+    {"hessian_approximation": "limited-memory"}, {"mu_strategy": "adaptive"},
+]
+
+
+def sweep(d: dict, start: str, base: dict, repeat: int) -> None:
+    print(f"\nIpopt option sweep, {d['N']}×{d['J']}, start {start}, best of {repeat}")
+    print("\n| driver | options | iters | solve ms | ms/iter | status |")
+    print("|---|---|---|---|---|---|")
+    for driver in ("cyipopt", "casadi"):
+        for extra in SWEEP:
+            r = best_of(lambda: run_bridge(d, start, driver, {**base, **extra}, warm=False), repeat)
+            label = ", ".join(f"{k}={v}" for k, v in extra.items()) or "(defaults)"
+            print(f"| {driver} | {label} | {r['iters']} | {_ms(r['solve'])} | "
+                  f"{1e3 * r['solve'] / max(r['iters'], 1):.2f} | {r['status']} |")
 
 
 def _ms(v):

@@ -11,11 +11,21 @@ derivatives cached by structure (``compile``), exposed through PyNumero's ``NLP`
 """
 
 from .api import NLPResult, solve_nlp
-from .compile import cache_info, clear_cache, compile_model
-from .nlp import CasadiPyomoNLP
 from .solver import CyIpoptDirectSolver, register
 
-__all__ = ["NLPResult", "solve_nlp", "register", "CyIpoptDirectSolver", "CasadiPyomoNLP",
-           "compile_model", "clear_cache", "cache_info"]
+# heavier names (casadi, scipy, cyipopt) load on first use
+_LAZY = {"compile_model": "compile", "clear_cache": "compile", "cache_info": "compile",
+         "CasadiPyomoNLP": "nlp", "derivative_errors": "check"}
+
+__all__ = ["NLPResult", "solve_nlp", "register", "CyIpoptDirectSolver", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 register()

@@ -6,7 +6,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .drivers import run
 
 
 @dataclass
@@ -47,6 +46,8 @@ def solve_nlp(model, *, options=None, tee=False, driver="cyipopt", relax_integer
     ``relax_integers``. With ``load_solutions`` the final point is written to the Vars when the
     status is optimal, max_iter or time_limit.
     """
+    from .drivers import run  # deferred: cyipopt, scipy and casadi load on first solve
+
     t0 = time.perf_counter()
     out = run(model, options=options, tee=tee, driver=driver, relax_integers=relax_integers)
     lay = out.layout

@@ -20,7 +20,7 @@ from pyomo.core.base import Block, minimize
 from pyomo.opt import SolverFactory, SolverResults, SolverStatus, TerminationCondition
 from pyomo.opt.results.solution import Solution
 
-from .drivers import DRIVERS, run
+from .status import DRIVERS
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class CyIpoptDirectSolver:
         config = self.config(kwds, preserve_implicit=True)
         if not isinstance(model, Block):
             raise ValueError(f"{NAME}.solve(model): model must be a Pyomo Block")
+        from .drivers import run  # deferred: cyipopt, scipy and casadi load on first solve
+
         out = run(model, options=dict(config.options.items()), tee=config.tee,
                   driver=config.driver, relax_integers=config.relax_integers,
                   intermediate_callback=config.intermediate_callback,
