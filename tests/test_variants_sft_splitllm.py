@@ -110,10 +110,27 @@ def test_variant_loads_and_same_seed_gives_byte_identical_instances(name, tmp_pa
     assert 0.05 < ev.objective < 500
 
 
-def test_core_variants_unchanged_by_uplink_external_option():
-    """The new uplink choice 'external' keeps every existing variant's structure (instance hashes)."""
+def test_uplink_external_removes_exactly_the_upload_terms():
+    """upload = 'external' (used with compression) drops s/r from delay and p·s/r from energy, nothing
+    else; the defaults of the core variants are untouched."""
     assert load_variant("default").block("uplink").p["upload"] == "tokens"
     assert load_variant("hardware-2024").block("uplink").p["upload"] == "activations"
+    v = load_variant("hardware-2024")
+    w = load_variant("hardware-2024", overrides={"blocks": {"uplink": {"upload": "external"}}})
+    inst_v, inst_w = generate(v, 4, 2, seed=9), generate(w, 4, 2, seed=9)
+    assert inst_v.topology["gain"].tolist() == inst_w.topology["gain"].tolist()
+    from conftest import random_feasible_point as core_point
+
+    sol = core_point(v, inst_v, np.random.default_rng(2))
+    ev_v, ev_w = evaluate(v, inst_v, sol), evaluate(w, inst_w, sol)
+    up = inst_v.block("uplink")
+    n = np.arange(4)
+    a = up["snr_per_W_MHz"][n, sol["server"]]
+    b, p = np.asarray(sol["b_MHz"]), np.asarray(sol["p_W"])
+    t = up["upload_Mbit"] / (b * np.log2(1 + a * p / b))
+    assert np.allclose(np.asarray(ev_v.per_user["delay_s"]) - ev_w.per_user["delay_s"], t, rtol=1e-10)
+    assert np.allclose(np.asarray(ev_v.per_user["energy_J"]) - ev_w.per_user["energy_J"], p * t, rtol=1e-10)
+    assert "delay_s.uplink" not in ev_w.metrics and ev_w.violations.keys() == ev_v.violations.keys()
 
 
 # --- Pyomo == evaluator --------------------------------------------------------------------------
