@@ -84,7 +84,7 @@ class Walker:
         self.prog.has_x.append(has_x)
         return len(self.prog.ops) - 1
 
-    def _const(self, value) -> int:
+    def const(self, value) -> int:
         value = float(value)
         s = self._consts.get(value)
         if s is None:
@@ -94,7 +94,7 @@ class Walker:
     def _leaf(self, node, component: str):
         """Slot of a leaf or already-walked node, or None if ``node`` must be expanded."""
         if node.__class__ in native_numeric_types:
-            return self._const(node)
+            return self.const(node)
         s = self._memo.get(id(node))
         if s is not None:
             return s
@@ -112,7 +112,7 @@ class Walker:
                                  "fix it, or pass relax_integers=True")
             return self._remember(node, ("x", len(self.prog.variables)), True, self.prog.variables)
         if node.is_constant():
-            return self._const(value(node))
+            return self.const(value(node))
         # mutable Param (or another fixed leaf): a CasADi parameter, value read at solve time
         return self._remember(node, ("p", len(self.prog.params)), False, self.prog.params)
 

@@ -80,7 +80,7 @@ def extract(model, relax_integers: bool = False) -> tuple[Layout, Program, list]
                          "exactly one active objective (or none)")
     walker = Walker(relax_integers=relax_integers, where=where)
     obj = objs[0] if objs else None
-    roots = [walker.walk(obj.expr, obj.name) if obj is not None else walker._const(0.0)]
+    roots = [walker.walk(obj.expr, obj.name) if obj is not None else walker.const(0.0)]
     cons, trivial, g_lb, g_ub = [], [], [], []
     for con in model.component_data_objects(Constraint, active=True, descend_into=True):
         lo, up = con.lb, con.ub

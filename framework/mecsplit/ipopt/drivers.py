@@ -25,6 +25,7 @@ from .compile import CompiledNLP, Layout, compile_model
 from .nlp import CasadiPyomoNLP
 from .status import DRIVERS, IPOPT_STATUS, SHORT_STATUS
 
+
 @dataclass
 class Outcome:
     """Everything a caller needs after one solve. Multipliers follow Ipopt's sign convention for

@@ -12,8 +12,6 @@ negated value when maximising), no solution is attached when Ipopt ends in an er
 
 from __future__ import annotations
 
-import logging
-
 from pyomo.common.config import ConfigBlock, ConfigValue, In
 from pyomo.contrib.pynumero.algorithms.solvers.cyipopt_solver import _ipopt_term_cond
 from pyomo.core.base import Block, minimize
@@ -21,8 +19,6 @@ from pyomo.opt import SolverFactory, SolverResults, SolverStatus, TerminationCon
 from pyomo.opt.results.solution import Solution
 
 from .status import DRIVERS
-
-logger = logging.getLogger(__name__)
 
 TERMINATION = dict(_ipopt_term_cond, Maximum_WallTime_Exceeded=TerminationCondition.maxTimeLimit)
 
