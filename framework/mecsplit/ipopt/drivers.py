@@ -199,6 +199,9 @@ def run(model, *, options=None, tee=False, driver="cyipopt", relax_integers=Fals
     """Compile ``model`` and solve its continuous NLP with Ipopt."""
     if driver not in DRIVERS:
         raise InputError("<option>", "driver", f"unknown driver {driver!r}", ", ".join(DRIVERS))
+    if driver == "casadi" and intermediate_callback is not None:
+        raise InputError("<option>", "intermediate_callback", "needs the cyipopt driver",
+                         "driver='cyipopt', or no callback")
     t0 = time.perf_counter()
     layout, compiled, hit = compile_model(model, relax_integers=relax_integers, cache=cache)
     options = normalize_options(options)
