@@ -1,0 +1,111 @@
+"""The registered solvers: ``liu-zhao`` and the paper's baselines (spec §1.11), each a composition of
+steps from :mod:`mecsplit_liuzhao.decomposition` (``init`` once, then ``cycle`` until the objective
+stops decreasing).
+
+| solver          | init                                                   | cycle                                   |
+|-----------------|--------------------------------------------------------|-----------------------------------------|
+| liu-zhao        | greedy-association, fp-resources                       | <association>, fp-resources             |
+| ao              | greedy-association, exact-alpha, fp-resources-fixed-α  | <association>, exact-alpha, fp-fixed-α  |
+| alpha-only      | greedy-association, random-resources, exact-alpha      | <association>, random-resources, exact-alpha |
+| resources-only  | greedy-association, random-alpha, fp-fixed-α           | <association>, fp-fixed-α               |
+| greedy-fp       | greedy-association, fp-resources                       | —                                       |
+| random-fp       | random-association, fp-resources                       | —                                       |
+| local-only      | greedy-association, alpha-max, fp-fixed-α              | <association>, fp-fixed-α               |
+| edge-only       | greedy-association, alpha-min, fp-fixed-α              | <association>, fp-fixed-α               |
+
+<association> is the option ``association`` = "cccp" (default) | "greedy" | "random" | "none".
+local-only uses α = Υ−1, not Υ: with the stability block AS_n = 2L²/(k(1−α/Υ)) is infinite at α = Υ
+and the variant bounds α ≤ Υ−1 (spec §1.11 [I]); one layer still runs at the edge.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from mecsplit.errors import InputError
+from mecsplit.result import Outcome, Status
+
+from .decomposition import STEPS, Context, decompose, initial_state
+
+ASSOC = {"cccp": "cccp-association", "greedy": "greedy-association", "random": "random-association", "none": None}
+ROUNDING = ("nearest", "exact")
+
+PLANS = {
+    "liu-zhao": (["greedy-association", "fp-resources"], ["<assoc>", "fp-resources"]),
+    "ao": (["greedy-association", "exact-alpha", "fp-resources-fixed-alpha"], ["<assoc>", "exact-alpha", "fp-resources-fixed-alpha"]),
+    "alpha-only": (["greedy-association", "random-resources", "exact-alpha"], ["<assoc>", "random-resources", "exact-alpha"]),
+    "resources-only": (["greedy-association", "random-alpha", "fp-resources-fixed-alpha"], ["<assoc>", "fp-resources-fixed-alpha"]),
+    "greedy-fp": (["greedy-association", "fp-resources"], []),
+    "random-fp": (["random-association", "fp-resources"], []),
+    "local-only": (["greedy-association", "alpha-max", "fp-resources-fixed-alpha"], ["<assoc>", "fp-resources-fixed-alpha"]),
+    "edge-only": (["greedy-association", "alpha-min", "fp-resources-fixed-alpha"], ["<assoc>", "fp-resources-fixed-alpha"]),
+}
+
+DESCRIPTIONS = {
+    "liu-zhao": "Liu & Zhao decomposition: FP resource step (α relaxed, rounded) alternated with the CCCP association LP step",
+    "ao": "classic alternating optimisation: exact integer α-step, then FP resources with α fixed, then association",
+    "alpha-only": "optimise α only (exact), random resources (seeded), association step",
+    "resources-only": "optimise resources only (FP, α fixed), random α (seeded), association step",
+    "greedy-fp": "greedy association (highest rate within bandwidth), then the FP resource step",
+    "random-fp": "random association within bandwidth (seeded), then the FP resource step",
+    "local-only": "α = α_max (Υ−1: AS is infinite at Υ), FP resources, association step",
+    "edge-only": "α = α_min (every layer but α_min at the edge), FP resources, association step",
+}
+
+OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-7, "starts": 3, "rho0": 0.01, "rho_growth": 4.0,
+           "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-9, "fp_max_iter": 300, "rounding": "nearest", "kkt": False}
+
+
+def _bind(name: str, opts: dict):
+    kind, fn = STEPS[name]
+    if kind == "resources" and name.startswith("fp-"):
+        kw = {"tol": opts["fp_tol"], "max_iter": opts["fp_max_iter"], "kkt": opts["kkt"]}
+        if name == "fp-resources":
+            kw["rounding"] = opts["rounding"]
+        return partial(fn, **kw)
+    if name == "cccp-association":
+        return partial(fn, starts=opts["starts"], rho0=opts["rho0"], rho_growth=opts["rho_growth"],
+                       max_iter=opts["cccp_max_iter"], tentative=opts["tentative"])
+    return fn
+
+
+def plan(solver: str, opts: dict):
+    if opts["association"] not in ASSOC:
+        raise InputError("<option>", f"{solver}.association", f"got {opts['association']!r}", " | ".join(map(repr, ASSOC)))
+    if opts["rounding"] not in ROUNDING:
+        raise InputError("<option>", f"{solver}.rounding", f"got {opts['rounding']!r}", " | ".join(map(repr, ROUNDING)))
+    if opts["tentative"] not in ("share", "current"):
+        raise InputError("<option>", f"{solver}.tentative", f"got {opts['tentative']!r}", "'share' | 'current'")
+    for k in ("max_outer", "starts", "cccp_max_iter", "fp_max_iter"):
+        if opts[k] < (0 if k == "max_outer" else 1):
+            raise InputError("<option>", f"{solver}.{k}", f"got {opts[k]!r}", "a whole number >= 1")
+    init, cycle = PLANS[solver]
+    assoc = ASSOC[opts["association"]]
+    cycle = [assoc if s == "<assoc>" else s for s in cycle]
+    if None in cycle:
+        cycle = []
+    return [_bind(s, opts) for s in init], [_bind(s, opts) for s in cycle], init, cycle
+
+
+def run(solver: str, problem, options: dict, tracer) -> Outcome:
+    init, cycle, init_names, cycle_names = plan(solver, options)
+    ctx = Context.of(problem.variant, problem.instance, problem.rng, tracer)
+    st = decompose(ctx, initial_state(ctx), init, cycle, max_outer=options["max_outer"], tol=options["tol"])
+    cccp = [r for r in ctx.log if r["step"] == "cccp-association"]
+    outer = [r for r in ctx.log if r["step"] == "outer"]
+    extra = {"plan": {"init": init_names, "cycle": cycle_names},
+             "outer": outer,
+             "fp_iterations": [r["fp_iterations"] for r in ctx.log if r["step"] == "fp-resources"],
+             "cccp": [{"lp_solves": r["lp_solves"], "moved": r["moved"], "G_before": r["G_before"], "G_after": r["G_after"],
+                       "starts": r["starts"], "iterations": r["iterations"]} for r in cccp],
+             "kkt_residual": [r["kkt_residual"] for r in ctx.log if "kkt_residual" in r]}
+    return Outcome(Status.FEASIBLE, solution=st.solution(), objective=float(st.objective),
+                   iterations=max(len(outer) - 1, 0), extra=extra)
+
+
+def solver_fn(name: str):
+    def solve(problem, options, tracer):
+        return run(name, problem, options, tracer)
+    solve.__name__ = f"solve_{name.replace('-', '_')}"
+    return solve
+

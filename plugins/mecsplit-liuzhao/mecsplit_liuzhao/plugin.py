@@ -1,0 +1,32 @@
+"""Registers the Liu–Zhao solvers and their reusable steps through the mecsplit hooks."""
+
+from __future__ import annotations
+
+from mecsplit.plugins import hookimpl
+
+from . import __version__
+from .baselines import DESCRIPTIONS, OPTIONS, PLANS, solver_fn
+from .decomposition import STEPS
+
+VARIANTS = ("liu-zhao-2024", "default")   # and every variant extending them (e.g. hardware-2024)
+STEP_DOCS = {
+    "fp-resources": "FP resource step (P4, closed-form z, ν, q; numpy KKT block solves); α relaxed then rounded",
+    "fp-resources-fixed-alpha": "FP resource step with α fixed",
+    "random-resources": "random resources from per-run random weights",
+    "cccp-association": "CCCP association: exact penalty ϱΣχ(1−χ), linearised, an LP on HiGHS per step, multi-start",
+    "greedy-association": "greedy association: highest rate within bandwidth (resources reset to equal shares)",
+    "random-association": "random association within bandwidth (resources reset to equal shares)",
+    "exact-alpha": "exact split step (integer enumeration / closed form) for fixed resources",
+    "random-alpha": "random split",
+    "alpha-min": "α = α_min (edge-only)",
+    "alpha-max": "α = α_max = Υ−1 with the stability block (local-only)",
+}
+
+
+@hookimpl
+def register_solvers(registry):
+    for name in PLANS:
+        registry.add_solver(name=name, solve=solver_fn(name), exact=False, description=DESCRIPTIONS[name],
+                            variants=VARIANTS, options=dict(OPTIONS), version=__version__, requires=("highspy",))
+    for name, (kind, fn) in STEPS.items():
+        registry.add_step(name=name, kind=kind, fn=fn, description=STEP_DOCS[name])
