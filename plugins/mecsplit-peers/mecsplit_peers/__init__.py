@@ -1,0 +1,10 @@
+"""Generic peer solvers that work on any variant's Pyomo model (``problem.build_model()``).
+
+* ``scip``       — SCIP through Pyomo's ``scip_direct`` (exact: OPTIMAL only when SCIP proves it);
+* ``mindtpy-oa`` — Pyomo MindtPy outer approximation, HiGHS MILPs + Ipopt NLPs through ``mecsplit.ipopt``
+  (a heuristic on this nonconvex model);
+* ``enumerate``  — every integer assignment of a tiny instance, each continuous NLP by Ipopt (a heuristic:
+  the fixed-integer NLPs are nonconvex in (p, b), so no bound).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""Registration of the peer solvers (entry point ``peers = "mecsplit_peers.plugin"``)."""
+
+from __future__ import annotations
+
+from mecsplit.plugins import hookimpl
+
+from . import __version__
+
+
+def _scip(problem, options, tracer):
+    from .scip import solve_scip
+    return solve_scip(problem, options, tracer)
+
+
+def _mindtpy(problem, options, tracer):
+    from .mindtpy import solve_mindtpy
+    return solve_mindtpy(problem, options, tracer)
+
+
+def _enumerate(problem, options, tracer):
+    from .enumerate import solve_enumerate
+    return solve_enumerate(problem, options, tracer)
+
+
+@hookimpl
+def register_solvers(registry):
+    registry.add_solver(
+        name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__,
+        description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
+        options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0})
+    registry.add_solver(
+        name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("cyipopt", "highspy", "casadi"), version=__version__,
+        description="Pyomo MindtPy OA (HiGHS MILP + Ipopt via mecsplit.ipopt); heuristic on this nonconvex model",
+        options={"strategy": "OA", "init_strategy": "rNLP", "iteration_limit": 50, "no_good_cuts": True,
+                 "heuristic_nonconvex": False, "rel_gap": 1e-6})
+    registry.add_solver(
+        name="enumerate", solve=_enumerate, exact=False, requires=("cyipopt", "casadi"), version=__version__,
+        description="every integer assignment of a tiny instance, each continuous NLP by Ipopt; best verified point, no bound",
+        options={"max_assignments": 5000, "starts": 1, "tol": 1e-9, "max_iter": 3000})

@@ -1,0 +1,203 @@
+"""SCIP through Pyomo's ``scip_direct`` (pyomo.contrib.solver) on any variant's Pyomo model.
+
+Always ``display/verblevel = 0``: Pyomo runs ``optimize()`` under ``capture_output(capture_fd=True)``
+while holding the GIL, so with SCIP's log on the pipe fills and SCIP stalls 100–300 s past its time
+limit (feasibility.md Q3). Incumbent and dual bound are reported through the tracer during the solve
+(a SCIP event handler on BESTSOLFOUND / DUALBOUNDIMPROVED) and at the end.
+
+Formulations (option ``formulation``):
+
+* ``raw`` — the model exactly as ``problem.build_model()`` builds it (Pyomo adds one epigraph variable
+  for the nonlinear objective). SCIP's bound is a bound on ``m.obj``, i.e. on the evaluator's objective.
+* ``perspective`` — the same optimisation problem written for SCIP: an explicit rate variable
+  ``r[n,m] ≤ b·log2(1 + g·p/b)`` (the perspective of the concave ``log2(1+g·p)``) replaces the rate
+  expression, bounded by its values at the box corners (r is increasing in p and b), and every nonlinear
+  summand of a weighted-sum objective gets its own epigraph variable ``t_i ≥ term_i ≥ 0``. Replacing
+  ``r = rate`` by ``r ≤ rate`` is exact because the rate enters only the upload energy ``p·s/r`` and
+  delay ``s/r`` (decreasing in r, with nonnegative weights): any point with slack is dominated by raising
+  r to the rate. So the optimum and every valid bound are the same as the raw model's. Only variants
+  whose uplink owns its terms (``upload != "external"``) are accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pyomo.environ as pyo
+
+from mecsplit.errors import InputError
+from mecsplit.result import Outcome, Status
+
+from .common import model_objective, sync_epigraphs, verified_point
+
+LN2 = math.log(2.0)
+FORMULATIONS = ("raw", "perspective")
+
+
+# --- reformulation -----------------------------------------------------------------------------------
+def apply_perspective(m, problem) -> dict:
+    """Rewrite ``m`` in place (see module doc). Returns counts for the result's ``extra``."""
+    v, inst = problem.variant, problem.instance
+    if not (v.has_block("uplink") and hasattr(m, "rate")):
+        raise InputError("<option>", "scip.formulation", f"'perspective' needs the uplink block (variant {v.name!r} has none)",
+                         "'raw'")
+    up = inst.block("uplink")
+    if str(up.get("upload", "")) == "external" or _uplink_param(v, "upload") == "external":
+        raise InputError("<option>", "scip.formulation",
+                         f"'perspective' is only exact when the uplink block owns the rate terms (variant {v.name!r} has upload = 'external')",
+                         "'raw'")
+    a = up["snr_per_W_MHz"]
+
+    def rate_at(n, j, p, b):
+        return b * math.log1p(a[n, j] * p / b) / LN2
+
+    def bounds(m_, n, j):
+        plo, phi = m.p[n].bounds
+        blo, bhi = m.b[n, j].bounds
+        return (rate_at(n, j, plo, blo), rate_at(n, j, phi, bhi))
+
+    m.peer_r = pyo.Var(m.U, m.S, bounds=bounds, initialize=lambda m_, n, j: min(max(_safe_value(m.rate[n, j]), bounds(m_, n, j)[0]), bounds(m_, n, j)[1]))
+    m.peer_rate_def = pyo.Constraint(
+        m.U, m.S, rule=lambda m_, n, j: m.peer_r[n, j] <= m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2)
+    for n in m.U:
+        for j in m.S:
+            m.rate[n, j].set_value(m.peer_r[n, j])
+    n_epi = 0
+    if v.objective.kind == "weighted_sum":
+        expr = m.obj.expr
+        terms = list(expr.args) if type(expr).__name__ in ("SumExpression", "LinearExpression", "NPV_SumExpression") else [expr]
+        lin, nonlin = [], []
+        for t in terms:
+            (lin if t.polynomial_degree() in (0, 1) else nonlin).append(t)
+        if len(nonlin) > 0:
+            m.peer_T = pyo.RangeSet(0, len(nonlin) - 1)
+            m.peer_t = pyo.Var(m.peer_T, bounds=(0, None), initialize=lambda m_, i: max(0.0, _safe_value(nonlin[i])))
+            m.peer_epi = pyo.Constraint(m.peer_T, rule=lambda m_, i: nonlin[i] <= m.peer_t[i])
+            m.obj.deactivate()
+            m.peer_obj = pyo.Objective(expr=sum(m.peer_t[i] for i in m.peer_T) + sum(lin))
+            n_epi = len(nonlin)
+    return {"rate_vars": len(m.U) * len(m.S), "epigraph_vars": n_epi}
+
+
+def _uplink_param(v, name):
+    for b in v.blocks:
+        if b.name == "uplink":
+            return b.p.get(name)
+    return None
+
+
+def _safe_value(e) -> float:
+    try:
+        return float(pyo.value(e))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return 0.0
+
+
+# --- the solver ---------------------------------------------------------------------------------------
+def _scip_class():
+    import pyomo.environ  # noqa: F401  (the new-API factory is empty until pyomo.environ is imported)
+    from pyomo.contrib.solver.solvers.scip.scip_direct import ScipDirect
+
+    class TracedScip(ScipDirect):
+        """``scip_direct`` plus an event handler that forwards incumbents and dual bounds to the tracer."""
+
+        tracer = None
+        log: list
+
+        def _create_solver_model(self, model, config):
+            out = super()._create_solver_model(model, config)
+            if self.tracer is not None:
+                _attach_events(out[0], self.tracer, self.log)
+            return out
+
+    return TracedScip
+
+
+def _attach_events(scip_model, tracer, log):
+    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
+
+    class Events(Eventhdlr):
+        def eventinit(self):
+            self.model.catchEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
+            self.model.catchEvent(SCIP_EVENTTYPE.DUALBOUNDIMPROVED, self)
+
+        def eventexit(self):
+            self.model.dropEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
+            self.model.dropEvent(SCIP_EVENTTYPE.DUALBOUNDIMPROVED, self)
+
+        def eventexec(self, event):
+            mdl = self.model
+            if event.getType() == SCIP_EVENTTYPE.BESTSOLFOUND:
+                pb = mdl.getPrimalbound()
+                if math.isfinite(pb) and abs(pb) < mdl.infinity():
+                    log.append(("incumbent", mdl.getSolvingTime(), pb))
+                    tracer.incumbent(pb)
+            else:
+                db = mdl.getDualbound()
+                if math.isfinite(db) and abs(db) < mdl.infinity():
+                    log.append(("bound", mdl.getSolvingTime(), db))
+                    tracer.bound(db)
+
+    scip_model.includeEventhdlr(Events(), "mecsplit_trace", "forward incumbent/bound to the mecsplit tracer")
+
+
+def solve_scip(problem, options, tracer):
+    form = options["formulation"]
+    if form not in FORMULATIONS:
+        raise InputError("<option>", "scip.formulation", f"got {form!r}", " | ".join(map(repr, FORMULATIONS)))
+    rel_gap = float(options["rel_gap"])
+    if not (0 <= rel_gap < 1):
+        raise InputError("<option>", "scip.rel_gap", f"got {rel_gap!r}", "a relative gap in [0, 1)")
+    t0 = time.perf_counter()
+    m = problem.build_model()
+    extra = {"formulation": form}
+    if form == "perspective":
+        extra.update(apply_perspective(m, problem))
+    build_s = time.perf_counter() - t0
+    limit = problem.time_limit_s
+    if limit is not None:
+        limit = max(0.05, tracer.time_left() - 0.05)
+    Solver = _scip_class()
+    opt = Solver()
+    opt.tracer, opt.log = tracer, []
+    solver_options = {"display/verblevel": 0}  # NEVER on (see module doc)
+    if options["threads"]:
+        solver_options["lp/threads"] = int(options["threads"])
+    res = opt.solve(m, time_limit=limit, rel_gap=rel_gap, load_solutions=False, solver_options=solver_options,
+                    raise_exception_on_nonoptimal_result=False)
+    scip_model = opt._solver_model
+    scip_status = scip_model.getStatus()
+    nodes = int(scip_model.getNNodes())
+    bound = res.objective_bound
+    bound = float(bound) if bound is not None and math.isfinite(bound) else None
+    inc = res.incumbent_objective
+    extra.update(scip_status=scip_status, scip_incumbent=inc, scip_bound=bound, nodes=nodes,
+                 build_s=build_s, scip_time_s=float(scip_model.getSolvingTime()), events=len(opt.log),
+                 scip_version=".".join(map(str, opt.version())))
+    has_sol = res.solution_loader.get_number_of_solutions() > 0
+    if not has_sol:
+        if scip_status == "infeasible":
+            return Outcome(Status.INFEASIBLE, iterations=nodes, message="SCIP proved the model infeasible", extra=extra)
+        st = Status.TIME_LIMIT if scip_status in ("timelimit", "userinterrupt", "nodelimit", "memlimit") else Status.ERROR
+        if bound is not None:
+            tracer.bound(bound)
+        return Outcome(st, bound=bound, iterations=nodes, message=f"SCIP status {scip_status}: no feasible point", extra=extra)
+    res.solution_loader.load_vars()
+    sync_epigraphs(m)
+    extra["model_objective"] = model_objective(m)
+    sol, ev = verified_point(problem, m)
+    extra["max_violation"] = ev.max_violation
+    obj = ev.objective
+    if ev.feasible:
+        tracer.incumbent(obj, sol)
+    if bound is not None:
+        tracer.bound(bound)
+    proven = scip_status in ("optimal", "gaplimit")
+    if proven and ev.feasible:
+        status, msg = Status.OPTIMAL, f"SCIP proved optimality (status {scip_status}, rel_gap {rel_gap:g})"
+    elif proven:
+        status, msg = Status.TIME_LIMIT, f"SCIP claimed {scip_status} but its point violates a constraint by {ev.max_violation:.3g}"
+    else:
+        status, msg = Status.TIME_LIMIT, f"SCIP stopped: {scip_status}"
+    return Outcome(status, solution=sol, objective=obj, bound=bound, iterations=nodes, message=msg, extra=extra)
