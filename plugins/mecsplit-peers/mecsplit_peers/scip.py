@@ -33,6 +33,10 @@ from .common import model_objective, sync_epigraphs, verified_point
 
 LN2 = math.log(2.0)
 FORMULATIONS = ("raw", "perspective")
+# SCIP's objective at its point and the evaluator's at the same point (moved into the bounds) must agree to
+# this relative tolerance, else SCIP's claims are dropped. SCIP's feasibility tolerance (1e-6 on
+# constraints such as r <= rate) alone explains differences up to ~1e-5.
+TRUST_RTOL = 1e-4
 
 
 # --- reformulation -----------------------------------------------------------------------------------
@@ -52,10 +56,13 @@ def apply_perspective(m, problem) -> dict:
     def rate_at(n, j, p, b):
         return b * math.log1p(a[n, j] * p / b) / LN2
 
+    r_lo, ub = _rate_floor(problem)
+
     def bounds(m_, n, j):
         plo, phi = m.p[n].bounds
         blo, bhi = m.b[n, j].bounds
-        return (rate_at(n, j, plo, blo), rate_at(n, j, phi, bhi))
+        hi = rate_at(n, j, phi, bhi)
+        return (min(max(rate_at(n, j, plo, blo), r_lo[n]), hi), hi)
 
     m.peer_r = pyo.Var(m.U, m.S, bounds=bounds, initialize=lambda m_, n, j: min(max(_safe_value(m.rate[n, j]), bounds(m_, n, j)[0]), bounds(m_, n, j)[1]))
     m.peer_rate_def = pyo.Constraint(
@@ -77,7 +84,42 @@ def apply_perspective(m, problem) -> dict:
             m.obj.deactivate()
             m.peer_obj = pyo.Objective(expr=sum(m.peer_t[i] for i in m.peer_T) + sum(lin))
             n_epi = len(nonlin)
-    return {"rate_vars": len(m.U) * len(m.S), "epigraph_vars": n_epi}
+    return {"rate_vars": len(m.U) * len(m.S), "epigraph_vars": n_epi, "rate_floor_from_ub": ub,
+            "rate_floor_min": float(min(r_lo)) if len(r_lo) else None}
+
+
+def _rate_floor(problem):
+    """Optimality-based lower bound on every user's rate (Mbit/s), valid for every point at least as good
+    as a known feasible one (objective ≤ UB): with the uplink delay in the objective, ω_t·s_n/r_n ≤ UB for a
+    weighted sum of nonnegative terms, and s_n/r_n ≤ delay_n ≤ τ ≤ UB for max_delay. UB is the evaluator's
+    value at the instance's reference point (or the warm start). The optimum and any bound below UB are
+    unchanged; it keeps SCIP away from r ≈ 0, where s/r blows up and its tolerances mislead it."""
+    import numpy as np
+
+    v, inst = problem.variant, problem.instance
+    zero = np.zeros(inst.N)
+    if not _uplink_param(v, "delay"):
+        return zero, None
+    cands = [inst.reference_solution()] + ([problem.warm_start] if problem.warm_start else [])
+    ub = None
+    for c in cands:
+        try:
+            ev = problem.evaluate(c)
+        except Exception:  # noqa: BLE001 - a malformed warm start just gives no UB
+            continue
+        if ev.feasible and math.isfinite(ev.objective) and ev.objective > 0:
+            ub = ev.objective if ub is None else min(ub, ev.objective)
+    if ub is None:
+        return zero, None
+    s = np.asarray(inst.block("uplink")["upload_Mbit"], float)
+    if v.objective.kind == "weighted_sum":
+        w = v.objective.omega(inst)["delay"]
+        if w <= 0 or any(wt < 0 for wt in v.objective.omega(inst).values()):
+            return zero, None
+        return w * s / ub, ub
+    if v.objective.kind == "max_delay":
+        return s / ub, ub
+    return zero, None
 
 
 def _uplink_param(v, name):
@@ -92,6 +134,25 @@ def _safe_value(e) -> float:
         return float(pyo.value(e))
     except (ValueError, ZeroDivisionError, OverflowError):
         return 0.0
+
+
+def clip_to_bounds(m) -> float:
+    """Move every variable into its bounds (SCIP accepts bound violations up to its feasibility
+    tolerance); return the largest move."""
+    worst = 0.0
+    for x in m.component_data_objects(pyo.Var, active=True, descend_into=True):
+        if x.value is None or x.fixed:
+            continue
+        lo, hi = x.bounds
+        y = x.value
+        if lo is not None and y < lo:
+            y = lo
+        if hi is not None and y > hi:
+            y = hi
+        if y != x.value:
+            worst = max(worst, abs(y - x.value))
+            x.set_value(y, skip_validation=True)
+    return worst
 
 
 # --- the solver ---------------------------------------------------------------------------------------
@@ -184,6 +245,8 @@ def solve_scip(problem, options, tracer):
             tracer.bound(bound)
         return Outcome(st, bound=bound, iterations=nodes, message=f"SCIP status {scip_status}: no feasible point", extra=extra)
     res.solution_loader.load_vars()
+    clipped = clip_to_bounds(m)
+    extra["clipped_max"] = clipped
     sync_epigraphs(m)
     extra["model_objective"] = model_objective(m)
     sol, ev = verified_point(problem, m)
@@ -191,13 +254,25 @@ def solve_scip(problem, options, tracer):
     obj = ev.objective
     if ev.feasible:
         tracer.incumbent(obj, sol)
+    proven = scip_status in ("optimal", "gaplimit")
+    agrees = inc is not None and math.isfinite(obj) and abs(obj - inc) <= TRUST_RTOL * max(1.0, abs(obj))
+    extra["scip_incumbent_agrees"] = agrees
+    if not agrees or not ev.feasible:
+        # SCIP's point, moved into the variable bounds, is not the point SCIP scored (its feasibility
+        # tolerance let it exploit e.g. p slightly below 0 where s/r changes sign): SCIP's numerics were
+        # fooled, so neither its optimality claim nor its bound is trusted.
+        msg = (f"SCIP ({scip_status}) scored its point {inc!r} but the evaluator gives {obj!r} at it "
+               f"(max violation {ev.max_violation:.3g}); bound dropped, not certified")
+        extra["untrusted_bound"] = bound
+        # bound = -inf: the trivial bound, overriding whatever the live events put in the tracer
+        if ev.feasible and math.isfinite(obj):
+            return Outcome(Status.TIME_LIMIT, solution=sol, objective=obj, bound=-math.inf, iterations=nodes,
+                           message=msg, extra=extra)
+        return Outcome(Status.ERROR, bound=-math.inf, iterations=nodes, message=msg, extra=extra)
     if bound is not None:
         tracer.bound(bound)
-    proven = scip_status in ("optimal", "gaplimit")
-    if proven and ev.feasible:
+    if proven:
         status, msg = Status.OPTIMAL, f"SCIP proved optimality (status {scip_status}, rel_gap {rel_gap:g})"
-    elif proven:
-        status, msg = Status.TIME_LIMIT, f"SCIP claimed {scip_status} but its point violates a constraint by {ev.max_violation:.3g}"
     else:
         status, msg = Status.TIME_LIMIT, f"SCIP stopped: {scip_status}"
     return Outcome(status, solution=sol, objective=obj, bound=bound, iterations=nodes, message=msg, extra=extra)
