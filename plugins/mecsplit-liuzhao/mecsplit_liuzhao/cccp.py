@@ -123,7 +123,7 @@ class _LP:
         return np.asarray(self.h.getSolution().col_value).reshape(self.N, self.M)
 
 
-def cccp_association(variant, inst, server, x, rng, *, starts=3, rho0=0.01, rho_growth=4.0, max_iter=60,
+def cccp_association(variant, inst, server, x, rng, *, starts=3, rho0=0.01, rho_growth=10.0, max_iter=60,
                      tol=1e-9, tentative="share", P: Pairs | None = None) -> CCCPResult:
     """The CCCP association step for fixed resources ``x`` (α, f, p; b, fe on the current server)."""
     P = P or pairs(variant, inst)

@@ -79,7 +79,7 @@ def fp_resources_step(ctx: Context, st: State, fix_alpha: bool = False, rounding
     return State(st.server.copy(), r.x, r.objective)
 
 
-def cccp_association_step(ctx: Context, st: State, starts: int = 3, rho0: float = 0.01, rho_growth: float = 4.0,
+def cccp_association_step(ctx: Context, st: State, starts: int = 3, rho0: float = 0.01, rho_growth: float = 10.0,
                           max_iter: int = 60, tentative: str = "share") -> State:
     """Step B: CCCP association for the resources of ``st``; moved users get tentative b, f_e."""
     r = cccp_association(ctx.variant, ctx.inst, st.server, st.x, ctx.rng, starts=starts, rho0=rho0,
