@@ -1,0 +1,125 @@
+"""``mecsplit bench`` subcommands: run, report, export, list (exit 0 ok, 1 cells failed/flagged, 2 bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..errors import InputError
+
+DEFAULT_OUT = Path("bench-results")
+
+
+def cmd_run(args) -> int:
+    from .runner import THREAD_VARS
+
+    for k in THREAD_VARS:  # before numpy is imported: workers (forked from here) inherit it
+        if args.timing or k not in os.environ:
+            os.environ[k] = "1"
+    from .report import build_report, exit_status
+    from .runner import run_suite
+    from .store import Store
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    if args.workers is not None and args.workers < 1:
+        raise InputError("<option>", "--workers", f"got {args.workers}", "an integer >= 1")
+    if args.executor == "dask" and not args.scheduler:
+        raise InputError("<option>", "--scheduler", "missing for --executor dask", "a Dask scheduler address, e.g. tcp://host:8786")
+    store = Store(args.db)
+    try:
+        s = run_suite(suite, store, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                      timing=args.timing, progress=not args.no_progress)
+        md = build_report(store, suite.name, args.out)
+        print(f"suite {s['suite']}: {s['cells']} cells ({s['done_before']} already stored, {s['ran']} run, "
+              f"{s['skipped']} skipped, {s['killed']} killed) in {s['wall_s']:.1f} s with {s['workers']} worker(s) "
+              f"[{s['executor']}]; statuses {json.dumps(s['counts'], sort_keys=True)}")
+        print(f"store: {args.db}\nreport: {md}  (and {md.with_suffix('.html')})")
+        return exit_status(store, suite.name)
+    finally:
+        store.close()
+
+
+def _open_store(db):
+    from .store import Store
+
+    if not Path(db).is_file():
+        raise InputError(str(db), "--db", "no such results store", "run `mecsplit bench run SUITE` first, or pass --db PATH")
+    return Store(db)
+
+
+def cmd_report(args) -> int:
+    from .report import build_report, exit_status
+
+    store = _open_store(args.db)
+    try:
+        suites = [args.suite] if args.suite else store.suites()
+        if args.suite and args.suite not in store.suites():
+            raise InputError(str(args.db), "suite", f"no results for suite {args.suite!r}", ", ".join(store.suites()) or "(empty store)")
+        code = 0
+        for s in suites:
+            print(build_report(store, s, args.out))
+            code = max(code, exit_status(store, s))
+        return code
+    finally:
+        store.close()
+
+
+def cmd_export(args) -> int:
+    from .report import export_parquet
+
+    store = _open_store(args.db)
+    try:
+        n = export_parquet(store, args.parquet, args.suite)
+        print(f"wrote {n} row(s) to {args.parquet}")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_list(args) -> int:
+    from .suite import available_suites, load_suite
+
+    for name, path in available_suites().items():
+        try:
+            s = load_suite(path)
+            print(f"{name:20s} {s.description}  [{path}]")
+        except InputError as e:
+            print(f"{name:20s} (invalid: {e})")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="benchmark suites: run, report, export, list (docs/benchmarks.md)",
+                       description="Run benchmark suites (every cell in its own worker process with a hard "
+                                   "wall-clock kill), store results in SQLite, report, export.")
+    bs = p.add_subparsers(dest="bench_cmd", required=True)
+    default_db = str(DEFAULT_OUT / "results.sqlite")
+
+    r = bs.add_parser("run", help="run a suite (name from `bench list` or a .toml path); finished cells are skipped")
+    r.add_argument("suite", metavar="SUITE")
+    r.add_argument("--workers", type=int, default=None, help=f"worker processes (default: cores = {os.cpu_count()})")
+    r.add_argument("--executor", choices=("local", "dask"), default="local")
+    r.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
+    r.add_argument("--timing", action="store_true", help="timing mode: one worker, one BLAS/OpenMP thread")
+    r.add_argument("--db", default=default_db, help=f"SQLite store (default {default_db})")
+    r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(fn=cmd_run)
+
+    r = bs.add_parser("report", help="markdown + HTML + PNG report from the store")
+    r.add_argument("suite", nargs="?", help="one suite (default: every suite in the store)")
+    r.add_argument("--db", default=default_db)
+    r.add_argument("--out", default=str(DEFAULT_OUT))
+    r.set_defaults(fn=cmd_report)
+
+    r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")
+    r.add_argument("--parquet", required=True, metavar="FILE")
+    r.add_argument("--suite", default=None)
+    r.add_argument("--db", default=default_db)
+    r.set_defaults(fn=cmd_export)
+
+    r = bs.add_parser("list", help="list the suites found (benchmarks/suites, $MECSPLIT_SUITES)")
+    r.set_defaults(fn=cmd_list)

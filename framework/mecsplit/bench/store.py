@@ -1,0 +1,182 @@
+"""The results store: one SQLite file (default ``bench-results/results.sqlite``).
+
+Every finished cell is committed at once (WAL journal, ``synchronous=NORMAL``: a killed runner —
+even ``kill -9`` — loses no committed cell; only an OS crash or power loss can drop the last ones).
+Tables (docs/benchmarks.md has the full schema):
+
+* ``results``    one row per cell content hash: indexed columns + the full Result JSON;
+* ``membership`` which suite/group/role/label/sweep point each cell belongs to;
+* ``skipped``    cells a suite could not run (solver not installed, variant unsupported), with why;
+* ``refs``       certified optima (an exact solver's verified ``optimal`` result) with provenance;
+* ``runs``       one row per ``bench run`` (timing, workers, executor, counts).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = Path("bench-results") / "results.sqlite"
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS results(
+  cell_hash TEXT PRIMARY KEY, variant TEXT, overrides TEXT, n_users INTEGER, n_servers INTEGER, seed INTEGER,
+  instance_hash TEXT, ref_key TEXT, solver TEXT, options TEXT, time_limit_s REAL, grace_s REAL,
+  status TEXT, killed INTEGER, objective REAL, bound REAL, gap REAL, wall_time_s REAL, iterations INTEGER,
+  verdict TEXT, flags TEXT, exact INTEGER, versions TEXT, result_json TEXT, finished_at TEXT, host TEXT);
+CREATE INDEX IF NOT EXISTS results_ref ON results(ref_key);
+CREATE INDEX IF NOT EXISTS results_solver ON results(solver);
+CREATE TABLE IF NOT EXISTS membership(
+  suite TEXT, grp TEXT, role TEXT, cell_hash TEXT, label TEXT, sweep_param TEXT, sweep_value REAL,
+  PRIMARY KEY(suite, grp, role, cell_hash, label));
+CREATE INDEX IF NOT EXISTS membership_suite ON membership(suite);
+CREATE TABLE IF NOT EXISTS skipped(suite TEXT, grp TEXT, cell_hash TEXT, solver TEXT, label TEXT, variant TEXT,
+  n_users INTEGER, n_servers INTEGER, seed INTEGER, reason TEXT, PRIMARY KEY(suite, grp, cell_hash, label));
+CREATE TABLE IF NOT EXISTS groups(suite TEXT, grp TEXT, spec TEXT, PRIMARY KEY(suite, grp));
+CREATE TABLE IF NOT EXISTS refs(
+  ref_key TEXT PRIMARY KEY, instance_hash TEXT, variant TEXT, overrides TEXT, value REAL, bound REAL,
+  gap REAL, solver TEXT, cell_hash TEXT, wall_time_s REAL, provenance TEXT, created_at TEXT);
+CREATE TABLE IF NOT EXISTS runs(
+  run_id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, started_at TEXT, finished_at TEXT, wall_s REAL,
+  n_cells INTEGER, n_done_before INTEGER, n_run INTEGER, n_skipped INTEGER, n_killed INTEGER,
+  workers INTEGER, executor TEXT, timing INTEGER, host TEXT, cores INTEGER);
+"""
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=60)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(DDL)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ----------------------------------------------------------------------------------- writing
+    def register(self, suite: str, cells, groups=()) -> None:
+        """Record which cells belong to the suite (and which are skipped, with why) and each group's
+        report settings (reference policy, epsilon, figure)."""
+        for g in groups:
+            spec = {"reference": g.reference, "reference_solver": g.reference_solver, "epsilon": g.epsilon,
+                    "figure": g.figure, "sweep": g.sweep, "time_limit_s": g.time_limit_s, "grace_s": g.grace_s,
+                    "reference_time_limit_s": g.reference_time_limit_s}
+            self.db.execute("INSERT OR REPLACE INTO groups VALUES(?,?,?)", (suite, g.name, json.dumps(spec)))
+        self.db.execute("DELETE FROM skipped WHERE suite=?", (suite,))
+        for c in cells:
+            if c.skip_reason:
+                self.db.execute("INSERT OR REPLACE INTO skipped VALUES(?,?,?,?,?,?,?,?,?,?)",
+                                (suite, c.group, c.cell_hash, c.solver, c.label, c.variant, c.n_users, c.n_servers,
+                                 c.seed, c.skip_reason))
+            else:
+                self.db.execute("INSERT OR IGNORE INTO membership VALUES(?,?,?,?,?,?,?)",
+                                (suite, c.group, c.role, c.cell_hash, c.label, c.sweep_param, c.sweep_value))
+        self.db.commit()
+
+    def done_hashes(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT cell_hash FROM results")}
+
+    def put(self, p: dict[str, Any], result_json: str) -> dict[str, Any]:
+        """Store one finished cell and commit (plus a certified reference if it is one)."""
+        r = json.loads(result_json)
+        ver = r.get("verification") or {}
+        prov = r.get("provenance") or {}
+        killed = bool((r.get("extra") or {}).get("killed"))
+        self.db.execute(
+            "INSERT OR REPLACE INTO results VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (p["cell_hash"], p["variant"], json.dumps(p["overrides"], sort_keys=True), p["n_users"], p["n_servers"],
+             p["seed"], p["instance_hash"], p["ref_key"], p["solver"], json.dumps(p["options"], sort_keys=True),
+             p["time_limit_s"], p.get("grace_s"), r["status"], int(killed), r.get("objective"), r.get("bound"),
+             r.get("gap"), r.get("wall_time_s"), r.get("iterations"), ver.get("verdict"),
+             json.dumps(ver.get("flags", [])), int(bool(prov.get("exact"))), json.dumps(p.get("versions", {})),
+             result_json, now(), platform.node()))
+        if prov.get("exact") and r["status"] == "optimal" and ver.get("verdict") == "ok" and r.get("objective") is not None:
+            old = self.db.execute("SELECT value FROM refs WHERE ref_key=?", (p["ref_key"],)).fetchone()
+            if old is None or r["objective"] < old[0]:
+                self.db.execute("INSERT OR REPLACE INTO refs VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                                (p["ref_key"], p["instance_hash"], p["variant"], json.dumps(p["overrides"], sort_keys=True),
+                                 r["objective"], r.get("bound"), r.get("gap"), p["solver"], p["cell_hash"],
+                                 r.get("wall_time_s"), json.dumps(prov, sort_keys=True), now()))
+        self.db.commit()
+        return r
+
+    def start_run(self, suite: str, **kw) -> int:
+        cur = self.db.execute("INSERT INTO runs(suite, started_at, host, cores, workers, executor, timing) VALUES(?,?,?,?,?,?,?)",
+                              (suite, now(), platform.node(), os.cpu_count(), kw.get("workers"), kw.get("executor"),
+                               int(bool(kw.get("timing")))))
+        self.db.commit()
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, **kw) -> None:
+        self.db.execute("UPDATE runs SET finished_at=?, wall_s=?, n_cells=?, n_done_before=?, n_run=?, n_skipped=?, n_killed=? "
+                        "WHERE run_id=?", (now(), kw["wall_s"], kw["n_cells"], kw["n_done_before"], kw["n_run"],
+                                           kw["n_skipped"], kw["n_killed"], run_id))
+        self.db.commit()
+
+    # ----------------------------------------------------------------------------------- reading
+    def suites(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT suite FROM membership ORDER BY suite")]
+
+    def rows(self, suite: str | None = None) -> list[dict[str, Any]]:
+        """One dict per (membership, result) pair of the suite (all suites if None), with the parsed
+        Result under ``result``."""
+        q = ("SELECT m.suite, m.grp, m.role, m.label, m.sweep_param, m.sweep_value, r.* FROM membership m "
+             "JOIN results r ON r.cell_hash = m.cell_hash")
+        args: tuple = ()
+        if suite is not None:
+            q += " WHERE m.suite = ?"
+            args = (suite,)
+        out = []
+        for row in self.db.execute(q + " ORDER BY m.suite, m.grp, m.label, r.n_users, r.seed", args):
+            d = dict(row)
+            d["result"] = json.loads(d.pop("result_json"))
+            d["overrides"] = json.loads(d["overrides"])
+            d["flags"] = json.loads(d["flags"] or "[]")
+            out.append(d)
+        return out
+
+    def skipped(self, suite: str | None = None) -> list[dict[str, Any]]:
+        q, a = "SELECT * FROM skipped", ()
+        if suite is not None:
+            q, a = q + " WHERE suite=?", (suite,)
+        return [dict(r) for r in self.db.execute(q, a)]
+
+    def groups(self, suite: str) -> dict[str, dict[str, Any]]:
+        return {r["grp"]: json.loads(r["spec"]) for r in self.db.execute("SELECT * FROM groups WHERE suite=?", (suite,))}
+
+    def best_known(self) -> dict[str, tuple[float, str, str]]:
+        """ref_key -> (lowest verified objective of any stored run, solver, cell_hash)."""
+        out: dict[str, tuple[float, str, str]] = {}
+        for k, obj, solver, h in self.db.execute(
+                "SELECT ref_key, objective, solver, cell_hash FROM results WHERE verdict='ok' AND objective IS NOT NULL"):
+            if k not in out or obj < out[k][0]:
+                out[k] = (obj, solver, h)
+        return out
+
+    def refs(self) -> dict[str, dict[str, Any]]:
+        return {r["ref_key"]: dict(r) for r in self.db.execute("SELECT * FROM refs")}
+
+    def runs(self, suite: str | None = None) -> list[dict[str, Any]]:
+        q, a = "SELECT * FROM runs", ()
+        if suite is not None:
+            q, a = q + " WHERE suite=?", (suite,)
+        return [dict(r) for r in self.db.execute(q + " ORDER BY run_id", a)]
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
