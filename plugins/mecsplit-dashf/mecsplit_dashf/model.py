@@ -8,8 +8,9 @@ Cost of user n on server m (the Liu–Zhao shape with no stability term; coeffic
     Q_n = w_n (q0 + g(α_n))   or   w_n (q0 + g(r_nm))    (service_quality block)
     objective = Σ C / Σ Q;   Dinkelbach subproblem  G_λ = Σ C − λ Σ Q
 
-Block 1 (association + offloading ratio) sees, for fixed p, f and tentative per-pair shares
-fe_nm = F_m/(load_m + [m ≠ m(n)]), b_nm likewise (the share user n would get on m)::
+Block 1 (association + offloading ratio) sees, for fixed p, f, the current (fe, b) on the user's own
+server and tentative shares fe_nm = F_m/(load_m + 1), b_nm likewise on the others (the equal share
+user n would get if it joined m)::
 
     φ_nm(α) = K_nm + D_nm α − λ Q_n(α),   K_nm = Υ B_nm + U_nm,  D_nm = A_n − B_nm
 """
@@ -162,6 +163,8 @@ class Dashf:
         join = load[None, :] + (np.arange(self.M)[None, :] != s[:, None])
         fe = np.maximum(P.F[None, :] / join, P.fe_lo)
         b = np.maximum(P.Bw[None, :] / join, P.b_lo)
+        rows = np.arange(self.N)
+        fe[rows, s], b[rows, s] = x["fe_GHz"], x["b_MHz"]   # the current pair keeps its resources
         om_t, om_e = P.om["delay"], P.om["energy"]
         A = om_t * P.a_T / x["f_GHz"] + om_e * P.a_E * x["f_GHz"] ** 2
         B = om_t * P.e_T / fe + om_e * P.e_E * fe**2

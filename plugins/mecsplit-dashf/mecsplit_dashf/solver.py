@@ -29,7 +29,8 @@ from .steps import QCQP, dinkelbach, hungarian_slots, sdr_association, slot_capa
 
 OPTIONS = {"dinkelbach_iters": 30, "dinkelbach_tol": 1e-9, "ao_iters": 10, "ao_tol": 1e-10,
            "association": "sdr", "randomisations": 30, "slot_factor": 1.5, "sdr_solver": "CLARABEL",
-           "fp_tol": 1e-9}
+           "fp_tol": 1e-9, "evaluate_candidates": 4, "block2_rounds": 20,
+           "starts": 3}
 
 
 def _sol(server, x) -> dict:
@@ -48,20 +49,24 @@ class Engine:
                       "block1_rejected": 0, "ao_iterations": 0, "rounding_chosen": {}}
 
     # --- blocks -------------------------------------------------------------------------------------
-    def block2(self, server, alpha, lam, start=None, fix_alpha=False, rounds=2):
+    def block2(self, server, alpha, lam, start=None, fix_alpha=False, rounds=None):
         """Resources by the FP step, then the exact α-step; repeated ``rounds`` times (each part never
         increases G_λ from a feasible start)."""
         d = self.d
         scale = 1.0 / lam if lam > 0 else 1.0
         x, _ = d.resources(server, alpha, start=start, scale=scale, tol=self.opts["fp_tol"])
         G = d.G(server, x, lam)
+        rounds = self.opts["block2_rounds"] if rounds is None else rounds
         for _ in range(rounds if not fix_alpha else 0):
             a = d.alpha_step(server, x, lam)
             xa = dict(x, alpha=a)
             x2, _ = d.resources(server, a, start=xa, scale=scale, tol=self.opts["fp_tol"])
             G2 = d.G(server, x2, lam)
             if G2 < G - 1e-15 * abs(G):
+                small = G - G2 <= 1e-12 * abs(G)
                 x, G = x2, G2
+                if small:
+                    break
             else:
                 Ga = d.G(server, xa, lam)
                 if Ga < G:
@@ -89,7 +94,7 @@ class Engine:
         if o["association"] == "hungarian":
             A = d.best_alpha(pdat.D, lam)
             s = hungarian_slots(d.phi(pdat, A, lam), self.cap)
-            return s, A[rows, s]
+            return [(s, A[rows, s])]
         qa, qb, qc = d.quad_majoriser(x["alpha"], lam)
         q = QCQP(K=pdat.K, D=pdat.D, qa=qa, qb=qb, qc=qc, lo=d.lo, hi=d.hi, cap=self.cap)
         rr = sdr_association(q, self.problem.rng, score=score, alpha_of=alpha_of, randomisations=o["randomisations"],
@@ -101,7 +106,8 @@ class Engine:
         st["sdr_values"].append(rr.sdr.value)
         st["sdr_rank1"].append(rr.sdr.rank1_ratio)
         st["rounding_chosen"][rr.chosen] = st["rounding_chosen"].get(rr.chosen, 0) + 1
-        return rr.server, rr.alpha
+        pool = [(c[1], c[2]) for c in rr.info["pool"][: max(1, o["evaluate_candidates"])]]
+        return pool or [(rr.server, rr.alpha)]
 
     def inner(self, lam, state, assoc=True):
         """AO on G_λ from ``state`` = (server, x); monotone."""
@@ -113,11 +119,19 @@ class Engine:
         for it in range(1, o["ao_iters"] + 1):
             if not assoc:
                 break
-            s1, a1 = self.block1(server, x, lam)
-            if np.array_equal(s1, server) and np.allclose(a1, x["alpha"], rtol=1e-12, atol=1e-12):
+            # Gaussian randomisation keeps the best candidate by the true objective: the best few
+            # (by the block-1 model) get their resources (block 2) and are compared on G_λ
+            best = None
+            for s1, a1 in self.block1(server, x, lam):
+                if np.array_equal(s1, server) and np.allclose(a1, x["alpha"], rtol=1e-12, atol=1e-12):
+                    continue
+                x1 = self.block2(s1, a1, lam)
+                G1 = d.G(s1, x1, lam)
+                if best is None or G1 < best[0]:
+                    best = (G1, s1, x1)
+            if best is None:
                 break
-            x1 = self.block2(s1, a1, lam)
-            G1 = d.G(s1, x1, lam)
+            G1, s1, x1 = best
             if G1 < G - o["ao_tol"] * abs(G):
                 server, x, G = s1, x1, G1
                 self.stats["block1_accepted"] += 1
@@ -130,10 +144,10 @@ class Engine:
         return (server, x), {"G": G, "ao": it}
 
     # --- solvers ------------------------------------------------------------------------------------
-    def initial(self, mode):
+    def initial(self, mode, start=0):
         d, rng = self.d, self.problem.rng
         gain = self.problem.instance.topology["gain"]
-        if mode == "random":
+        if mode == "random" or (mode == "dashf" and start > 0):
             server = rng.integers(0, d.M, size=d.N)
         else:  # best channel within the slots (greedy)
             server = hungarian_slots(-np.log(gain), self.cap) if mode in ("dashf", "greedy") else np.argmax(gain, axis=1)
@@ -144,16 +158,26 @@ class Engine:
     def run(self, mode):
         d, o = self.d, self.opts
         t0 = time.perf_counter()
-        state = self.initial(mode)
         extra = {"mode": mode, "slots_per_server": self.cap.tolist()}
         if mode in ("local", "offload"):
-            server, x = state
+            server, x = self.initial(mode)
             hist, conv, iters = [], True, 1
         else:
             stop = (lambda: self.tracer.out_of_time()) if self.tracer is not None else None
-            res = dinkelbach(lambda lam, st: self.inner(lam, st, assoc=(mode == "dashf")),
-                             lambda st: d.parts(*st)[0], lambda st: d.parts(*st)[1], state,
-                             tol=o["dinkelbach_tol"], max_iter=o["dinkelbach_iters"], stop=stop)
+            # multi-start (dashf): start 0 = best channel within the slots, the others random assignments
+            n_starts = max(1, o["starts"]) if mode == "dashf" else 1
+            best, per_start = None, []
+            for k in range(n_starts):
+                if k > 0 and stop is not None and stop():
+                    break
+                res = dinkelbach(lambda lam, st: self.inner(lam, st, assoc=(mode == "dashf")),
+                                 lambda st: d.parts(*st)[0], lambda st: d.parts(*st)[1], self.initial(mode, k),
+                                 tol=o["dinkelbach_tol"], max_iter=o["dinkelbach_iters"], stop=stop)
+                per_start.append(res.lam)
+                if best is None or res.lam < best.lam:
+                    best = res
+            res = best
+            extra["ratio_per_start"] = per_start
             (server, x), hist, conv, iters = res.x, res.history, res.converged, res.iterations
             lam_final = res.lam
             extra["dinkelbach"] = {

@@ -198,6 +198,7 @@ def sdr_association(q: QCQP, rng: np.random.Generator, score=None, alpha_of=None
         cands.append(("gaussian", (mu + Lc @ rng.standard_normal(NM)).reshape(N, M)))
     best = None
     seen = set()
+    pool = []
     for name, xi in cands:
         s = hungarian_slots(-xi, q.cap)
         key = s.tobytes()
@@ -206,6 +207,7 @@ def sdr_association(q: QCQP, rng: np.random.Generator, score=None, alpha_of=None
         seen.add(key)
         a = alpha_of(s)
         v = score(s, a)
+        pool.append((float(v), s, a, name))
         if best is None or v < best[0]:
             best = (v, s, a, name)
     if incumbent is not None:
@@ -214,7 +216,7 @@ def sdr_association(q: QCQP, rng: np.random.Generator, score=None, alpha_of=None
         if v < best[0]:
             best = (v, s, a, "incumbent")
     return RoundingResult(server=best[1], alpha=best[2], value=float(best[0]), sdr=res, candidates=len(seen),
-                          chosen=best[3])
+                          chosen=best[3], info={"pool": sorted(pool, key=lambda c: c[0])})
 
 
 # --- Dinkelbach ------------------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""DASHF vs its baselines on the dashf-2024 variant (docs/dashf.md).
+
+    python benchmarks/bench_dashf.py --sizes 10x2 --seeds 1 2 3 --enumerate      # + best-known reference
+    python benchmarks/bench_dashf.py --sizes 20x4 30x3 --seeds 1 2 3
+
+For every (size, seed): objective (cost/quality, minimised; SCR = 1/objective), ratio to the best
+value found on that instance by any method, Dinkelbach iterations, wall time, verifier verdict.
+``--enumerate`` (small sizes only): the best-known reference = every association (M^N of them) with
+the offloading ratio and resources optimised by Dinkelbach + (FP step, exact α-step) for that fixed
+association. This is a *local* method per association (the fixed-association subproblem is not
+convex: (Υ−α)·B(fe) is not jointly convex), so the reference is the best known, not certified.
+Writes JSON lines to --out (default benchmarks/results/dashf.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mecsplit.instance import generate
+from mecsplit.solve import Problem, solve
+from mecsplit.variant import load_variant
+
+SOLVERS = ["dashf", "dashf-hungarian", "dashf-greedy", "dashf-random", "no-offloading", "full-offloading"]
+
+
+def enumerate_reference(v, inst, opts=None):
+    from mecsplit_dashf.solver import OPTIONS, Engine
+    from mecsplit_dashf.steps import dinkelbach
+
+    o = dict(OPTIONS, **(opts or {}))
+    eng = Engine(Problem(v, inst, 0), o)
+    d = eng.d
+    best = (np.inf, None)
+    t0 = time.perf_counter()
+    for s in itertools.product(range(inst.M), repeat=inst.N):
+        server = np.array(s)
+        x, _ = d.resources(server, np.full(inst.N, 0.5 * (d.lo + d.hi)))
+        res = dinkelbach(lambda lam, st: eng.inner(lam, st, assoc=False), lambda st: d.parts(*st)[0],
+                         lambda st: d.parts(*st)[1], (server, x), tol=1e-9, max_iter=30)
+        if res.lam < best[0]:
+            best = (res.lam, server.tolist())
+    return {"objective": best[0], "server": best[1], "wall_s": time.perf_counter() - t0, "associations": inst.M**inst.N}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="dashf-2024")
+    ap.add_argument("--sizes", nargs="+", default=["10x2"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--enumerate", action="store_true", help="best-known reference by enumerating associations")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dashf.jsonl"))
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    v = load_variant(a.variant)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with open(a.out, "a") as fh:
+        for size in a.sizes:
+            N, M = map(int, size.split("x"))
+            for seed in a.seeds:
+                inst = generate(v, N, M, seed)
+                recs = {}
+                for name in SOLVERS:
+                    solver, opts = (name, {})
+                    if name == "dashf-hungarian":
+                        solver, opts = "dashf", {"association": "hungarian"}
+                    r = solve(v, inst, solver, opts, seed=0)
+                    dk = r.extra.get("dinkelbach", {})
+                    recs[name] = {"objective": r.objective, "verdict": r.verification["verdict"], "wall_s": r.wall_time_s,
+                                  "dinkelbach_iters": r.iterations, "F": dk.get("F"), "error_ratios": dk.get("error_ratios"),
+                                  "sdr_calls": r.extra.get("sdr_calls"), "sdr_time_s": r.extra.get("sdr_time_s"),
+                                  "block1_accepted": r.extra.get("block1_accepted")}
+                ref = enumerate_reference(v, inst) if a.enumerate else None
+                best = min([rr["objective"] for rr in recs.values()] + ([ref["objective"]] if ref else []))
+                for name, rr in recs.items():
+                    rr["ratio_to_best"] = rr["objective"] / best
+                row = {"variant": v.name, "size": size, "seed": seed, "instance_hash": inst.hash, "best_known": best,
+                       "reference": ref, "solvers": recs}
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                rows.append(row)
+                print(f"{size} seed {seed}: best {best:.6g}" + (f" (enumeration {ref['objective']:.6g}, {ref['wall_s']:.0f} s)" if ref else ""))
+                for name, rr in recs.items():
+                    print(f"  {name:16s} obj {rr['objective']:.6g}  ratio {rr['ratio_to_best']:.4f}  it {rr['dinkelbach_iters']:2d}  "
+                          f"{rr['wall_s']:6.2f} s  {rr['verdict']}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
