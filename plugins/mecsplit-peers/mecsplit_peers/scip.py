@@ -62,11 +62,15 @@ def apply_perspective(m, problem) -> dict:
         plo, phi = m.p[n].bounds
         blo, bhi = m.b[n, j].bounds
         hi = rate_at(n, j, phi, bhi)
-        return (min(max(rate_at(n, j, plo, blo), r_lo[n]), hi), hi)
+        return (min(rate_at(n, j, plo, blo), hi), hi)
 
     m.peer_r = pyo.Var(m.U, m.S, bounds=bounds, initialize=lambda m_, n, j: min(max(_safe_value(m.rate[n, j]), bounds(m_, n, j)[0]), bounds(m_, n, j)[1]))
     m.peer_rate_def = pyo.Constraint(
         m.U, m.S, rule=lambda m_, n, j: m.peer_r[n, j] <= m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2)
+    if ub is not None and hasattr(m, "chi"):
+        # only on the user's own server (χ = 1): the shared p[n] must not be forced up by far servers
+        m.peer_rate_floor = pyo.Constraint(
+            m.U, m.S, rule=lambda m_, n, j: m.peer_r[n, j] >= float(r_lo[n]) * m.chi[n, j])
     for n in m.U:
         for j in m.S:
             m.rate[n, j].set_value(m.peer_r[n, j])
@@ -91,7 +95,8 @@ def apply_perspective(m, problem) -> dict:
 def _rate_floor(problem):
     """Optimality-based lower bound on every user's rate (Mbit/s), valid for every point at least as good
     as a known feasible one (objective ≤ UB): with the uplink delay in the objective, ω_t·s_n/r_n ≤ UB for a
-    weighted sum of nonnegative terms, and s_n/r_n ≤ delay_n ≤ τ ≤ UB for max_delay. UB is the evaluator's
+    weighted sum of nonnegative terms, and s_n/r_n ≤ delay_n ≤ τ ≤ UB for max_delay — imposed as
+    r[n,m] ≥ r_lo[n]·χ[n,m] (the floor holds on the user's own server only). UB is the evaluator's
     value at the instance's reference point (or the warm start). The optimum and any bound below UB are
     unchanged; it keeps SCIP away from r ≈ 0, where s/r blows up and its tolerances mislead it."""
     import numpy as np
