@@ -13,6 +13,12 @@ stops decreasing).
 | local-only      | greedy-association, alpha-max, fp-fixed-α              | <association>, fp-fixed-α               |
 | edge-only       | greedy-association, alpha-min, fp-fixed-α              | <association>, fp-fixed-α               |
 
+Option ``inits`` (default "relaxed"): comma-separated starts of the whole decomposition, one run
+each, best kept: "relaxed" (greedy association, FP from the closed-form relaxed α at equal shares),
+"local" / "edge" (first converge the local-only / edge-only plan with α pinned, then continue with
+this solver's cycle from there, so the result is never worse than that baseline).
+P2 has several basins (hardware-2024: all-edge vs all-local), and the alternation stays in the one it
+starts in — see docs/liuzhao.md. ``alpha_starts`` does the same inside each FP step.
 <association> is the option ``association`` = "cccp" (default) | "greedy" | "random" | "none".
 local-only uses α = Υ−1, not Υ: with the stability block AS_n = 2L²/(k(1−α/Υ)) is infinite at α = Υ
 and the variant bounds α ≤ Υ−1 (spec §1.11 [I]); one layer still runs at the edge.
@@ -53,7 +59,8 @@ DESCRIPTIONS = {
 }
 
 OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-7, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
-           "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-9, "fp_max_iter": 300, "rounding": "nearest", "kkt": False}
+           "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-9, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
+           "alpha_starts": "given", "inits": "relaxed"}
 
 
 def _bind(name: str, opts: dict):
@@ -62,6 +69,7 @@ def _bind(name: str, opts: dict):
         kw = {"tol": opts["fp_tol"], "max_iter": opts["fp_max_iter"], "kkt": opts["kkt"]}
         if name == "fp-resources":
             kw["rounding"] = opts["rounding"]
+            kw["alpha_starts"] = tuple(opts["alpha_starts"].split(","))
         return partial(fn, **kw)
     if name == "cccp-association":
         return partial(fn, starts=opts["starts"], rho0=opts["rho0"], rho_growth=opts["rho_growth"],
@@ -76,6 +84,12 @@ def plan(solver: str, opts: dict):
         raise InputError("<option>", f"{solver}.rounding", f"got {opts['rounding']!r}", " | ".join(map(repr, ROUNDING)))
     if opts["tentative"] not in ("share", "current"):
         raise InputError("<option>", f"{solver}.tentative", f"got {opts['tentative']!r}", "'share' | 'current'")
+    if not opts["alpha_starts"] or set(opts["alpha_starts"].split(",")) - {"given", "min", "max", "mid"}:
+        raise InputError("<option>", f"{solver}.alpha_starts", f"got {opts['alpha_starts']!r}",
+                         "comma-separated FP α starts from given, min, max, mid")
+    if not opts["inits"] or set(opts["inits"].split(",")) - {"relaxed", "local", "edge"}:
+        raise InputError("<option>", f"{solver}.inits", f"got {opts['inits']!r}",
+                         "comma-separated starts of the decomposition from relaxed, local, edge (best kept)")
     for k in ("max_outer", "starts", "cccp_max_iter", "fp_max_iter"):
         if opts[k] < (0 if k == "max_outer" else 1):
             raise InputError("<option>", f"{solver}.{k}", f"got {opts[k]!r}", "a whole number >= 1")
@@ -90,10 +104,20 @@ def plan(solver: str, opts: dict):
 def run(solver: str, problem, options: dict, tracer) -> Outcome:
     init, cycle, init_names, cycle_names = plan(solver, options)
     ctx = Context.of(problem.variant, problem.instance, problem.rng, tracer)
-    st = decompose(ctx, initial_state(ctx), init, cycle, max_outer=options["max_outer"], tol=options["tol"])
+    st, per_init = None, []
+    for how in options["inits"].split(","):
+        if how == "relaxed":
+            cand = decompose(ctx, initial_state(ctx), init, cycle, max_outer=options["max_outer"], tol=options["tol"])
+        else:  # converge with α pinned (local-only / edge-only plan), then continue with this solver's cycle
+            pin_init, pin_cycle, _, _ = plan("local-only" if how == "local" else "edge-only", options)
+            pinned = decompose(ctx, initial_state(ctx), pin_init, pin_cycle, max_outer=options["max_outer"], tol=options["tol"])
+            cand = decompose(ctx, pinned, [], cycle, max_outer=options["max_outer"], tol=options["tol"])
+        per_init.append({"init": how, "objective": cand.objective})
+        if st is None or cand.objective < st.objective:
+            st = cand
     cccp = [r for r in ctx.log if r["step"] == "cccp-association"]
     outer = [r for r in ctx.log if r["step"] == "outer"]
-    extra = {"plan": {"init": init_names, "cycle": cycle_names},
+    extra = {"plan": {"init": init_names, "cycle": cycle_names}, "inits": per_init,
              "outer": outer,
              "fp_iterations": [r["fp_iterations"] for r in ctx.log if r["step"] == "fp-resources"],
              "cccp": [{"lp_solves": r["lp_solves"], "moved": r["moved"], "G_before": r["G_before"], "G_after": r["G_after"],

@@ -69,10 +69,12 @@ def _with(st: State, **x) -> State:
 
 # --- steps -----------------------------------------------------------------------------------------
 def fp_resources_step(ctx: Context, st: State, fix_alpha: bool = False, rounding: str = "nearest",
-                      tol: float = 1e-9, max_iter: int = 300, kkt: bool = False) -> State:
+                      tol: float = 1e-9, max_iter: int = 300, kkt: bool = False,
+                      alpha_starts: tuple = ("given",)) -> State:
     """Step A: FP resources (α relaxed then rounded unless ``fix_alpha``), warm-started from ``st``."""
     r = fp_resources(ctx.variant, ctx.inst, st.server, st.x["alpha"], start=st.x, fix_alpha=fix_alpha,
-                     rounding=rounding, tol=tol, max_iter=max_iter, kkt=kkt, P=ctx.P)
+                     rounding=rounding, tol=tol, max_iter=max_iter, kkt=kkt,
+                     alpha_starts=alpha_starts, P=ctx.P)
     ctx.log.append({"step": "fp-resources", "fp_iterations": r.iterations, "converged": r.converged,
                     "objective": r.objective, "relaxed_objective": r.relaxed_objective,
                     **({"kkt_residual": r.kkt["max"]} if r.kkt else {})})

@@ -192,7 +192,37 @@ def fp_iterate(C: Coefs, x, fix_alpha=False, tol=1e-9, max_iter=300, pb_passes=2
 
 
 def fp_resources(variant, inst, server, alpha=None, *, start=None, fix_alpha=False, rounding="nearest",
-                 tol=1e-9, max_iter=300, pb_passes=2, kkt=False, trace=None, P: Pairs | None = None) -> FPResult:
+                 tol=1e-9, max_iter=300, pb_passes=2, kkt=False, trace=None, alpha_starts=("given",),
+                 P: Pairs | None = None) -> FPResult:
+    """The FP resource step (see :func:`fp_single`); with several ``alpha_starts`` ("given" = ``alpha``
+    or the start's α, "min" = α_min, "max" = α_max, "mid") it runs one FP per start and keeps the
+    best. P3 is bilinear in (α, f_e): FP reaches a KKT point, and which one depends on the start
+    (e.g. hardware-2024 has an all-edge and an all-local basin)."""
+    best = None
+    for i, how in enumerate(alpha_starts if not fix_alpha else ("given",)):
+        P = P or pairs(variant, inst)
+        a = alpha
+        if how == "min":
+            a = np.full(P.N, P.alpha_lo)
+        elif how == "max":
+            a = np.full(P.N, P.alpha_hi)
+        elif how == "mid":
+            a = np.full(P.N, 0.5 * (P.alpha_lo + P.alpha_hi))
+        elif how != "given":
+            raise ValueError(f"alpha start {how!r}: expected given | min | max | mid")
+        r = fp_single(variant, inst, server, a, start=start, fix_alpha=fix_alpha, rounding=rounding, tol=tol,
+                      max_iter=max_iter, pb_passes=pb_passes, kkt=kkt, trace=trace if i == 0 else None, P=P)
+        if best is None or r.objective < best.objective:
+            if best is not None:
+                r.iterations += best.iterations
+            best = r
+        else:
+            best.iterations += r.iterations
+    return best
+
+
+def fp_single(variant, inst, server, alpha=None, *, start=None, fix_alpha=False, rounding="nearest",
+              tol=1e-9, max_iter=300, pb_passes=2, kkt=False, trace=None, P: Pairs | None = None) -> FPResult:
     """The FP resource step for the association ``server`` (one server index per user).
 
     * ``alpha``: split per user (start value; the fixed value when ``fix_alpha``);
