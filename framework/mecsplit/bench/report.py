@@ -23,7 +23,7 @@ from .profiles import performance_profile, relative_gap_to, shifted_geometric_me
 
 WEIGHT_METRIC = {"energy": ("total_energy_J", "total energy (J)"), "delay": ("avg_delay_s", "average delay (s)"),
                  "stability": ("mean_stability", "mean stability AS (model units)")}
-METRIC_LABEL = {"total_energy_J": "total energy (J)", "avg_delay_s": "average delay (s)",
+METRIC_LABEL = {"wall_time_s": "wall time (s)", "total_energy_J": "total energy (J)", "avg_delay_s": "average delay (s)",
                 "mean_stability": "mean stability AS (model units)", "objective": "objective (model units)"}
 BEATS_TOL = 1e-6
 
@@ -156,7 +156,7 @@ def plot_convergence(rows, path: Path, title: str) -> bool:
     if not sel:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     cols = _colors(_labels(sel))
     for r in sel:
         tr = r["result"]["trace"]
@@ -185,10 +185,11 @@ def plot_convergence(rows, path: Path, title: str) -> bool:
     axes[0].set_title("incumbent and bound vs time")
     axes[1].set_title("incumbent and bound vs iteration")
     h, l = axes[0].get_legend_handles_labels()
-    fig.legend(h, l, loc="lower center", ncol=min(4, len(l)), fontsize=8)
+    fig.legend(h, l, loc="center right", fontsize=8)
     r0 = sel[0]
-    fig.suptitle(f"{title}: {r0['n_users']}x{r0['n_servers']}, seed {r0['seed']}")
-    fig.tight_layout(rect=(0, 0.12 + 0.04 * (len(l) // 4), 1, 1))
+    fig.suptitle(f"{title}: {r0['n_users']}x{r0['n_servers']}, seed {r0['seed']}"
+                 f"{', sweep ' + str(r0['sweep_param']) + '=' + _fmt(r0['sweep_value']) if r0['sweep_param'] else ''}")
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
@@ -277,6 +278,8 @@ def _mean_std(vals):
 
 
 def _metric(r, m):
+    if m == "wall_time_s":
+        return r["wall_time_s"] if r["status"] in ("optimal", "feasible") else None
     if m == "objective":
         return r["objective"] if r["verdict"] == "ok" else None
     return (r["result"].get("metrics") or {}).get(m) if r["verdict"] == "ok" else None
@@ -329,7 +332,9 @@ def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
                     ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
                                 color=cols[l], marker="o", ms=4, capsize=2, label=l)
             ax.set_xlabel("number of users N")
-            ax.set_ylabel(METRIC_LABEL.get(m, m))
+            ax.set_ylabel(METRIC_LABEL.get(m, m) + (" (log scale)" if spec.get("log") else ""))
+            if spec.get("log"):
+                ax.set_yscale("log")
             ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} vs users", fontsize=10)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
@@ -365,8 +370,9 @@ def group_table(rows) -> list[list[Any]]:
         for r in rs:
             st[r["status"] + ("*" if r["killed"] else "")] += 1
         ver = defaultdict(int)
-        for r in rs:
-            ver["flagged" if r["flags"] and r["verdict"] == "ok" else r["verdict"]] += 1
+        for r in rs:  # the verifier's verdict; "no point" when there was nothing to check
+            ver["no point" if r["result"].get("solution") is None and r["verdict"] == "ok" else
+                "flagged" if r["flags"] and r["verdict"] == "ok" else r["verdict"]] += 1
         gaps = [r["gap_to_reference"] for r in rs if r.get("gap_to_reference") is not None]
         times = [r["wall_time_s"] for r in rs]
         out.append([l, f"{n}x{m}", len(rs), _mean_std([r["objective"] for r in rs if r["verdict"] == "ok"])[0],
@@ -427,6 +433,11 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
         if grows:
             doc.table(["method", "size", "cells", "mean objective", "mean gap to ref", "max gap to ref", "mean time (s)",
                        "SGM time (s)", "status", "verdict"], group_table(grows))
+            errs = [r for r in grows if r["status"] == "error"]
+            if errs:
+                doc.p("Errors: " + "; ".join(f"{r['label']} {r['n_users']}x{r['n_servers']} seed {r['seed']}: "
+                                             f"{(r['result'].get('message') or '')[:240]}" for r in errs[:12])
+                      + (f" (and {len(errs) - 12} more)" if len(errs) > 12 else ""))
             flagged = [r for r in grows if r["flags"]]
             if flagged:
                 doc.p("Flagged cells: " + "; ".join(f"{r['label']} {r['n_users']}x{r['n_servers']} seed {r['seed']}: "

@@ -91,9 +91,28 @@ def execute_cell(p: dict[str, Any], cache: _Cache | None = None) -> str:
                                         extra={"traceback": traceback.format_exc(limit=8), "killed": False}))
 
 
-def _worker_main(conn, env: dict[str, str]) -> None:
+def _watch_parent(ppid: int) -> None:
+    """Exit if the supervisor dies (even by kill -9) instead of running on as an orphan."""
+    import threading
+
+    def loop():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != ppid:
+                os._exit(0)
+
+    threading.Thread(target=loop, daemon=True, name="mecsplit-bench-parent-watch").start()
+
+
+def _worker_main(conn, env: dict[str, str], ppid: int, inherited=()) -> None:
+    for c in inherited:  # forked: close the other workers' pipe ends copied from the supervisor
+        try:
+            c.close()
+        except OSError:
+            pass
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles Ctrl-C
+    _watch_parent(ppid)
     from ..plugins import get_manager, hookimpl
 
     class Streamer:
@@ -176,7 +195,10 @@ class LocalPool:
 
     def _spawn(self, s: _Slot) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
-        s.proc = self.ctx.Process(target=_worker_main, args=(child, self.env), daemon=True, name="mecsplit-bench-worker")
+        others = [o.conn for o in self.slots if o is not s and o.conn is not None] \
+            if self.ctx.get_start_method() == "fork" else []
+        s.proc = self.ctx.Process(target=_worker_main, args=(child, self.env, os.getpid(), others), daemon=True,
+                                  name="mecsplit-bench-worker")
         s.proc.start()
         child.close()
         s.conn, s.ready = parent, False

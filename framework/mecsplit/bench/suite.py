@@ -189,8 +189,8 @@ def _group(where: str, raw: dict[str, Any], defaults: dict[str, Any], idx: int) 
             _num(where, f"{f}.sweep.{k}", v, 0.0)
     fig = d["figure"]
     if fig:
-        if fig.get("kind") not in FIGURE_KINDS or not set(fig) <= {"kind", "title", "metrics"}:
-            raise InputError(where, f"{f}.figure", f"got {fig!r}", f"{{kind = {' | '.join(FIGURE_KINDS)}, title = '...', metrics = [...]}}")
+        if fig.get("kind") not in FIGURE_KINDS or not set(fig) <= {"kind", "title", "metrics", "log"}:
+            raise InputError(where, f"{f}.figure", f"got {fig!r}", f"{{kind = {' | '.join(FIGURE_KINDS)}, title = '...', metrics = [...], log = false}}")
         if fig["kind"] == "weights" and not sweep:
             raise InputError(where, f"{f}.figure.kind", "'weights' needs a sweep", "add sweep = {energy = [...]}")
     return Group(name=name, variants=list(variants), sizes=[(int(a), int(b)) for a, b in sizes], seeds=list(seeds),
