@@ -160,6 +160,28 @@ def test_pyomo_objective_equals_evaluator(name, seed, n, m):
             assert np.allclose(back[k], vals, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name,over", [
+    ("sft-2025", {"compression": {"accuracy": "none"}}),
+    ("sft-2025", {"uplink": {"delay": False}}),              # compression then adds energy only
+    ("splitllm-2025", {"llm": {"split": "continuous"}, "tier_memory": {"cloud_lora": "shared"}}),
+])
+def test_options_keep_pyomo_and_evaluator_equal(name, over):
+    v = load_variant(name, overrides={"blocks": over})
+    inst = generate(v, 5, 1 if name == "sft-2025" else 2, seed=8)
+    model = build_model(v, inst)
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        sol = random_feasible_point(v, inst, rng)
+        if v.block("llm").p["split"] == "continuous":
+            sol["alpha"] = [a - 0.25 if a > 1.25 else a for a in sol["alpha"]]   # fractional cut, still feasible
+        ev = evaluate(v, inst, sol)
+        assert ev.feasible, ev.violations
+        load_solution(model, v, inst, sol)
+        assert model_objective(model) == pytest.approx(ev.objective, rel=1e-9)
+        assert violated_components(model) == set()
+    assert hasattr(model, "distortion_budget") == (name == "sft-2025" and "compression" not in over)
+
+
 # --- each new constraint flagged ------------------------------------------------------------------
 def _violate(v, inst, sol, what):
     s = {k: list(x) for k, x in sol.items()}

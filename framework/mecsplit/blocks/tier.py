@@ -159,12 +159,16 @@ class Cloud(Block):
         s = sol["server"]
         sol["fc_GHz"] = self.slot_GHz(inst) / np.bincount(s, minlength=inst.M)[s]
 
-    def build(self, m, inst, ledger):
-        Y = float(inst.block("llm")["layers"])
+    def derive(self, inst):
         slot = self.slot_GHz(inst)
         if self.p["fc_min_GHz"] > slot:
             raise InputError(str(inst.variant.path), "blocks.cloud.fc_min_GHz", f"above the stream slot F_max/E = {slot:g} GHz",
                              f"a value <= {slot:g}")
+        return {}
+
+    def build(self, m, inst, ledger):
+        Y = float(inst.block("llm")["layers"])
+        slot = self.slot_GHz(inst)
         m.fc = pyo.Var(m.U, bounds=(self.p["fc_min_GHz"], slot), initialize=max(self.p["fc_min_GHz"], slot * inst.M / inst.N))
         t, e = self._coef(inst)
         S, R = inst.block("llm")["activations_Mbit"], inst.block(self.name)["backhaul_Mbps"]
