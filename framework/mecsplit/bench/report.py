@@ -175,12 +175,22 @@ def plot_convergence(rows, path: Path, title: str) -> bool:
             if yb:
                 ax.step(xb, yb, where="post", color=c, ls="--", label=f"{r['label']} bound")
     ref = sel[0].get("reference")
-    for ax, xl in ((axes[0], "wall time (s, log scale)"), (axes[1], "iteration")):
+    clip = ""
+    if ref is not None:  # zoom on the interesting band: bounds up to reference + 5 %
+        vals = [p[k] for r in sel for p in r["result"]["trace"] for k in ("incumbent", "bound") if p.get(k) is not None]
+        lo, hi = min([*vals, ref]), ref + 0.05 * abs(ref)
+        if max(vals) > hi:
+            clip = " (y clipped at reference + 5%)"
+            lo = max(lo, ref - 0.5 * abs(ref))
+            for ax in axes:
+                ax.set_ylim(lo - 0.02 * (hi - lo), hi)
+    for ax, xl in ((axes[0], "wall time (s, log scale)"), (axes[1], "iteration (symlog scale)")):
         if ref is not None:
             ax.axhline(ref, color="k", lw=0.8, ls=":", label=f"reference ({sel[0]['reference_kind']})")
         ax.set_xlabel(xl)
-        ax.set_ylabel("objective (model units)")
+        ax.set_ylabel("objective (model units)" + clip)
         ax.grid(alpha=0.3)
+    axes[1].set_xscale("symlog", linthresh=1.0)
     axes[0].set_xscale("log")
     axes[0].set_title("incumbent and bound vs time")
     axes[1].set_title("incumbent and bound vs iteration")
@@ -251,7 +261,7 @@ def plot_profiles(rows, path: Path, title: str, epsilon: float) -> bool:
         return False
     tc, qc = profile_costs(rows, epsilon)
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.5))
     cols = _colors(labels)
     for ax, costs, name in ((axes[0], tc, "time (finished, verified)"),
                             (axes[1], qc, f"quality-conditioned (verified, gap to reference <= {epsilon:g})")):
@@ -264,9 +274,10 @@ def plot_profiles(rows, path: Path, title: str, epsilon: float) -> bool:
         ax.set_ylabel("fraction of problems with ratio <= tau")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    axes[1].legend(fontsize=8, loc="lower right")
+    h, l = axes[0].get_legend_handles_labels()
+    fig.legend(h, l, loc="center right", fontsize=8)
     fig.suptitle(f"{title}: Dolan–Moré performance profiles ({len(tc)} problems)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.85, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
@@ -399,7 +410,12 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
         doc.p(f"Last run: {last['started_at']} on {last['host']} ({last['cores']} cores), executor {last['executor']}, "
               f"{last['workers']} worker(s){', timing mode (1 worker, 1 thread)' if last['timing'] else ''}: "
               f"{last['n_run']} cell(s) run in {_fmt(last['wall_s'])} s, {last['n_done_before']} already in the store, "
-              f"{last['n_skipped']} skipped, {last['n_killed']} killed at the hard limit.")
+              f"{last['n_skipped']} skipped, {last['n_killed']} killed at the hard limit. "
+              + (f"Sum of the cells' own solve times {_fmt(last['solve_s'])} s: harness overhead per cell "
+                 f"≈ {_fmt((last['workers'] * last['wall_s'] - last['solve_s']) / last['n_run'], 2)} s "
+                 f"(workers × wall − Σ solve time, / cells; includes idle workers at the end). "
+                 if last.get("solve_s") is not None and last["n_run"] else "")
+              + (f"Load average at the end: {last['load_avg']} (a shared machine slows every solve)." if last.get("load_avg") else ""))
     doc.p(f"{len(rows)} stored result(s) for this suite. Objective in model units (see the variant file); "
           "gap to reference = (objective − reference) / |reference| for verified results; time = wall-clock seconds "
           "measured by the framework; status marked * = killed by the harness at time limit + grace (last streamed "

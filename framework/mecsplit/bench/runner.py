@@ -371,6 +371,7 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
     env = worker_env(timing)
     run_id = store.start_run(suite.name, workers=workers, executor=executor, timing=timing)
     counts: dict[str, int] = {}
+    solve_s = [0.0]
     try:
         import tqdm as _tqdm
         from tqdm import tqdm
@@ -382,6 +383,7 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
 
     def on_result(p, rj):
         r = store.put(p, rj)
+        solve_s[0] += float(r.get("wall_time_s") or 0.0)
         key = r["status"] + ("/killed" if (r.get("extra") or {}).get("killed") else "")
         counts[key] = counts.get(key, 0) + 1
         if bar is not None:
@@ -402,7 +404,7 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
     wall = time.monotonic() - t0
     n_killed = sum(v for k, v in counts.items() if k.endswith("/killed"))
     store.finish_run(run_id, wall_s=wall, n_cells=len(uniq), n_done_before=len(uniq) - len(todo), n_run=len(todo),
-                     n_skipped=n_skipped, n_killed=n_killed)
-    return {"suite": suite.name, "cells": len(uniq), "done_before": len(uniq) - len(todo), "ran": len(todo),
+                     n_skipped=n_skipped, n_killed=n_killed, solve_s=solve_s[0])
+    return {"solve_s": solve_s[0], "suite": suite.name, "cells": len(uniq), "done_before": len(uniq) - len(todo), "ran": len(todo),
             "skipped": n_skipped, "killed": n_killed, "counts": counts, "wall_s": wall, "workers": workers,
             "executor": executor}

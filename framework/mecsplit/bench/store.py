@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS refs(
 CREATE TABLE IF NOT EXISTS runs(
   run_id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, started_at TEXT, finished_at TEXT, wall_s REAL,
   n_cells INTEGER, n_done_before INTEGER, n_run INTEGER, n_skipped INTEGER, n_killed INTEGER,
-  workers INTEGER, executor TEXT, timing INTEGER, host TEXT, cores INTEGER);
+  workers INTEGER, executor TEXT, timing INTEGER, host TEXT, cores INTEGER, solve_s REAL, load_avg TEXT);
 """
 
 
@@ -63,6 +63,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(DDL)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+        for c, t in (("solve_s", "REAL"), ("load_avg", "TEXT")):  # stores from before these columns
+            if c not in cols:
+                self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.db.commit()
 
@@ -78,7 +82,9 @@ class Store:
                     "figure": g.figure, "sweep": g.sweep, "time_limit_s": g.time_limit_s, "grace_s": g.grace_s,
                     "reference_time_limit_s": g.reference_time_limit_s}
             self.db.execute("INSERT OR REPLACE INTO groups VALUES(?,?,?)", (suite, g.name, json.dumps(spec)))
-        self.db.execute("DELETE FROM skipped WHERE suite=?", (suite,))
+        # the suite's current definition replaces the old one (results stay, reusable by hash)
+        for t in ("skipped", "membership", "groups"):
+            self.db.execute(f"DELETE FROM {t} WHERE suite=?", (suite,))
         for c in cells:
             if c.skip_reason:
                 self.db.execute("INSERT OR REPLACE INTO skipped VALUES(?,?,?,?,?,?,?,?,?,?)",
@@ -124,9 +130,14 @@ class Store:
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, **kw) -> None:
-        self.db.execute("UPDATE runs SET finished_at=?, wall_s=?, n_cells=?, n_done_before=?, n_run=?, n_skipped=?, n_killed=? "
-                        "WHERE run_id=?", (now(), kw["wall_s"], kw["n_cells"], kw["n_done_before"], kw["n_run"],
-                                           kw["n_skipped"], kw["n_killed"], run_id))
+        try:
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        except OSError:  # pragma: no cover
+            load = ""
+        self.db.execute("UPDATE runs SET finished_at=?, wall_s=?, n_cells=?, n_done_before=?, n_run=?, n_skipped=?, "
+                        "n_killed=?, solve_s=?, load_avg=? WHERE run_id=?",
+                        (now(), kw["wall_s"], kw["n_cells"], kw["n_done_before"], kw["n_run"], kw["n_skipped"],
+                         kw["n_killed"], kw.get("solve_s"), load, run_id))
         self.db.commit()
 
     # ----------------------------------------------------------------------------------- reading
