@@ -263,6 +263,33 @@ def test_memory_profile_matches_spec_table():
     assert np.all(m["base_GB"] + (Memory.alpha_cap(inst) + 1) * m["block_GB"] > m["M_max_GB"])
 
 
+def test_peak_memory_report_is_bounded_by_the_caps():
+    """peak_memory_GB (reporting) vs the constraints: at feasible points every tier's peak is within its
+    cap (the cloud constraint is the conservative per-user form of the reported peak); 1-user hand check."""
+    from mecsplit.blocks.memory import peak_memory_GB
+
+    v = load_variant("splitllm-2025")
+    inst = generate(v, 12, 4, seed=2)
+    rng = np.random.default_rng(3)
+    mem, tm = inst.block("memory"), inst.block("tier_memory")
+    for _ in range(20):
+        sol = random_feasible_point(v, inst, rng)
+        assert evaluate(v, inst, sol).feasible
+        pk = peak_memory_GB(inst, sol)
+        assert pk["device"] <= mem["M_max_GB"].max() + 1e-9
+        assert pk["edge"] <= tm["edge_M_max_GB"].max() + 1e-9
+        assert pk["cloud"] <= tm["cloud_M_max_GB"] + 1e-9
+        assert pk["sfl_server"] > max(pk["edge"], pk["cloud"])  # 12 users: the hierarchy saves memory
+    one = generate(v, 1, 4, seed=2)
+    m1 = one.block("memory")
+    pk = peak_memory_GB(one, {"server": [2], "alpha": [3.0], "beta": [20.0]})
+    assert pk["device"] == pytest.approx(m1["base_GB"][0] + 3 * m1["block_GB"][0], rel=1e-12)
+    assert pk["edge"] == pytest.approx(17 * m1["block_GB"][0] + 4 * m1["cut_GB"][0], rel=1e-12)
+    assert pk["cloud"] == pytest.approx(12 * (m1["frozen_block_GB"] + m1["lora_block_GB"] + m1["act_block_GB"][0])
+                                        + 2 * m1["cut_GB"][0] + m1["head_GB"], rel=1e-12)
+    assert pk["sfl_server"] == pytest.approx(29 * m1["block_GB"][0] + m1["head_GB"], rel=1e-12)
+
+
 def test_compressed_size_matches_spec_sanity_check():
     """§2.3: b = 4, ρ = 0.3 → γ = S/(32 D) ≈ 6.5 %; ρ = 0.1 → 2.7 % (fp32 reference size)."""
     v = load_variant("sft-2025")

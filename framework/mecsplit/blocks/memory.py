@@ -120,4 +120,32 @@ class TierMemory(Block):
         viol.leq("cloud_memory", c_l * (Y - sol["beta"]) + c_0, self.p["cloud_M_max_GB"])
 
 
+def peak_memory_GB(inst, sol) -> dict[str, float]:
+    """Peak memory per tier of a solution, in GB: the metric SplitLLM reports (variant-models §3.2-3.3).
+
+    * ``device`` — max_n base_n + α_n·block_n;
+    * ``edge`` — max_n of the edge stream (β_n − α_n)·block_n + 4·cut_n (0 without ``edge_tier``);
+    * ``cloud`` — frozen weights of the deepest cloud span + for every edge the largest stream of its users
+      (LoRA copies per ``tier_memory.cloud_lora``, activations, 2 cut tensors) + head — one concurrent
+      stream per edge, each edge's worst user;
+    * ``sfl_server`` — the two-tier baseline of §3.3: one server, N concurrent users cut at α_n, a separate
+      server-side model per user: Σ_n (Υ − α_n)·block_n + head.
+    Only for reporting; the constraints are in :class:`Memory` / :class:`TierMemory`."""
+    mem, Y = inst.block("memory"), float(inst.block("llm")["layers"])
+    a = np.asarray(sol["alpha"], float)
+    out = {"device": float(np.max(mem["base_GB"] + a * mem["block_GB"])),
+           "sfl_server": float(np.sum((Y - a) * mem["block_GB"]) + mem["head_GB"])}
+    if "beta" not in sol:
+        return out
+    b, s = np.asarray(sol["beta"], float), inst.servers_of(sol)
+    out["edge"] = float(np.max((b - a) * mem["block_GB"] + 4 * mem["cut_GB"]))
+    per_stream = inst.has_block("tier_memory") and inst.variant.block("tier_memory").p["cloud_lora"] == "per_stream"
+    stream = (Y - b) * ((mem["lora_block_GB"] if per_stream else 0.0) + mem["act_block_GB"]) + 2 * mem["cut_GB"]
+    worst = np.zeros(inst.M)
+    np.maximum.at(worst, s, stream)
+    shared_lora = 0.0 if per_stream else float(np.max(Y - b)) * mem["lora_block_GB"]
+    out["cloud"] = float(np.max(Y - b) * mem["frozen_block_GB"] + shared_lora + worst.sum() + mem["head_GB"])
+    return out
+
+
 BLOCKS = (Memory, TierMemory)
