@@ -156,27 +156,100 @@ class Dashf:
         return x, res.iterations
 
     # --- block-1 data -----------------------------------------------------------------------------
-    def pair_data(self, server, x, lam: float) -> PairData:
+    def pair_data(self, server, x, lam: float, pricing: str = "prices", grid: int = 65) -> PairData:
+        """Block-1 pair data. ``pricing``:
+
+        * "shares": fe_nm, b_nm = the current values on the user's own server, the equal share
+          F_m/(load_m + 1), B_m/(load_m + 1) on the others;
+        * "prices" (default): Lagrangian pricing of the two budgets. μ_m (GPU, per GHz) and ν_m
+          (bandwidth, per MHz) are the budget multipliers at the current resources (0 when a budget is
+          slack or the server is empty); a user on server m pays μ_m fe + ν_m b and picks
+          b_nm = argmin U_nm(p_n, b) + ν_m b and, for the α it would choose (grid search over α of the
+          priced, exact-quality pair cost, α̂_nm), fe_nm = argmin (Υ−α̂)B_nm(fe) + μ_m fe. The pair cost
+          K + Dα with those (fe_nm, b_nm) fixed is the tangent at α̂ of the (concave in α) priced cost,
+          so it majorises it and is tight at α̂ (envelope theorem).
+        """
         P = self.P
         s = np.asarray(server, int)
-        load = np.bincount(s, minlength=self.M).astype(float)
-        join = load[None, :] + (np.arange(self.M)[None, :] != s[:, None])
-        fe = np.maximum(P.F[None, :] / join, P.fe_lo)
-        b = np.maximum(P.Bw[None, :] / join, P.b_lo)
         rows = np.arange(self.N)
-        fe[rows, s], b[rows, s] = x["fe_GHz"], x["b_MHz"]   # the current pair keeps its resources
         om_t, om_e = P.om["delay"], P.om["energy"]
+        wt = om_t if P.delay else 0.0
+        L2 = np.log(2.0)
         A = om_t * P.a_T / x["f_GHz"] + om_e * P.a_E * x["f_GHz"] ** 2
-        B = om_t * P.e_T / fe + om_e * P.e_E * fe**2
         p = x["p_W"][:, None]
-        r = b * np.log1p(P.snr * p / b) / np.log(2.0)
-        U = (om_e * p + (om_t if P.delay else 0.0)) * P.s[:, None] / r
-        K = self.Y * B + U
+        if pricing == "shares":
+            load = np.bincount(s, minlength=self.M).astype(float)
+            join = load[None, :] + (np.arange(self.M)[None, :] != s[:, None])
+            fe = np.maximum(P.F[None, :] / join, P.fe_lo)
+            b = np.maximum(P.Bw[None, :] / join, P.b_lo)
+            fe[rows, s], b[rows, s] = x["fe_GHz"], x["b_MHz"]
+            mu = nu = np.zeros(self.M)
+        else:
+            mu, nu = self.prices(s, x)
+            Fhi = np.broadcast_to(P.F[None, :], (self.N, self.M))
+            Bhi = np.broadcast_to(P.Bw[None, :], (self.N, self.M))
+            # b_nm: U convex decreasing in b (1/r, r concave increasing): bisection on dU/db + ν = 0
+            c = (om_e * p + wt) * P.s[:, None]
+
+            def dU(bb):
+                u = P.snr * p / bb
+                r = bb * np.log1p(u) / L2
+                rb = (np.log1p(u) - u / (1 + u)) / L2
+                return -c * rb / r**2 + nu[None, :]
+
+            b = _bisect_increasing(dU, np.full((self.N, self.M), P.b_lo), Bhi.copy())
+            # α̂_nm on a grid; fe*(α) = argmin (Υ−α)B(fe) + μ fe (convex in fe)
+            ag = np.linspace(self.lo, self.hi, grid)
+            eT, eE = P.e_T[:, :, None], P.e_E[:, :, None]
+            rem = (self.Y - ag)[None, None, :]
+
+            def dB(fe):
+                return rem * (-om_t * eT / fe**2 + 2 * om_e * eE * fe) + mu[None, :, None]
+
+            shape = (self.N, self.M, grid)
+            feg = _bisect_increasing(dB, np.full(shape, P.fe_lo), np.broadcast_to(P.F[None, :, None], shape).copy())
+            Bg = om_t * eT / feg + om_e * eE * feg**2
+            cost = ag[None, None, :] * A[:, None, None] + rem * Bg + mu[None, :, None] * feg
+            if self.kind_dep == "alpha":
+                cost = cost - lam * self.w[:, None, None] * (self.q0 + self.sq.g_alpha(ag, self.Y))[None, None, :]
+            k = np.argmin(cost, axis=2)
+            fe = np.take_along_axis(feg, k[:, :, None], axis=2)[:, :, 0]
+        B = om_t * P.e_T / fe + om_e * P.e_E * fe**2
+        r = b * np.log1p(P.snr * p / b) / L2
+        U = (om_e * p + wt) * P.s[:, None] / r
+        K = self.Y * B + U + mu[None, :] * fe + nu[None, :] * b
         Qr = None
         if self.kind_dep == "rate":
             Qr = self.w[:, None] * (self.q0 + self.sq.g_rate(r))
             K = K - lam * Qr
         return PairData(K=K, D=A[:, None] - B, Qr=Qr, fe=fe, b=b)
+
+    def prices(self, server, x) -> tuple[np.ndarray, np.ndarray]:
+        """Budget multipliers (μ_m per GHz, ν_m per MHz) read off the current resources: the median of
+        the marginal savings −∂cost/∂fe, −∂cost/∂b over the server's users with interior values; 0 for
+        a slack budget or an empty server."""
+        P = self.P
+        s = np.asarray(server, int)
+        om_t, om_e = P.om["delay"], P.om["energy"]
+        wt = om_t if P.delay else 0.0
+        C = self.Coefs.of(P, s)
+        a, fe, p, b = x["alpha"], x["fe_GHz"], x["p_W"], x["b_MHz"]
+        g_fe = (self.Y - a) * (om_t * C.e_T / fe**2 - 2 * om_e * C.e_E * fe)
+        u = C.snr * p / b
+        r = b * np.log1p(u) / np.log(2.0)
+        g_b = (om_e * p + wt) * P.s * (np.log1p(u) - u / (1 + u)) / np.log(2.0) / r**2
+        mu, nu = np.zeros(self.M), np.zeros(self.M)
+        for m in range(self.M):
+            on = s == m
+            if not on.any():
+                continue
+            if np.sum(fe[on]) >= P.F[m] * (1 - 1e-6):
+                sel = on & (fe > P.fe_lo * (1 + 1e-9)) & (fe < P.F[m] * (1 - 1e-9)) & (a < self.Y * (1 - 1e-9))
+                mu[m] = max(float(np.median(g_fe[sel])), 0.0) if sel.any() else 0.0
+            if np.sum(b[on]) >= P.Bw[m] * (1 - 1e-6):
+                sel = on & (b > P.b_lo * (1 + 1e-9)) & (b < P.Bw[m] * (1 - 1e-9))
+                nu[m] = max(float(np.median(g_b[sel])), 0.0) if sel.any() else 0.0
+        return mu, nu
 
     def phi(self, pdat: PairData, alpha: np.ndarray, lam: float) -> np.ndarray:
         """φ_nm(α) for α of shape (N, M) (exact quality, the block-1 objective per pair)."""
@@ -199,3 +272,16 @@ class Dashf:
         qb = -lam * Q1 - lam * L * alpha0
         qc = -lam * (Q0 - Q1 * alpha0 - L / 2 * alpha0**2)
         return qa, qb, qc
+
+
+def _bisect_increasing(d1, lo, hi, iters: int = 70):
+    """Elementwise root of an increasing d1 on [lo, hi] (bound when d1 has one sign); geometric
+    midpoints (the variables span decades)."""
+    at_lo, at_hi = d1(lo) >= 0, d1(hi) <= 0
+    a, b = lo.copy(), hi.copy()
+    for _ in range(iters):
+        mid = np.sqrt(a * b)
+        pos = d1(mid) > 0
+        b = np.where(pos, mid, b)
+        a = np.where(pos, a, mid)
+    return np.where(at_lo, lo, np.where(at_hi, hi, np.sqrt(a * b)))

@@ -27,10 +27,11 @@ from mecsplit.result import Outcome, Status
 from .model import Dashf
 from .steps import QCQP, dinkelbach, hungarian_slots, sdr_association, slot_capacity
 
-OPTIONS = {"dinkelbach_iters": 30, "dinkelbach_tol": 1e-9, "ao_iters": 10, "ao_tol": 1e-10,
+OPTIONS = {"dinkelbach_iters": 30, "dinkelbach_tol": 1e-9, "ao_iters": 30, "ao_tol": 1e-10,
            "association": "sdr", "randomisations": 30, "slot_factor": 1.5, "sdr_solver": "CLARABEL",
            "fp_tol": 1e-9, "evaluate_candidates": 4, "block2_rounds": 20,
-           "starts": 3}
+           "starts": 3, "pricing": "prices",
+           "slot_step": 1}
 
 
 def _sol(server, x) -> dict:
@@ -80,7 +81,7 @@ class Engine:
 
     def block1(self, server, x, lam):
         d, o = self.d, self.opts
-        pdat = d.pair_data(server, x, lam)
+        pdat = d.pair_data(server, x, lam, pricing=o["pricing"])
         # exact block-1 score on the tentative shares: Σ φ_n,m(n)(α_n)
         rows = np.arange(d.N)
 
@@ -91,14 +92,19 @@ class Engine:
             ph = d.phi(pdat, np.broadcast_to(a[:, None], pdat.K.shape), lam)
             return float(np.sum(ph[rows, s]))
 
+        # trust region on the loads: slots = current load + slot_step (≤ the global cap), so a step
+        # moves few users net and the priced pair model (exact only for small moves) stays accurate
+        load = np.bincount(server, minlength=d.M)
+        cap = self.cap if o["slot_step"] <= 0 else np.minimum(self.cap, load + o["slot_step"])
+        cap = np.maximum(cap, load) if np.all(load <= self.cap) else self.cap
         if o["association"] == "hungarian":
             A = d.best_alpha(pdat.D, lam)
-            s = hungarian_slots(d.phi(pdat, A, lam), self.cap)
+            s = hungarian_slots(d.phi(pdat, A, lam), cap)
             return [(s, A[rows, s])]
         qa, qb, qc = d.quad_majoriser(x["alpha"], lam)
-        q = QCQP(K=pdat.K, D=pdat.D, qa=qa, qb=qb, qc=qc, lo=d.lo, hi=d.hi, cap=self.cap)
+        q = QCQP(K=pdat.K, D=pdat.D, qa=qa, qb=qb, qc=qc, lo=d.lo, hi=d.hi, cap=cap)
         rr = sdr_association(q, self.problem.rng, score=score, alpha_of=alpha_of, randomisations=o["randomisations"],
-                             incumbent=(server, x["alpha"]) if np.all(np.bincount(server, minlength=d.M) <= self.cap) else None,
+                             incumbent=(server, x["alpha"]) if np.all(load <= cap) else None,
                              solver=o["sdr_solver"])
         st = self.stats
         st["sdr_calls"] += 1
