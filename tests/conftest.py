@@ -13,9 +13,12 @@ import pytest
 CORE_VARIANTS = ("liu-zhao-2024", "default", "hardware-2024")
 
 
-def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    """Run ``mecsplit ARGS`` in a fresh interpreter (as a user would)."""
+def run_cli(*args: str, env: dict | None = None, cwd=None, entry_points: bool = False) -> subprocess.CompletedProcess:
+    """Run ``mecsplit ARGS`` in a fresh interpreter (as a user would). Installed entry-point plugins
+    are not loaded unless ``entry_points`` (keeps these tests independent of what else is installed)."""
     e = dict(os.environ)
+    if not entry_points:
+        e["MECSPLIT_LOAD_PLUGINS"] = ""
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "mecsplit.cli", *args], capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
 

@@ -84,9 +84,9 @@ def _entry_point_package(root, name):
 
 def test_third_party_entry_point_plugin_allow_and_block(tmp_path):
     _entry_point_package(tmp_path, "thirdparty")
-    env = {"PYTHONPATH": str(tmp_path)}
-    r = run_cli("plugins", "--no-probe", env=env)
-    assert "thirdparty 1.2.3" in r.stdout and "thirdparty-solver" in r.stdout
+    env = {"PYTHONPATH": str(tmp_path), "MECSPLIT_LOAD_PLUGINS": "thirdparty"}
+    r = run_cli("plugins", env=env)
+    assert "thirdparty 1.2.3" in r.stdout and "thirdparty-solver" in r.stdout and "ok (default 2x1" in r.stdout
     r = run_cli("plugins", "--no-probe", env={**env, "MECSPLIT_BLOCK_PLUGINS": "thirdparty"})
     assert "thirdparty-solver" not in r.stdout
     r = run_cli("--block-plugin", "thirdparty", "plugins", "--no-probe", env=env)
@@ -95,6 +95,13 @@ def test_third_party_entry_point_plugin_allow_and_block(tmp_path):
     assert "thirdparty-solver" not in r.stdout and "mecsplit-builtin" in r.stdout
     r = run_cli("plugins", "--no-probe", env={**env, "MECSPLIT_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "thirdparty" not in r.stdout
+
+
+def test_builtin_plugins_register_like_third_party_ones():
+    """The shipped solver plugins come in through entry points, exactly as a third-party one."""
+    r = run_cli("plugins", "--no-probe", entry_points=True)
+    assert "baselines 0.1.0  [entry point mecsplit_baselines.plugin]" in r.stdout
+    assert "solver greedy" in r.stdout and "solver random" in r.stdout
 
 
 def test_broken_plugin_is_reported_not_fatal(tmp_path):

@@ -67,3 +67,5 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
             comp[idx].set_value(float(sol[v.name][n]), skip_validation=True)
             if v.name in fix:
                 comp[idx].fix()
+    if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user
+        m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
