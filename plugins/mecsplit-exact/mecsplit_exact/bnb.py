@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .fixed import solve_fixed, to_solution
-from .lagrangian import DualEval, Master, maximise
+from .lagrangian import DualEval, Master, _scales, maximise
 
 
 class BnB:
@@ -101,6 +101,7 @@ class BnB:
                 break
             lam, mu = r["lam"], r["mu"]
         lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
+        self.sl, self.sm = _scales(lam), _scales(mu)
 
         cnt = itertools.count()
         heap = [(-np.inf, next(cnt), allowed, klo, khi, lam, mu, Master(D))]
@@ -126,7 +127,8 @@ class BnB:
             self.tracer.iteration()
             cutoff = self.inc["obj"] - self.tol()
             best, sol, its = maximise(D, self.ev, master, lam, mu, allowed, klo, khi, max_iter=self.dual_iters,
-                                      cutoff=cutoff, deadline=self.deadline, clock=self.clock)
+                                      cutoff=cutoff, deadline=self.deadline, clock=self.clock,
+                                      sl=self.sl, sm=self.sm)
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
             if self.nodes == 1:

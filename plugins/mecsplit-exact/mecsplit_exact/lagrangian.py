@@ -44,17 +44,45 @@ class DualEval:
             self._up_cache[key] = hit
         return hit
 
+    def edge(self, mu, allowed, klo, khi):
+        """E[n,m,k] = min_x w_k(t/x + e x²) + μ_m x for the splits that can be optimal; +inf elsewhere.
+
+        E is concave in w (a minimum of affine functions of w), so on a user's split range its minimum
+        is at an end: LB(k) = user_part[k] + min(E(w_klo), E(w_khi)) bounds every option from below,
+        and only the splits with LB below the better end are solved (exact pruning)."""
+        D = self.D
+        N, M, K = D.N, D.M, D.K
+        rows = np.arange(N)
+        wl, wh = D.w[klo], D.w[khi]
+        El, xl = edge_solve(wl[:, None], D.t, D.e, mu[None, :], D.fe_lo, D.F[None, :])
+        Eh, xh = edge_solve(wh[:, None], D.t, D.e, mu[None, :], D.fe_lo, D.F[None, :])
+        up = D.user_part
+        vl = up[rows, klo][:, None] + El
+        vh = up[rows, khi][:, None] + Eh
+        best0 = np.minimum(vl, vh)
+        kk = np.arange(K)
+        inner = (kk[None, :] > klo[:, None]) & (kk[None, :] < khi[:, None])            # (N, K)
+        LB = up[:, None, :] + np.minimum(El, Eh)[:, :, None]
+        cand = inner[:, None, :] & allowed[:, :, None] & (LB < best0[:, :, None])
+        E = np.full((N, M, K), np.inf)
+        x = np.full((N, M, K), np.nan)
+        E[rows, :, klo], x[rows, :, klo] = El, xl
+        E[rows, :, khi], x[rows, :, khi] = Eh, xh
+        nn, mm, kc = np.nonzero(cand)
+        if nn.size:
+            ev, xv = edge_solve(D.w[kc], D.t[nn, mm], D.e[nn, mm], mu[mm], D.fe_lo, D.F[mm])
+            E[nn, mm, kc], x[nn, mm, kc] = ev, xv
+        self.n_edge = 2 * N * M + nn.size
+        return E, x
+
     def __call__(self, lam, mu, allowed, klo, khi, users=None):
         """Returns dict with L (certified bound), per-user best value/option/resources and the (N,M)
         table of best values over α."""
         D = self.D
         U, p, b = self.uplink(lam)
-        E, x = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
-                          D.F[None, :, None])
-        kk = np.arange(D.K)
-        okk = (kk[None, :] >= klo[:, None]) & (kk[None, :] <= khi[:, None])         # (N, K)
+        E, x = self.edge(mu, allowed, klo, khi)
         cost = D.user_part[:, None, :] + E + U[:, :, None]
-        cost = np.where(okk[:, None, :] & allowed[:, :, None], cost, np.inf)
+        cost = np.where(allowed[:, :, None], cost, np.inf)
         kbest = np.argmin(cost, axis=2)                                              # (N, M)
         vnm = np.take_along_axis(cost, kbest[:, :, None], axis=2)[:, :, 0]           # (N, M)
         mbest = np.argmin(vnm, axis=1)
@@ -116,7 +144,8 @@ class Master:
         out._seen = set(zip(out.user, out.srv, out.k, (round(v, 12) for v in out.bc), (round(v, 12) for v in out.xc)))
         return out
 
-    def solve(self, lam_lo, lam_hi, mu_lo, mu_hi):
+    def solve(self, lam_lo, lam_hi, mu_lo, mu_hi, sl, sm):
+        """LP in scaled multipliers λ = sl·λ', μ = sm·μ' (the raw λ can be ~1e-11: below LP tolerances)."""
         D = self.D
         N, M = D.N, D.M
         R = len(self.c)
@@ -124,9 +153,9 @@ class Master:
         has = np.bincount(user, minlength=N) > 0
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = N + 2 * M, R
-        lp.col_cost_ = np.concatenate([-np.ones(N), D.B, D.F])
-        lp.col_lower_ = np.concatenate([np.where(has, -INF, 0.0), lam_lo, mu_lo])
-        lp.col_upper_ = np.concatenate([np.where(has, INF, 0.0), lam_hi, mu_hi])
+        lp.col_cost_ = np.concatenate([-np.ones(N), D.B * sl, D.F * sm])
+        lp.col_lower_ = np.concatenate([np.where(has, -INF, 0.0), lam_lo / sl, mu_lo / sm])
+        lp.col_upper_ = np.concatenate([np.where(has, INF, 0.0), lam_hi / sl, mu_hi / sm])
         lp.row_lower_ = np.full(R, -highspy.kHighsInf)
         lp.row_upper_ = np.asarray(self.c)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -134,7 +163,7 @@ class Master:
         idx = np.empty((R, 3), dtype=np.int32)
         val = np.empty((R, 3))
         idx[:, 0], idx[:, 1], idx[:, 2] = user, N + srv, N + M + srv
-        val[:, 0], val[:, 1], val[:, 2] = 1.0, -np.asarray(self.bc), -np.asarray(self.xc)
+        val[:, 0], val[:, 1], val[:, 2] = 1.0, -np.asarray(self.bc) * sl[srv], -np.asarray(self.xc) * sm[srv]
         lp.a_matrix_.index_ = idx.ravel()
         lp.a_matrix_.value_ = val.ravel()
         h = highspy.Highs()
@@ -146,36 +175,48 @@ class Master:
         s = h.getSolution()
         col = np.asarray(s.col_value)
         w = -np.asarray(s.row_dual)
-        return {"lam": col[N:N + M].copy(), "mu": col[N + M:].copy(), "ub": -h.getInfo().objective_function_value,
+        return {"lam": col[N:N + M] * sl, "mu": col[N + M:] * sm, "ub": -h.getInfo().objective_function_value,
                 "weights": w, "user": user, "srv": srv, "k": np.asarray(self.k)}
 
 
+def _scales(v):
+    a = np.abs(v)
+    return np.maximum(a, max(1e-3 * a.max(initial=0.0), 1e-300))
+
+
 def maximise(D, ev_fn, master, lam0, mu0, allowed, klo, khi, *, max_iter=60, rtol=1e-9, cutoff=np.inf,
-             deadline=None, clock=None):
-    """Boxstep cutting planes from (lam0, mu0). Returns (best eval, lam, mu, last master solution, iters)."""
+             deadline=None, clock=None, sl=None, sm=None):
+    """Boxstep cutting planes from (lam0, mu0). Multipliers are scaled per server by ``sl``/``sm``
+    (default: |λ0|, |μ0| floored at 1e-3 of their max); the box is ±rad in scaled units.
+    Returns (best eval with its lam/mu, last master solution, iterations)."""
     lam_c, mu_c = np.maximum(lam0, 0.0), (mu0.copy() if D.eq_f else np.maximum(mu0, 0.0))
+    sl = _scales(lam_c) if sl is None else sl
+    sm = _scales(mu_c) if sm is None else sm
+    if not np.all(sl > 0):
+        sl = np.full(D.M, 1e-12)
+    if not np.all(sm > 0):
+        sm = np.full(D.M, 1e-6)
     ev = ev_fn(lam_c, mu_c, allowed, klo, khi)
     master.add_from_eval(ev, lam_c, mu_c, extra_near=1e-3)
     best = ev
-    scale_l = np.maximum(np.abs(lam_c), 1e-6 + 1e-3 * np.max(np.abs(lam_c), initial=0.0))
-    scale_m = np.maximum(np.abs(mu_c), 1e-6 + 1e-3 * np.max(np.abs(mu_c), initial=0.0))
     rad = 0.5
     sol = None
     it = 0
     for it in range(1, max_iter + 1):
         if best["L"] >= cutoff or (deadline is not None and clock() > deadline):
             break
-        dl, dm = rad * scale_l, rad * scale_m
+        dl, dm = rad * sl, rad * sm
         lam_lo, lam_hi = np.maximum(lam_c - dl, 0.0), lam_c + dl
         mu_lo = mu_c - dm if D.eq_f else np.maximum(mu_c - dm, 0.0)
         mu_hi = mu_c + dm
-        sol = master.solve(lam_lo, lam_hi, mu_lo, mu_hi)
+        sol = master.solve(lam_lo, lam_hi, mu_lo, mu_hi, sl, sm)
         if sol is None:
             break
         gap = sol["ub"] - best["L_raw"]
-        lam_n, mu_n = sol["lam"], sol["mu"]
-        on_box = (np.any(np.isclose(lam_n, lam_hi, rtol=1e-9, atol=0) | (np.isclose(lam_n, lam_lo, rtol=1e-9, atol=0) & (lam_lo > 0)))
-                  or np.any(np.isclose(mu_n, mu_hi, rtol=1e-9, atol=0) | (np.isclose(mu_n, mu_lo, rtol=1e-9, atol=0) & ((mu_lo > 0) | D.eq_f))))
+        lam_n, mu_n = np.clip(sol["lam"], lam_lo, lam_hi), np.clip(sol["mu"], mu_lo, mu_hi)
+        tb = 1e-7 * rad
+        on_box = (np.any((lam_hi - lam_n <= tb * sl) | ((lam_n - lam_lo <= tb * sl) & (lam_lo > 0)))
+                  or np.any((mu_hi - mu_n <= tb * sm) | ((mu_n - mu_lo <= tb * sm) & ((mu_lo > 0) | D.eq_f))))
         if gap <= rtol * max(1.0, abs(best["L_raw"])):
             if not on_box:
                 break
@@ -185,13 +226,12 @@ def maximise(D, ev_fn, master, lam0, mu0, allowed, klo, khi, *, max_iter=60, rto
         master.add_from_eval(ev, lam_n, mu_n, extra_near=1e-4)
         if ev["L_raw"] >= best["L_raw"] + 0.1 * (sol["ub"] - best["L_raw"]):
             best, lam_c, mu_c = ev, lam_n, mu_n
-            scale_l = np.maximum(np.abs(lam_c), 1e-6 + 1e-3 * np.max(np.abs(lam_c), initial=0.0))
-            scale_m = np.maximum(np.abs(mu_c), 1e-6 + 1e-3 * np.max(np.abs(mu_c), initial=0.0))
             if on_box:
                 rad = min(rad * 2.0, 1e3)
         else:
             if ev["L_raw"] > best["L_raw"]:
                 best, lam_c, mu_c = ev, lam_n, mu_n
-            rad = max(rad * 0.7, 1e-6)
+            rad = max(rad * 0.7, 1e-9)
     best["lam"], best["mu"] = lam_c, mu_c
+    best["sl"], best["sm"] = sl, sm
     return best, sol, it

@@ -135,36 +135,64 @@ def root_inc(g, lo, hi, rtol=1e-14, maxit=200, atol=0.0):
 
 
 def edge_solve(w, t, e, mu, lo, hi):
-    """min_{x∈[lo,hi]} w(t/x + e x²) + μ x, elementwise (arrays broadcast). Returns (value, x)."""
+    """min_{x∈[lo,hi]} w(t/x + e x²) + μ x, elementwise (arrays broadcast). Returns (value, x).
+
+    g(x) = −wt/x² + 2we x + μ is increasing and concave in x, so Newton started left of its root
+    (x_L = min((t/4e)^{1/3}, (wt/2μ)^{1/2}) has g(x_L) ≤ 0) increases monotonically to the root."""
     W, T, E, Mu, Lo, Hi = (np.ascontiguousarray(v, dtype=float).ravel() for v in
                            np.broadcast_arrays(w, t, e, mu, lo, hi))
     shape = np.broadcast_shapes(*(np.shape(v) for v in (w, t, e, mu, lo, hi)))
     WT, WE = W * T, W * E
-
-    def g(x, s):
-        return -WT[s] / (x * x) + 2 * WE[s] * x + Mu[s]
-
-    x = root_inc(g, Lo, Hi)
+    glo = -WT / (Lo * Lo) + 2 * WE * Lo + Mu
+    ghi = -WT / (Hi * Hi) + 2 * WE * Hi + Mu
+    x = np.where(glo >= 0, Lo, Hi)
+    act = np.nonzero((glo < 0) & (ghi > 0))[0]
+    if act.size:
+        wt, we, mu_, lo_ = WT[act], WE[act], Mu[act], Lo[act]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x1 = np.where(we > 0, np.cbrt(wt / (4 * np.where(we > 0, we, 1.0))), np.inf)
+            x2 = np.where(mu_ > 0, np.sqrt(wt / (2 * np.where(mu_ > 0, mu_, 1.0))), np.inf)
+        z = np.maximum(np.minimum(x1, x2), lo_)
+        idx = np.arange(act.size)
+        for _ in range(100):
+            zi = z[idx]
+            g = -wt[idx] / (zi * zi) + 2 * we[idx] * zi + mu_[idx]
+            dg = 2 * wt[idx] / (zi * zi * zi) + 2 * we[idx]
+            zn = zi - g / dg
+            zn = np.maximum(zn, zi)         # monotone from the left (guards rounding)
+            z[idx] = zn
+            done = (zn - zi <= 1e-15 * zn) | (g >= 0)
+            idx = idx[~done]
+            if idx.size == 0:
+                break
+        x[act] = np.minimum(z, Hi[act])
     val = WT / x + WE * x * x + Mu * x
     return val.reshape(shape), x.reshape(shape)
 
 
+def _psi(z):
+    small = z < 1e-2
+    zs = np.where(small, z, 0.0)
+    ser = zs**2 / 2 - zs**3 / 6 + zs**4 / 12 - zs**5 / 20 + zs**6 / 30 - zs**7 / 42 + zs**8 / 56
+    return np.where(small, ser, (1 + z) * np.log1p(z) - z)
+
+
 def _psi_inv(v):
-    """z ≥ 0 with ψ(z) = (1+z)ln(1+z) − z = v (v ≥ 0), Newton from the left-start √(2v)."""
+    """z ≥ 0 with ψ(z) = (1+z)ln(1+z) − z = v (v ≥ 0). ψ is convex increasing: one Newton step from
+    the left start √(2v) (ψ(z) ≤ z²/2) lands right of the root, then Newton decreases monotonically."""
+    v = np.asarray(v, float)
     z = np.sqrt(2 * v)
-    for _ in range(100):
-        small = z < 1e-2
-        zs = np.where(small, z, 0.0)
-        ps_small = zs**2 / 2 - zs**3 / 6 + zs**4 / 12 - zs**5 / 20 + zs**6 / 30 - zs**7 / 42 + zs**8 / 56
-        psi = np.where(small, ps_small, (1 + z) * np.log1p(z) - z)
-        d = np.log1p(z)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(d > 0, (psi - v) / d, 0.0)
-        zn = np.maximum(z - step, 0.0)
-        if np.all(np.abs(zn - z) <= 1e-15 * np.maximum(zn, 1e-300)):
-            z = zn
+    act = np.nonzero(v > 0)[0]
+    zz, vv = z[act], v[act]
+    for _ in range(80):
+        if act.size == 0:
             break
-        z = zn
+        d = np.log1p(zz)
+        zn = np.maximum(zz - (_psi(zz) - vv) / d, 0.0)
+        done = np.abs(zn - zz) <= 1e-11 * zn
+        z[act] = zn
+        keep = ~done
+        act, zz, vv = act[keep], zn[keep], vv[keep]
     return z
 
 
@@ -195,7 +223,7 @@ def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi):
         rb = (np.log1p(z) - z / (1 + z)) / LN2
         return b * (-(C0[s] + C1[s] * p) * rb / (r * r) + Lm[s])
 
-    y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=1e-15, atol=1e-14)
+    y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=0.0, atol=1e-9)  # value error O(1e-18)
     b = np.exp(y)
     b = np.clip(b, Blo, Bhi)
     p = p_star(b, A, C0, C1, Plo, Phi)
