@@ -112,6 +112,10 @@ def _worker_main(conn, env: dict[str, str], ppid: int, inherited=()) -> None:
             pass
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor handles Ctrl-C
+    try:  # own process group: a hard kill also takes down solver subprocesses (external binaries)
+        os.setpgid(0, 0)
+    except OSError:  # pragma: no cover
+        pass
     _watch_parent(ppid)
     from ..plugins import get_manager, hookimpl
 
@@ -208,7 +212,13 @@ class LocalPool:
         if s.proc is None:
             return
         if kill and s.proc.is_alive():
-            s.proc.kill()
+            try:
+                if os.getpgid(s.proc.pid) == s.proc.pid:
+                    os.killpg(s.proc.pid, signal.SIGKILL)
+                else:
+                    s.proc.kill()
+            except (OSError, AttributeError):
+                s.proc.kill()
         s.proc.join(5)
         try:
             s.conn.close()

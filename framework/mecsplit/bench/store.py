@@ -77,14 +77,14 @@ class Store:
     def register(self, suite: str, cells, groups=()) -> None:
         """Record which cells belong to the suite (and which are skipped, with why) and each group's
         report settings (reference policy, epsilon, figure)."""
+        # the suite's current definition replaces the old one (results stay, reusable by hash)
+        for t in ("skipped", "membership", "groups"):
+            self.db.execute(f"DELETE FROM {t} WHERE suite=?", (suite,))
         for g in groups:
             spec = {"reference": g.reference, "reference_solver": g.reference_solver, "epsilon": g.epsilon,
                     "figure": g.figure, "sweep": g.sweep, "time_limit_s": g.time_limit_s, "grace_s": g.grace_s,
                     "reference_time_limit_s": g.reference_time_limit_s}
             self.db.execute("INSERT OR REPLACE INTO groups VALUES(?,?,?)", (suite, g.name, json.dumps(spec)))
-        # the suite's current definition replaces the old one (results stay, reusable by hash)
-        for t in ("skipped", "membership", "groups"):
-            self.db.execute(f"DELETE FROM {t} WHERE suite=?", (suite,))
         for c in cells:
             if c.skip_reason:
                 self.db.execute("INSERT OR REPLACE INTO skipped VALUES(?,?,?,?,?,?,?,?,?,?)",
