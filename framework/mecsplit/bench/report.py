@@ -143,6 +143,25 @@ def _colors(labels):
     return {l: cmap(i % cmap.N) for i, l in enumerate(labels)}
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINES = ("-", "--", "-.", ":")
+
+
+def _style(labels):
+    """Distinct marker + line style per method, so methods with identical values stay visible."""
+    return {l: {"marker": MARKERS[i % len(MARKERS)], "ls": LINES[i % len(LINES)],
+                "ms": 7 - (i % 4), "mfc": "none" if i % 2 else None} for i, l in enumerate(labels)}
+
+
+def _autolog(ax, spec, ylabel):
+    """Log y when asked, or when the plotted means span more than 30x (one method far off)."""
+    ys = [y for line in ax.get_lines() for y in line.get_ydata() if y is not None and np.isfinite(y) and y > 0]
+    if spec.get("log") or (ys and max(ys) / max(min(ys), 1e-300) > 30):
+        ax.set_yscale("log")
+        ylabel += " (log scale)"
+    ax.set_ylabel(ylabel)
+
+
 def plot_convergence(rows, path: Path, title: str) -> bool:
     """Incumbent (solid) and bound (dashed) vs time and vs iteration on the instance with the
     richest traces; the reference as a horizontal line."""
@@ -190,7 +209,11 @@ def plot_convergence(rows, path: Path, title: str) -> bool:
         ax.set_xlabel(xl)
         ax.set_ylabel("objective (model units)" + clip)
         ax.grid(alpha=0.3)
-    axes[1].set_xscale("symlog", linthresh=1.0)
+    its = [p.get("iteration") or 0 for r in sel for p in r["result"]["trace"]]
+    if max(its, default=0) > 50:
+        axes[1].set_xscale("symlog", linthresh=1.0)
+    else:
+        axes[1].set_xlabel("iteration")
     axes[0].set_xscale("log")
     axes[0].set_title("incumbent and bound vs time")
     axes[1].set_title("incumbent and bound vs iteration")
@@ -303,6 +326,7 @@ def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
     kind = spec.get("kind")
     labels = _labels(rows)
     cols = _colors(labels)
+    sty = _style(labels)
     ok = [r for r in rows if r["verdict"] == "ok"]
     if not ok:
         return False
@@ -321,9 +345,9 @@ def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
                 keep = [(x, s) for x, s in zip(xs, st) if s[2]]
                 if keep:
                     ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], marker="o", ms=4, capsize=2, label=l)
+                                color=cols[l], capsize=2, label=l, **sty[l])
             ax.set_xlabel(f"weight w_{prm} (swept; others at the variant's value)")
-            ax.set_ylabel(ml)
+            _autolog(ax, spec, ml)
             ax.set_title(f"{ml.split(' (')[0]} vs w_{prm}", fontsize=10)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
@@ -341,11 +365,9 @@ def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
                 keep = [(x, s) for x, s in zip(xs, st) if s[2]]
                 if keep:
                     ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], marker="o", ms=4, capsize=2, label=l)
+                                color=cols[l], capsize=2, label=l, **sty[l])
             ax.set_xlabel("number of users N")
-            ax.set_ylabel(METRIC_LABEL.get(m, m) + (" (log scale)" if spec.get("log") else ""))
-            if spec.get("log"):
-                ax.set_yscale("log")
+            _autolog(ax, spec, METRIC_LABEL.get(m, m))
             ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} vs users", fontsize=10)
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
@@ -361,6 +383,25 @@ def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
                 ax.set_yscale("log")
             ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} per method (mean ± sd over seeds)", fontsize=10)
             ax.grid(alpha=0.3, axis="y")
+    elif kind == "convergence":
+        fig, axes = plt.subplots(1, len(labels), figsize=(6.5 * len(labels), 4.3), squeeze=False)
+        for ax, l in zip(axes[0], labels):
+            sizes = sorted({(r["n_users"], r["n_servers"]) for r in rows if r["label"] == l})
+            cm = plt.get_cmap("viridis")
+            for i, (n, m) in enumerate(sizes):
+                rs = sorted((r for r in rows if r["label"] == l and (r["n_users"], r["n_servers"]) == (n, m)
+                             and r["result"].get("trace")), key=lambda r: r["seed"])
+                for j, r in enumerate(rs):
+                    tr = [p for p in r["result"]["trace"] if p.get("incumbent") is not None]
+                    x = [p.get("iteration") or 0 for p in tr]
+                    ax.step(x, [p["incumbent"] for p in tr], where="post", color=cm(i / max(1, len(sizes) - 1)),
+                            marker="o", ms=3, alpha=0.9 if j == 0 else 0.35,
+                            label=f"{n} users x {m} servers" if j == 0 else None)
+            ax.set_xlabel("outer iteration (from the stored trace)")
+            ax.set_ylabel("incumbent objective (model units)")
+            ax.set_title(f"{l}: incumbent vs iteration (one line per seed)", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     else:
         return False
     fig.suptitle(f"{title}{': ' + spec['title'] if spec.get('title') else ''}")
@@ -405,17 +446,23 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
     skipped = store.skipped(suite)
     doc = Doc(f"mecsplit bench report: {suite}")
     runs = store.runs(suite)
-    if runs:
-        last = runs[-1]
-        doc.p(f"Last run: {last['started_at']} on {last['host']} ({last['cores']} cores), executor {last['executor']}, "
-              f"{last['workers']} worker(s){', timing mode (1 worker, 1 thread)' if last['timing'] else ''}: "
+    ran = [r for r in runs if r["n_run"]]
+    if ran:
+        last = ran[-1]
+        doc.p(f"Last run that executed cells: {last['started_at']} on {last['host']} ({last['cores']} cores), executor "
+              f"{last['executor']}, {last['workers']} worker(s){', timing mode (1 worker, 1 thread)' if last['timing'] else ''}: "
               f"{last['n_run']} cell(s) run in {_fmt(last['wall_s'])} s, {last['n_done_before']} already in the store, "
               f"{last['n_skipped']} skipped, {last['n_killed']} killed at the hard limit. "
               + (f"Sum of the cells' own solve times {_fmt(last['solve_s'])} s: harness overhead per cell "
                  f"≈ {_fmt((last['workers'] * last['wall_s'] - last['solve_s']) / last['n_run'], 2)} s "
                  f"(workers × wall − Σ solve time, / cells; includes idle workers at the end). "
-                 if last.get("solve_s") is not None and last["n_run"] else "")
+                 if last.get("solve_s") is not None else "")
               + (f"Load average at the end: {last['load_avg']} (a shared machine slows every solve)." if last.get("load_avg") else ""))
+        doc.table(["run", "started (UTC)", "finished", "wall (s)", "cells run", "already stored", "killed", "workers",
+                   "executor", "timing", "Σ solve (s)", "load avg"],
+                  [[r["run_id"], r["started_at"], r["finished_at"] or "(killed)", r["wall_s"], r["n_run"], r["n_done_before"],
+                    r["n_killed"], r["workers"], r["executor"], bool(r["timing"]), r.get("solve_s"), r.get("load_avg")]
+                   for r in ran[-10:]])
     doc.p(f"{len(rows)} stored result(s) for this suite. Objective in model units (see the variant file); "
           "gap to reference = (objective − reference) / |reference| for verified results; time = wall-clock seconds "
           "measured by the framework; status marked * = killed by the harness at time limit + grace (last streamed "

@@ -41,7 +41,7 @@ GROUP_KEYS = {
 }
 TOP_KEYS = {"name", "description", "defaults", "group"}
 REFERENCE_POLICIES = ("exact", "best-known", "none")
-FIGURE_KINDS = ("weights", "users", "bars")
+FIGURE_KINDS = ("weights", "users", "bars", "convergence")
 WEIGHT_NAMES = ("delay", "energy", "stability")
 DEFAULTS: dict[str, Any] = {
     "variants": ["default"], "sizes": [[4, 2]], "seeds": [1], "solvers": "*", "exclude": [],
