@@ -81,9 +81,12 @@ def test_scip_certifies_and_agrees_with_enumeration(v4, N, M):
 def test_scip_perspective_same_optimum(v4):
     e = run(v4, 1, 1, "enumerate")
     p = run(v4, 1, 1, "scip", {"formulation": "perspective"})
-    assert p.verification["verdict"] == "ok" and p.status.value == "optimal"
+    assert p.verification["verdict"] == "ok"
+    # incumbent only: SCIP's certificates on this formulation were seen to be wrong (docs/peers.md)
+    assert p.status.value == "time_limit" and p.bound == -math.inf and p.gap is None
+    assert p.extra["scip_status"] in ("optimal", "gaplimit") and p.extra["untrusted_bound"] <= e.objective + 1e-9
     assert p.extra["rate_vars"] == 1 and p.extra["epigraph_vars"] >= 1
-    assert rel(p.objective, e.objective) <= 1e-6 and p.bound <= e.objective + 1e-9
+    assert rel(p.objective, e.objective) <= 1e-6
 
 
 @needs_scip
@@ -143,12 +146,26 @@ def test_scip_2x2_certifies_and_bounds_mindtpy(v4):
 @pytest.mark.slow
 @needs_scip
 @pytest.mark.parametrize("N,M", [(2, 2), (3, 2)])
-def test_slow_raw_vs_perspective(v4, N, M):
+def test_slow_raw_vs_enumeration(v4, N, M):
     e = run(v4, N, M, "enumerate")
-    for form in ("raw", "perspective"):
-        s = run(v4, N, M, "scip", {"formulation": form}, time_limit_s=60)
-        assert s.verification["verdict"] == "ok"
-        if s.bound is not None and math.isfinite(s.bound):
-            assert s.bound <= e.objective + 1e-9
-        if s.status.value == "optimal":
-            assert rel(s.objective, e.objective) <= 1e-6
+    s = run(v4, N, M, "scip", time_limit_s=60)
+    assert s.verification["verdict"] == "ok"
+    if s.bound is not None and math.isfinite(s.bound):
+        assert s.bound <= e.objective + 1e-9
+    if s.status.value == "optimal":
+        assert rel(s.objective, e.objective) <= 1e-6
+
+
+@pytest.mark.slow
+@needs_scip
+def test_slow_perspective_certificate_is_wrong_on_default_3x2():
+    """Why the perspective form reports no bound: SCIP's own bound on it exceeds a verified point."""
+    v = load_variant("default")
+    raw = run(v, 3, 2, "scip", time_limit_s=60)
+    per = run(v, 3, 2, "scip", {"formulation": "perspective"}, time_limit_s=60)
+    assert raw.verification["verdict"] == "ok" and per.verification["verdict"] == "ok"
+    assert per.bound == -math.inf and per.status.value != "optimal"
+    ub = per.extra.get("untrusted_bound")
+    if ub is None or ub <= raw.objective + 1e-9:
+        pytest.skip(f"SCIP's perspective bound {ub} is consistent this time")
+    assert ub > raw.objective  # documents the measured wrong certificate

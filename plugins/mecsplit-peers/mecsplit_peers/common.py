@@ -48,8 +48,13 @@ def verified_point(problem, m):
 
 
 def model_objective(m) -> float:
+    import io
+
+    from pyomo.common.log import LoggingIntercept
+
     try:
-        return float(pyo.value(m.obj))
+        with LoggingIntercept(io.StringIO(), "pyomo"):
+            return float(pyo.value(m.obj))
     except (ValueError, ZeroDivisionError, OverflowError):
         return math.nan
 
