@@ -392,3 +392,20 @@ def test_performance_profile_hand_example():
     assert rho["B"][-1] == pytest.approx(2 / 3)  # never solves p3
     assert shifted_geometric_mean([1.0, 3.0], 1.0) == pytest.approx(math.sqrt(2 * 4) - 1)
     assert shifted_geometric_mean([0.0, 0.0, 0.0], 10.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_reference_solver_missing_falls_back_to_best_known(fakes, tmp_path):
+    from mecsplit.bench.report import build_report
+    from mecsplit.bench.runner import run_suite
+    from mecsplit.bench.store import Store
+
+    suite = _parse("[defaults]\nsizes = [[3, 2]]\nseeds = [1]\nreference = 'exact'\nreference_solver = 'no-such-exact'\n"
+                   "solvers = ['fake-slow', 'fake-infeasible']\n", tmp_path)
+    s = Store(tmp_path / "f.sqlite")
+    run_suite(suite, s, workers=1, progress=False)
+    md = build_report(s, "s", tmp_path / "out").read_text()
+    assert "'no-such-exact' is not available here" in md and "best-known" in md
+    s.close()
+    rows = {r["label"]: r for r in _rows(tmp_path / "f.sqlite", "s")}
+    assert rows["fake-slow"]["reference_kind"] == "best-known"
+    assert rows["fake-slow"]["reference"] == pytest.approx(_point_objective("default", 3, 2, 1))
