@@ -85,7 +85,7 @@ def targets(reps=3):
                 inst = generate(v, N, M, seed=s)
                 res = solve(v, inst, "liu-zhao", seed=s)
                 ts.append(res.wall_time_s)
-            lps = sum(c["lp_solves"] for c in res.extra["cccp"])
+            lps = sum(c["lp_solves"] for c in res.extra.get("cccp", []))
             _row([vname, f"{N}×{M}", float(np.median(ts)), ", ".join(f"{t:.2f}" for t in ts), res.iterations, lps,
                   res.verification["verdict"]])
 

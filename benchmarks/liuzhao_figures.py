@@ -41,7 +41,12 @@ def table(title, header, rows):
 
 
 def ordering(means: dict) -> str:
-    return " < ".join(k for k, _ in sorted(means.items(), key=lambda kv: kv[1]))
+    """Best first; methods within 1e-6 (relative) of each other are joined by "=" (ties)."""
+    items = sorted(means.items(), key=lambda kv: kv[1])
+    out = items[0][0]
+    for (k0, v0), (k, v) in zip(items, items[1:]):
+        out += (" = " if abs(v - v0) <= 1e-6 * max(abs(v), abs(v0)) else " < ") + k
+    return out
 
 
 def fig3(vname, seeds, N, M, weights):

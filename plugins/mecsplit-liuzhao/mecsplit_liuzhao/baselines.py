@@ -58,7 +58,7 @@ DESCRIPTIONS = {
     "edge-only": "α = α_min (every layer but α_min at the edge), FP resources, association step",
 }
 
-OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-7, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
+OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-4, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
            "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-9, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
            "alpha_starts": "given", "inits": "relaxed"}
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from .model import LN2, Pairs, pairs
 
-RHO_MAX = 1e3   # relative to the median pair cost (the LP costs are scaled to O(1))
+RHO_MAX = 1e2   # relative to the median pair cost (the LP costs are scaled to O(1))
 
 
 @dataclass
@@ -117,9 +117,11 @@ class _LP:
     def solve(self, cost):
         self.h.changeColsCost(len(self.all), self.all, np.ascontiguousarray(cost.ravel(), dtype=float))
         self.h.run()
-        st = self.h.getModelStatus()
-        if str(st).split(".")[-1] != "kOptimal":
-            raise RuntimeError(f"CCCP LP not solved: {st}")
+        if str(self.h.getModelStatus()).split(".")[-1] != "kOptimal":
+            self.h.clearSolver()          # numerical trouble on a warm start: retry from scratch
+            self.h.run()
+            if str(self.h.getModelStatus()).split(".")[-1] != "kOptimal":
+                return None
         return np.asarray(self.h.getSolution().col_value).reshape(self.N, self.M)
 
 
@@ -134,7 +136,7 @@ def cccp_association(variant, inst, server, x, rng, *, starts=3, rho0=0.01, rho_
     lp = _LP(P, b, fe, need)
     G_start = float(c[np.arange(N), server].sum())
     scale = float(np.median(np.abs(c))) or 1.0
-    c_lp = np.minimum(c / scale, 1e6)    # O(1) LP costs; hopeless pairs capped (never chosen)
+    c_lp = np.minimum(c / scale, 1e3)    # O(1) LP costs; hopeless pairs capped (never chosen)
     X0 = [np.eye(M)[server]]
     for _ in range(max(starts - 1, 0)):
         X0.append(rng.dirichlet(np.ones(M), size=N))
@@ -146,6 +148,9 @@ def cccp_association(variant, inst, server, x, rng, *, starts=3, rho0=0.01, rho_
         for it in range(1, max_iter + 1):
             Xn = lp.solve(c_lp + rho * (1 - 2 * X))
             out.lp_solves += 1
+            if Xn is None:  # HiGHS failed twice: end this start at its last iterate
+                out.iterations.append({"start": s_i, "iteration": it, "rho": rho * scale, "lp_failed": True})
+                break
             frac = float(np.max(np.minimum(Xn, 1 - Xn)))
             G = float(np.sum(c * Xn))
             pen = float(np.sum(Xn * (1 - Xn)))
@@ -157,7 +162,7 @@ def cccp_association(variant, inst, server, x, rng, *, starts=3, rho0=0.01, rho_
                 if frac <= 1e-6:
                     break
                 stuck = stuck + 1 if rho >= RHO_MAX else 0
-                if stuck >= 2:   # a fractional vertex that no ϱ moves: round and repair below
+                if stuck >= 1:   # a fractional vertex that no ϱ moves: round and repair below
                     break
                 # converged to a fractional point: raise ϱ; entries at exactly 1/2 have a zero penalty
                 # gradient, so also move the linearisation point halfway towards the row's largest entry

@@ -23,8 +23,8 @@ CORE = ("llm", "association", "user_compute", "edge_compute", "uplink")
 VARS = ("alpha", "f_GHz", "fe_GHz", "p_W", "b_MHz")
 
 
-def check_supported(variant, where: str = "<variant>") -> None:
-    if variant.objective.kind != "weighted_sum":
+def check_supported(variant, where: str = "<variant>", any_objective: bool = False) -> None:
+    if not any_objective and variant.objective.kind != "weighted_sum":
         raise InputError(where, "objective.kind", f"got {variant.objective.kind!r}", "'weighted_sum' (the Liu–Zhao objective)")
     for b in CORE:
         if not variant.has_block(b):
@@ -65,9 +65,12 @@ class Pairs:
     b_eq: bool
 
 
-def pairs(variant, inst) -> Pairs:
-    check_supported(variant)
-    om = variant.objective.omega(inst)
+def pairs(variant, inst, omega: dict | None = None) -> Pairs:
+    """Pair data of (variant, inst). ``omega`` ({"delay": ω_t, "energy": ω_e, "stability": ω_s})
+    overrides the variant's weights — e.g. for a Dinkelbach/FP outer loop on a ratio objective that
+    calls the FP step on a weighted sum; then any objective kind is accepted."""
+    check_supported(variant, any_objective=omega is not None)
+    om = dict(omega) if omega is not None else variant.objective.omega(inst)
     llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_compute", "uplink"))
     psi = np.asarray(llm["psi_TFLOP"], float)
     cdu = uc["cores"] * uc["flops_per_cycle"]
