@@ -96,3 +96,16 @@ def test_scip_on_every_variant(name):
     if wrong and name in KNOWN_SCIP_WRONG:
         pytest.xfail(KNOWN_SCIP_WRONG[name] + ": " + "; ".join(wrong))
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_mindtpy_on_every_variant(name):
+    pytest.importorskip("highspy")
+    v, inst, r = run(name, "mindtpy-oa")
+    _, _, e = run(name, "enumerate")
+    assert r.verification["verdict"] == "ok", (r.message, r.verification)
+    assert r.status.value in ("feasible", "time_limit") and r.bound is None, r.message
+    ev = evaluate(v, inst, r.solution)
+    assert pyomo_objective(v, inst, r.solution) == pytest.approx(ev.objective, rel=1e-9, abs=1e-12)
+    # a heuristic: never better than the enumeration beyond the NLP tolerance
+    assert r.objective >= e.objective - 1e-6 * max(1, abs(e.objective))
