@@ -10,11 +10,9 @@ random restarts drawn from ``problem.rng``).
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
-import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.visitor import identify_variables
 

@@ -29,11 +29,11 @@ def register_solvers(registry):
         description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
         options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0})
     registry.add_solver(
-        name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("cyipopt", "highspy", "casadi"), version=__version__,
+        name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("mecsplit.ipopt", "cyipopt", "highspy", "casadi"), version=__version__,
         description="Pyomo MindtPy OA (HiGHS MILP + Ipopt via mecsplit.ipopt); heuristic on this nonconvex model",
         options={"strategy": "OA", "init_strategy": "rNLP", "iteration_limit": 50, "no_good_cuts": True,
                  "heuristic_nonconvex": False, "rel_gap": 1e-6})
     registry.add_solver(
-        name="enumerate", solve=_enumerate, exact=False, requires=("cyipopt", "casadi"), version=__version__,
+        name="enumerate", solve=_enumerate, exact=False, requires=("mecsplit.ipopt", "cyipopt", "casadi"), version=__version__,
         description="every integer assignment of a tiny instance, each continuous NLP by Ipopt; best verified point, no bound",
         options={"max_assignments": 5000, "starts": 1, "tol": 1e-9, "max_iter": 3000})
