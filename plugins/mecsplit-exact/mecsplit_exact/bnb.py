@@ -70,15 +70,48 @@ class BnB:
             server[int(np.argmin(delta))] = m
         return server
 
-    def heuristic(self, ev, allowed):
-        server = ev["m"].copy()
-        k = ev["k"].copy()
-        if self.D.eq_f:
+    def heuristic(self, ev, allowed, sol=None, tries=8):
+        """Round the master LP (each user to its heaviest option; the Lagrangian argmin when no LP),
+        repair empty servers ("eq"), solve exactly, then try the other servers of the most
+        fractional users one at a time (keep improvements)."""
+        D = self.D
+        N, M = D.N, D.M
+        rows = np.arange(N)
+        server, k = ev["m"].copy(), ev["k"].copy()
+        frac_users, Wn = [], None
+        if sol is not None and len(sol["weights"]) == len(sol["user"]):
+            w = np.clip(sol["weights"], 0.0, None)
+            W = np.zeros((N, M))
+            np.add.at(W, (sol["user"], sol["srv"]), w)
+            tot = W.sum(axis=1)
+            ok = tot > 0.5
+            Wn = W / np.where(tot > 0, tot, 1.0)[:, None]
+            server = np.where(ok, np.argmax(Wn, axis=1), server)
+            k = ev["knm"][rows, server]
+            frac = 1.0 - Wn.max(axis=1)
+            frac_users = [int(n) for n in np.argsort(-frac) if frac[n] > 1e-6][:tries]
+        server = np.where(allowed[rows, server], server, ev["m"])
+        k = ev["knm"][rows, server]
+        if D.eq_f:
             server = self.repair(server, ev["vnm"])
             if server is None:
                 return None
-            k = ev["knm"][np.arange(self.D.N), server]
-        return self.offer(server, k)
+            k = ev["knm"][rows, server]
+        cur = self.offer(server, k)
+        if cur is None or Wn is None:
+            return cur
+        for n in frac_users:
+            if self.clock() > self.deadline:
+                break
+            for m in np.nonzero((Wn[n] > 1e-6) & allowed[n])[0]:
+                if m == cur["server"][n]:
+                    continue
+                s2, k2 = cur["server"].copy(), cur["k"].copy()
+                s2[n], k2[n] = m, ev["knm"][n, m]
+                r = self.offer(s2, k2)
+                if r is not None and r["obj"] < cur["obj"]:
+                    cur = r
+        return cur
 
     # -- main --------------------------------------------------------------------------------------
     def run(self, warm=None):
@@ -134,7 +167,7 @@ class BnB:
             if self.nodes == 1:
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
-            self.heuristic(best, allowed)
+            self.heuristic(best, allowed, sol)
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
             if bound >= self.inc["obj"] - self.tol():

@@ -144,39 +144,65 @@ class Master:
         out._seen = set(zip(out.user, out.srv, out.k, (round(v, 12) for v in out.bc), (round(v, 12) for v in out.xc)))
         return out
 
-    def solve(self, lam_lo, lam_hi, mu_lo, mu_hi, sl, sm):
-        """LP in scaled multipliers λ = sl·λ', μ = sm·μ' (the raw λ can be ~1e-11: below LP tolerances)."""
-        D = self.D
-        N, M = D.N, D.M
-        R = len(self.c)
-        user, srv = np.asarray(self.user), np.asarray(self.srv)
-        has = np.bincount(user, minlength=N) > 0
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = N + 2 * M, R
-        lp.col_cost_ = np.concatenate([-np.ones(N), D.B * sl, D.F * sm])
-        lp.col_lower_ = np.concatenate([np.where(has, -INF, 0.0), lam_lo / sl, mu_lo / sm])
-        lp.col_upper_ = np.concatenate([np.where(has, INF, 0.0), lam_hi / sl, mu_hi / sm])
-        lp.row_lower_ = np.full(R, -highspy.kHighsInf)
-        lp.row_upper_ = np.asarray(self.c)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_ = np.arange(0, 3 * R + 1, 3)
+    def _rows(self, j0, sl, sm):
+        N, M = self.D.N, self.D.M
+        R = len(self.c) - j0
+        user, srv = np.asarray(self.user[j0:]), np.asarray(self.srv[j0:])
         idx = np.empty((R, 3), dtype=np.int32)
         val = np.empty((R, 3))
         idx[:, 0], idx[:, 1], idx[:, 2] = user, N + srv, N + M + srv
-        val[:, 0], val[:, 1], val[:, 2] = 1.0, -np.asarray(self.bc) * sl[srv], -np.asarray(self.xc) * sm[srv]
-        lp.a_matrix_.index_ = idx.ravel()
-        lp.a_matrix_.value_ = val.ravel()
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.passModel(lp)
+        cs = self._cs
+        val[:, 0], val[:, 1], val[:, 2] = 1.0, -np.asarray(self.bc[j0:]) * sl[srv] / cs, -np.asarray(self.xc[j0:]) * sm[srv] / cs
+        return R, np.arange(0, 3 * R + 1, 3, dtype=np.int32), idx.ravel(), val.ravel(), np.asarray(self.c[j0:]) / cs
+
+    def solve(self, lam_lo, lam_hi, mu_lo, mu_hi, sl, sm):
+        """LP in scaled multipliers λ = sl·λ', μ = sm·μ' (the raw λ can be ~1e-11: below LP tolerances).
+        The HiGHS model is kept and grown row by row (warm-started dual simplex)."""
+        D = self.D
+        N, M = D.N, D.M
+        lo = np.concatenate([lam_lo / sl, mu_lo / sm])
+        hi = np.concatenate([lam_hi / sl, mu_hi / sm])
+        h = getattr(self, "_h", None)
+        if h is None or self._scale_key != (sl.tobytes(), sm.tobytes()):
+            has = np.bincount(np.asarray(self.user), minlength=N) > 0
+            self._cs = max(float(np.mean(np.abs(self.c))), 1e-300)   # θ in units of a typical user cost
+            R, start, idx, val, up = self._rows(0, sl, sm)
+            lp = highspy.HighsLp()
+            lp.num_col_, lp.num_row_ = N + 2 * M, R
+            lp.col_cost_ = np.concatenate([-np.ones(N), D.B * sl / self._cs, D.F * sm / self._cs])
+            lp.col_lower_ = np.concatenate([np.where(has, -INF, 0.0), lo])
+            lp.col_upper_ = np.concatenate([np.where(has, INF, 0.0), hi])
+            lp.row_lower_ = np.full(R, -highspy.kHighsInf)
+            lp.row_upper_ = up
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+            lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, idx, val
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            h.setOptionValue("primal_feasibility_tolerance", 1e-10)
+            h.setOptionValue("dual_feasibility_tolerance", 1e-10)
+            h.passModel(lp)
+            self._h, self._scale_key, self._in_lp, self._has = h, (sl.tobytes(), sm.tobytes()), len(self.c), has
+        else:
+            if len(self.c) > self._in_lp:
+                R, start, idx, val, up = self._rows(self._in_lp, sl, sm)
+                h.addRows(R, np.full(R, -highspy.kHighsInf), up, 3 * R, start[:-1], idx, val)
+                self._in_lp = len(self.c)
+                has = np.bincount(np.asarray(self.user), minlength=N) > 0
+                newly = np.nonzero(has & ~self._has)[0]
+                if newly.size:
+                    h.changeColsBounds(newly.size, newly.astype(np.int32), np.full(newly.size, -INF), np.full(newly.size, INF))
+                self._has = has
+            cols = np.arange(N, N + 2 * M, dtype=np.int32)
+            h.changeColsBounds(2 * M, cols, lo, hi)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            self._h = None
             return None
         s = h.getSolution()
         col = np.asarray(s.col_value)
         w = -np.asarray(s.row_dual)
-        return {"lam": col[N:N + M] * sl, "mu": col[N + M:] * sm, "ub": -h.getInfo().objective_function_value,
-                "weights": w, "user": user, "srv": srv, "k": np.asarray(self.k)}
+        return {"lam": col[N:N + M] * sl, "mu": col[N + M:] * sm, "ub": -h.getInfo().objective_function_value * self._cs,
+                "weights": w, "user": np.asarray(self.user), "srv": np.asarray(self.srv), "k": np.asarray(self.k)}
 
 
 def _scales(v):

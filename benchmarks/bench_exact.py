@@ -1,0 +1,91 @@
+"""Size vs time-to-certify (and gap at the limit) of the exact plugin, with SCIP as the anchor.
+
+    python benchmarks/bench_exact.py --sizes 10x3 50x10 200x20 1000x50 --seeds 0 1 --limit 60 \
+        --scip-sizes 2x1 3x2 4x2 --scip-limit 60 [--variant default] [-o table.md]
+
+Prints a markdown table: per (solver, size, seed) the status, wall time (s), objective, bound, gap,
+nodes and the framework's verification verdict. SCIP runs through the ``scip`` solver of
+plugins/mecsplit-peers when it is installed, else it is skipped (noted in the table). On the SCIP
+sizes the exact plugin runs too and the two optima/bounds are cross-checked (``agree`` column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from mecsplit.instance import generate
+from mecsplit.plugins import get_manager
+from mecsplit.solve import solve
+from mecsplit.variant import load_variant
+
+
+def size(s: str) -> tuple[int, int]:
+    n, m = s.lower().split("x")
+    return int(n), int(m)
+
+
+def row(solver, n, m, seed, r):
+    nodes = r.extra.get("nodes", r.iterations) if isinstance(r.extra, dict) else r.iterations
+    f = lambda x, p=10: "—" if x is None else f"{x:.{p}g}"
+    gap = "—" if r.gap is None else f"{100 * r.gap:.2e} %"
+    return (f"| {solver} | {n}×{m} | {seed} | {r.status.value if hasattr(r.status, 'value') else r.status} | "
+            f"{r.wall_time_s:.2f} | {f(r.objective)} | {f(r.bound)} | {gap} | {nodes} | {r.verification['verdict']} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="default")
+    ap.add_argument("--sizes", nargs="+", default=["10x3", "50x10", "200x20", "1000x50"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--limit", type=float, default=60.0, help="time limit per exact run (s)")
+    ap.add_argument("--limits", nargs="*", type=float, default=None, help="per-size time limits (s), overrides --limit")
+    ap.add_argument("--scip-sizes", nargs="*", default=["2x1", "3x2", "4x2"])
+    ap.add_argument("--scip-limit", type=float, default=60.0)
+    ap.add_argument("--rel-gap", type=float, default=1e-7)
+    ap.add_argument("-o", "--output", default=None)
+    a = ap.parse_args(argv)
+    v = load_variant(a.variant)
+    lines = [f"variant `{a.variant}`, exact rel_gap {a.rel_gap:g}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             "| solver | size | seed | status | time (s) | objective | bound | gap | nodes | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    have_scip = "scip" in get_manager().solvers
+    for s in a.scip_sizes:
+        n, m = size(s)
+        for seed in a.seeds:
+            inst = generate(v, n, m, seed)
+            re_ = solve(v, inst, "exact", {"rel_gap": a.rel_gap}, time_limit_s=a.scip_limit, seed=seed)
+            lines.append(row("exact", n, m, seed, re_))
+            if have_scip:
+                rs = solve(v, inst, "scip", None, time_limit_s=a.scip_limit, seed=seed)
+                lines.append(row("scip", n, m, seed, rs))
+                bad = []
+                if rs.objective is not None and re_.bound is not None and re_.bound > rs.objective * (1 + 1e-6):
+                    bad.append("exact bound > scip objective")
+                if rs.bound is not None and re_.objective is not None and rs.bound > re_.objective * (1 + 1e-6):
+                    bad.append("scip bound > exact objective")
+                if rs.status.value == "optimal" and re_.status.value == "optimal" and \
+                        abs(rs.objective - re_.objective) > 1e-6 * abs(re_.objective):
+                    bad.append("optima differ")
+                lines.append(f"| agree | {n}×{m} | {seed} | {'yes' if not bad else '; '.join(bad)} | | | | | | |")
+            else:
+                lines.append(f"| scip | {n}×{m} | {seed} | not installed | | | | | | |")
+            print("\n".join(lines[-3:]), file=sys.stderr)
+    for j, s in enumerate(a.sizes):
+        n, m = size(s)
+        lim = a.limits[j] if a.limits else a.limit
+        for seed in a.seeds:
+            inst = generate(v, n, m, seed)
+            r = solve(v, inst, "exact", {"rel_gap": a.rel_gap}, time_limit_s=lim, seed=seed)
+            lines.append(row("exact", n, m, seed, r) + f" <!-- limit {lim:g} s, root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s -->")
+            print(lines[-1], file=sys.stderr)
+    out = "\n".join(lines)
+    print(out)
+    if a.output:
+        with open(a.output, "w") as fh:
+            fh.write(out + "\n")
+
+
+if __name__ == "__main__":
+    main()
