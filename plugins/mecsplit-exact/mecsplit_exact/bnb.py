@@ -167,7 +167,7 @@ class BnB:
             if self.nodes == 1:
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
-            self.heuristic(best, allowed, sol)
+            self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
             if bound >= self.inc["obj"] - self.tol():

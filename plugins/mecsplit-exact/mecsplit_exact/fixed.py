@@ -15,35 +15,48 @@ from .subproblems import edge_solve, rate, root_inc, uplink_solve
 
 
 def _bandwidth(D, server):
-    """λ_m and the users' (p, b, uplink cost) for the assignment."""
+    """λ_m and the users' (p, b) for the assignment. Per-server results are memoised on ``D`` (the
+    bandwidth block of a server depends only on its user set), so local moves re-solve two servers."""
     M = D.M
-    cnt = np.bincount(server, minlength=M)
-    a = D.a[np.arange(D.N), server]
+    cache = D.__dict__.setdefault("_bw_cache", {})
+    if len(cache) > 200000:
+        cache.clear()
+    rows = np.arange(D.N)
+    groups = {m: tuple(np.nonzero(server == m)[0].tolist()) for m in range(M)}
+    todo = np.array([m for m in range(M) if groups[m] and (m, groups[m]) not in cache], dtype=int)
+    if todo.size:
+        us_all = np.nonzero(np.isin(server, todo))[0]
+        a = D.a[rows, server]
 
-    def solve_users(lam_user, sel_users):
-        _, p, b = uplink_solve(a[sel_users], D.c0[sel_users], D.c1[sel_users], lam_user, D.p_lo[sel_users],
-                               D.p_hi[sel_users], D.b_lo, D.B[server[sel_users]])
-        return p, b
+        def solve_users(lam_user, us):
+            _, p, b = uplink_solve(a[us], D.c0[us], D.c1[us], lam_user, D.p_lo[us], D.p_hi[us], D.b_lo, D.B[server[us]])
+            return p, b
 
-    def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
-        sel = act[sel]
-        lam = np.zeros(M)
-        lam[sel] = np.exp(y)
-        us = np.nonzero(np.isin(server, sel))[0]
-        _, b = solve_users(lam[server[us]], us)
-        tot = np.bincount(server[us], weights=b, minlength=M)
-        return D.B[sel] - tot[sel]
+        def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
+            sel = todo[sel]
+            lam = np.zeros(M)
+            lam[sel] = np.exp(y)
+            us = us_all[np.isin(server[us_all], sel)]
+            _, b = solve_users(lam[server[us]], us)
+            tot = np.bincount(server[us], weights=b, minlength=M)
+            return D.B[sel] - tot[sel]
 
-    act = np.nonzero(cnt > 0)[0]
-    lam = np.zeros(M)
-    if act.size:
-        y = root_inc(g, np.full(act.size, np.log(1e-30)), np.full(act.size, np.log(1e15)), rtol=0.0, atol=1e-13)
-        lam[act] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
-    p, b = solve_users(lam[server], np.arange(D.N))
-    tot = np.bincount(server, weights=b, minlength=M)
-    over = tot > D.B
-    if np.any(over):  # root tolerance: scale onto the budget
-        b = b * np.where(over, D.B / np.where(tot > 0, tot, 1.0), 1.0)[server]
+        y = root_inc(g, np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15)), rtol=0.0, atol=1e-13)
+        lam_t = np.zeros(M)
+        lam_t[todo] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
+        p, b = solve_users(lam_t[server[us_all]], us_all)
+        tot = np.bincount(server[us_all], weights=b, minlength=M)
+        over = tot > D.B
+        b = b * np.where(over, D.B / np.where(tot > 0, tot, 1.0), 1.0)[server[us_all]]   # root tolerance
+        for m in todo:
+            sel = server[us_all] == m
+            cache[(int(m), groups[int(m)])] = (lam_t[m], p[sel], b[sel])
+    lam, p, b = np.zeros(M), np.zeros(D.N), np.zeros(D.N)
+    for m in range(M):
+        if groups[m]:
+            lm, pm, bm = cache[(m, groups[m])]
+            idx = np.array(groups[m])
+            lam[m], p[idx], b[idx] = lm, pm, bm
     return lam, p, b
 
 
