@@ -58,7 +58,8 @@ def main(argv=None):
             re_ = solve(v, inst, "exact", {"rel_gap": a.rel_gap}, time_limit_s=a.scip_limit, seed=seed)
             lines.append(row("exact", n, m, seed, re_))
             if have_scip:
-                rs = solve(v, inst, "scip", None, time_limit_s=a.scip_limit, seed=seed)
+                sopts = {"rel_gap": a.rel_gap} if "rel_gap" in get_manager().solver("scip").options else None
+                rs = solve(v, inst, "scip", sopts, time_limit_s=a.scip_limit, seed=seed)
                 lines.append(row("scip", n, m, seed, rs))
                 bad = []
                 if rs.objective is not None and re_.bound is not None and re_.bound > rs.objective * (1 + 1e-6):

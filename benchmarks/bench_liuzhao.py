@@ -75,7 +75,7 @@ def convex(sizes=((10, 3), (50, 10))):
 
 def targets(reps=3):
     print("\n### liu-zhao wall time through mecsplit.solve.solve (targets: 50×10 ≤ 1 s, 1000×50 ≤ 60 s)\n")
-    print("| variant | N×M | wall time [s] (median of reps) | all reps [s] | outer cycles | association LP solves | verdict |")
+    print("| variant | N×M | wall time [s] (median of reps) | all reps [s] | outer cycles | association LP solves | verdict (last rep) |")
     print("|---|---|---|---|---|---|---|")
     for vname in VARIANTS:
         v = load_variant(vname)
@@ -87,7 +87,12 @@ def targets(reps=3):
                 ts.append(res.wall_time_s)
             lps = sum(c["lp_solves"] for c in res.extra.get("cccp", []))
             _row([vname, f"{N}×{M}", float(np.median(ts)), ", ".join(f"{t:.2f}" for t in ts), res.iterations, lps,
-                  res.verification["verdict"]])
+                  f"{res.verification['verdict']}, objective {res.objective:.6g}"])
+            if N == 1000 and res.wall_time_s > 60:   # the same with the framework's time limit
+                res = solve(v, inst, "liu-zhao", seed=0, time_limit_s=55.0)
+                lps = sum(c["lp_solves"] for c in res.extra.get("cccp", []))
+                _row([vname, f"{N}×{M}, time_limit_s=55", res.wall_time_s, f"{res.wall_time_s:.2f}", res.iterations, lps,
+                      f"{res.verification['verdict']}, objective {res.objective:.6g}"])
 
 
 def scaling(max_users=1000, vname="default"):

@@ -157,7 +157,7 @@ def _b_block(C: Coefs, x, nu):
     return b
 
 
-def fp_iterate(C: Coefs, x, fix_alpha=False, tol=1e-9, max_iter=300, pb_passes=2, trace=None):
+def fp_iterate(C: Coefs, x, fix_alpha=False, tol=1e-9, max_iter=300, pb_passes=1, trace=None):
     """AO on P4 from x (feasible); returns (x, iterations, converged). ``trace`` (a list) receives
     K after every block update: H(x^t) = K(x^t; aux^t) ≥ ... ≥ K(x^{t+1}; aux^t) ≥ H(x^{t+1})."""
     x = {k: np.asarray(v, float).copy() for k, v in x.items()}
@@ -192,7 +192,7 @@ def fp_iterate(C: Coefs, x, fix_alpha=False, tol=1e-9, max_iter=300, pb_passes=2
 
 
 def fp_resources(variant, inst, server, alpha=None, *, start=None, fix_alpha=False, rounding="nearest",
-                 tol=1e-9, max_iter=300, pb_passes=2, kkt=False, trace=None, alpha_starts=("given",),
+                 tol=1e-9, max_iter=300, pb_passes=1, kkt=False, trace=None, alpha_starts=("given",),
                  P: Pairs | None = None) -> FPResult:
     """The FP resource step (see :func:`fp_single`); with several ``alpha_starts`` ("given" = ``alpha``
     or the start's α, "min" = α_min, "max" = α_max, "mid") it runs one FP per start and keeps the
@@ -222,7 +222,7 @@ def fp_resources(variant, inst, server, alpha=None, *, start=None, fix_alpha=Fal
 
 
 def fp_single(variant, inst, server, alpha=None, *, start=None, fix_alpha=False, rounding="nearest",
-              tol=1e-9, max_iter=300, pb_passes=2, kkt=False, trace=None, P: Pairs | None = None) -> FPResult:
+              tol=1e-9, max_iter=300, pb_passes=1, kkt=False, trace=None, P: Pairs | None = None) -> FPResult:
     """The FP resource step for the association ``server`` (one server index per user).
 
     * ``alpha``: split per user (start value; the fixed value when ``fix_alpha``);
