@@ -98,7 +98,9 @@ class UserCompute(Block):
     )
     ordered = (("f_min_GHz", "f_max_GHz"),)
 
-    def _coef(self, inst):
+    def per_layer(self, inst):
+        """(time per layer at 1 GHz [s·GHz], energy per layer per GHz² [J/GHz²]), shape (N,):
+        T = α·t/f and E = α·e·f² (eqs. 1, 2). Solvers should use this, not re-derive it."""
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
         cd = d["cores"] * d["flops_per_cycle"]
         # T per layer = ψ·1e12 / (f·1e9·C·D) s ; E per layer = κ·(f·1e9)²·ψ·1e12/(C·D) J
@@ -114,14 +116,14 @@ class UserCompute(Block):
         d = inst.block(self.name)
         m.f = pyo.Var(m.U, bounds=lambda m, n: (self.p["f_min_GHz"], float(d["f_max_GHz"][n])),
                       initialize=lambda m, n: float(d["f_max_GHz"][n]))
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         ledger.delay["user_compute"] = [m.alpha[n] * float(t[n]) / m.f[n] for n in m.U]
         ledger.energy["user_compute"] = [m.alpha[n] * float(e[n]) * m.f[n] ** 2 for n in m.U]
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
         f, a = sol["f_GHz"], sol["alpha"]
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         ledger.delay["user_compute"] = a * t / f
         ledger.energy["user_compute"] = a * e * f**2
         viol.leq("f_max", f, d["f_max_GHz"])
@@ -144,7 +146,9 @@ class EdgeCompute(Block):
     )
     ordered = (("fe_min_GHz", "F_max_GHz"),)
 
-    def _coef(self, inst):
+    def per_layer(self, inst):
+        """(time per layer at 1 GHz, energy per layer per GHz²), shape (N, M): T = (Υ−α)·t/f_e,
+        E = (Υ−α)·e·f_e² (eqs. 5, 6)."""
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
         cd = d["cores"] * d["flops_per_cycle"]  # (M,)
         return psi[:, None] * 1e3 / cd[None, :], self.p["kappa"] * 1e30 * psi[:, None] / cd[None, :]
@@ -161,7 +165,7 @@ class EdgeCompute(Block):
         Y = float(inst.block("llm")["layers"])
         m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
                        initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
         ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
         F = d["F_max_GHz"]
@@ -175,7 +179,7 @@ class EdgeCompute(Block):
         d = inst.block(self.name)
         Y = float(inst.block("llm")["layers"])
         s, fe, a = inst.servers_of(sol), sol["fe_GHz"], sol["alpha"]
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         rows = np.arange(inst.N)
         ledger.delay["edge_compute"] = (Y - a) * t[rows, s] / fe
         ledger.energy["edge_compute"] = (Y - a) * e[rows, s] * fe**2

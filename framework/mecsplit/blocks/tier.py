@@ -99,7 +99,7 @@ class EdgeTier(EdgeCompute):
         m.edge_layers = pyo.Constraint(m.U, rule=lambda m, n: m.beta[n] - m.alpha[n] >= float(self.p["edge_layers_min"]))
         m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
                        initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: (m.beta[n] - m.alpha[n]) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
         ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: (m.beta[n] - m.alpha[n]) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
         F = d["F_max_GHz"]
@@ -113,7 +113,7 @@ class EdgeTier(EdgeCompute):
         d = inst.block(self.name)
         lo, hi = self._beta_bounds(inst)
         s, fe, a, bt = inst.servers_of(sol), sol["fe_GHz"], sol["alpha"], sol["beta"]
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         rows = np.arange(inst.N)
         ledger.delay["edge_compute"] = (bt - a) * t[rows, s] / fe
         ledger.energy["edge_compute"] = (bt - a) * e[rows, s] * fe**2
@@ -144,7 +144,7 @@ class Cloud(Block):
               "R_m, edge–cloud backhaul rate (wired, §3.3 [I]); not shared: one active stream per edge", per="server", min=1e-6, max=1e9),
     )
 
-    def _coef(self, inst):
+    def per_layer(self, inst):
         psi = inst.block("llm")["psi_TFLOP"]
         cd = float(self.p["cores"]) * float(self.p["flops_per_cycle"])
         return psi * 1e3 / cd, self.p["kappa"] * 1e30 * psi / cd
@@ -170,7 +170,7 @@ class Cloud(Block):
         Y = float(inst.block("llm")["layers"])
         slot = self.slot_GHz(inst)
         m.fc = pyo.Var(m.U, bounds=(self.p["fc_min_GHz"], slot), initialize=max(self.p["fc_min_GHz"], slot * inst.M / inst.N))
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         S, R = inst.block("llm")["activations_Mbit"], inst.block(self.name)["backhaul_Mbps"]
         ledger.delay["cloud_compute"] = [(Y - m.beta[n]) * float(t[n]) / m.fc[n] for n in m.U]
         ledger.energy["cloud_compute"] = [(Y - m.beta[n]) * float(e[n]) * m.fc[n] ** 2 for n in m.U]
@@ -180,7 +180,7 @@ class Cloud(Block):
     def evaluate(self, sol, inst, ledger, viol):
         Y = float(inst.block("llm")["layers"])
         s, fc, bt = inst.servers_of(sol), sol["fc_GHz"], sol["beta"]
-        t, e = self._coef(inst)
+        t, e = self.per_layer(inst)
         S, R = inst.block("llm")["activations_Mbit"], inst.block(self.name)["backhaul_Mbps"]
         ledger.delay["cloud_compute"] = (Y - bt) * t / fc
         ledger.energy["cloud_compute"] = (Y - bt) * e * fc**2

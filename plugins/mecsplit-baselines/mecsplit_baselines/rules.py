@@ -69,10 +69,8 @@ def simple_resources(variant, inst, server: np.ndarray) -> dict[str, np.ndarray]
     counts = np.bincount(server, minlength=inst.M)[server]
     b = up["b_max_MHz"][server] / counts
     fe = ec["F_max_GHz"][server] / counts
-    psi = llm["psi_TFLOP"]
-    a_T, a_E = psi * 1e3 / (uc["cores"] * uc["flops_per_cycle"]), uc["kappa"] * 1e30 * psi / (uc["cores"] * uc["flops_per_cycle"])
-    cde = ec["cores"][server] * ec["flops_per_cycle"][server]
-    e_T, e_E = psi * 1e3 / cde, ec["kappa"] * 1e30 * psi / cde
+    a_T, a_E = variant.block("user_compute").per_layer(inst)
+    e_T, e_E = (c[np.arange(inst.N), server] for c in variant.block("edge_compute").per_layer(inst))
     if om["energy"] > 0 and uc["kappa"] > 0:
         f = (om["delay"] * a_T / (2 * om["energy"] * a_E)) ** (1 / 3)
     else:
