@@ -196,6 +196,11 @@ def test_every_solver_verified(variants, vname, solver):
     assert r.status.value == "feasible", r.message
     assert r.verification["verdict"] == "ok", r.verification
     assert r.solution is not None and np.all(np.asarray(r.solution["alpha"]) == np.rint(r.solution["alpha"]))
+    assert r.trace and abs(r.trace[-1]["incumbent"] - r.objective) <= 1e-12 * r.objective
+    if "cccp-association" in r.extra["plan"]["cycle"]:
+        lps = sum(c["lp_solves"] for c in r.extra["cccp"])
+        its = [t["iteration"] for t in r.trace]       # tracer.iteration() once per association LP
+        assert lps >= 1 and its == sorted(its) and its[-1] <= lps
     if solver == "local-only":
         assert set(r.solution["alpha"]) == {31.0}
     if solver == "edge-only":

@@ -86,6 +86,9 @@ def cccp_association_step(ctx: Context, st: State, starts: int = 3, rho0: float 
     """Step B: CCCP association for the resources of ``st``; moved users get tentative b, f_e."""
     r = cccp_association(ctx.variant, ctx.inst, st.server, st.x, ctx.rng, starts=starts, rho0=rho0,
                          rho_growth=rho_growth, max_iter=max_iter, tentative=tentative, P=ctx.P)
+    if ctx.tracer is not None:   # the association iterations drive the framework's iteration counter
+        for _ in range(r.lp_solves):
+            ctx.tracer.iteration()
     ctx.log.append({"step": "cccp-association", "lp_solves": r.lp_solves, "G_before": r.G_start, "G_after": r.G,
                     "moved": int(np.sum(r.server != st.server)), "starts": r.starts, "iterations": r.iterations})
     out = _with(st, b_MHz=r.b_MHz, fe_GHz=r.fe_GHz)
@@ -193,8 +196,6 @@ def _record(ctx: Context, st: State, k: int) -> State | None:
     ev = evaluate_state(ctx, st)
     ctx.log.append({"step": "outer", "cycle": k, "objective": ev.objective, "feasible": ev.feasible,
                     "max_violation": ev.max_violation})
-    if ctx.tracer is not None:
-        ctx.tracer.iteration()
     if not ev.feasible:
         return None
     st = State(st.server.copy(), {k2: v.copy() for k2, v in st.x.items()}, ev.objective)
