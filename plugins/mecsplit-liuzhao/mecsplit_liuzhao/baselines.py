@@ -59,7 +59,7 @@ DESCRIPTIONS = {
 }
 
 OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-4, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
-           "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-9, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
+           "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-8, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
            "alpha_starts": "given", "inits": "relaxed"}
 
 
