@@ -122,6 +122,15 @@ def dual_value(d: Dashf, lam, mu, nu, Astar, P2=None) -> float:
     return float(np.sum(np.min(P1 + P2, axis=1)) - mu @ d.P.F - nu @ d.P.Bw)
 
 
+def pair_bounds(d: Dashf, lam: float, mu, nu) -> tuple[np.ndarray, float]:
+    """(Bnm, const): for every association s, min over α and resources of ΣC − λΣQ with that
+    association is ≥ Σ_n Bnm[n, s_n] − const. If that is ≥ 0, no point with association s has a
+    ratio below λ (used to prune an enumeration of associations)."""
+    mu, nu = np.asarray(mu, float), np.asarray(nu, float)
+    Bnm = part1(d, lam, mu, _f_star_cost(d)) + part2(d, nu)
+    return Bnm, float(mu @ d.P.F + nu @ d.P.Bw)
+
+
 def lower_bound(variant, inst, server=None, x=None, scales=(0.0, 0.5, 1.0, 2.0), lam_hi: float | None = None,
                 iters: int = 40) -> dict:
     """Certified λ_LB ≤ λ* (α-kinds). ``server``, ``x``: a good solution whose budget multipliers
@@ -156,4 +165,8 @@ def lower_bound(variant, inst, server=None, x=None, scales=(0.0, 0.5, 1.0, 2.0),
                     hi = mid
             if lo > best[0]:
                 best = (lo, {"mu_scale": sm, "nu_scale": sn})
-    return {"lambda_lb": best[0], "multipliers": best[1], "mu": mu0.tolist(), "nu": nu0.tolist()}
+    out = {"lambda_lb": best[0], "multipliers": best[1], "mu": mu0.tolist(), "nu": nu0.tolist()}
+    if best[1] is not None:
+        out["mu_best"] = (best[1]["mu_scale"] * mu0).tolist()
+        out["nu_best"] = (best[1]["nu_scale"] * nu0).tolist()
+    return out
