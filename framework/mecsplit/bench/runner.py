@@ -307,20 +307,34 @@ class LocalPool:
                 on_result(p, msg[2])
 
 
-def run_cell_isolated(payload: dict[str, Any], env: dict[str, str] | None = None) -> str:
-    """One cell in its own process with the hard kill (what a Dask task runs)."""
-    import multiprocessing as mp
+_TLS = None
 
+
+def run_cell_isolated(payload: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    """One cell in a separate worker process with the hard kill (what a Dask task runs). Each calling
+    thread keeps its own one-worker pool, so a Dask worker thread pays the process start once, not
+    per cell; a killed worker is replaced as in the local pool."""
+    import atexit
+    import multiprocessing as mp
+    import threading
+
+    global _TLS
+    if _TLS is None:
+        _TLS = threading.local()
     proc = mp.current_process()
     was_daemon = proc.daemon if proc.name != "MainProcess" else False
     if was_daemon:  # Dask worker processes are daemonic; they may still supervise one child here
         proc._config["daemon"] = False  # type: ignore[attr-defined]
+    pool = getattr(_TLS, "pool", None)
+    if pool is None or pool.env != (env if env is not None else pool.env):
+        if pool is not None:
+            pool.close()
+        pool = _TLS.pool = LocalPool(1, env, start_method="spawn")  # Dask workers run threads: do not fork
+        atexit.register(pool.close)
     out: list[str] = []
-    pool = LocalPool(1, env, start_method="spawn")  # Dask workers run threads: do not fork them
     try:
         pool.run([payload], lambda p, r: out.append(r))
     finally:
-        pool.close()
         if was_daemon:
             proc._config["daemon"] = True  # type: ignore[attr-defined]
     return out[0]
