@@ -348,7 +348,7 @@ def test_dask_executor_local_cluster(fakes, tmp_path):
     suite = _parse("[defaults]\nsizes = [[3, 2]]\nseeds = [1]\ntime_limit_s = 0.3\ngrace_s = 0.5\n"
                    "solvers = ['fake-slow', 'fake-hang']\n", tmp_path)
     s = Store(tmp_path / "d.sqlite")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl, \
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cl, \
             distributed.Client(cl) as client:
         summary = run_suite(suite, s, executor="dask", scheduler=client, progress=False)
     rows = {r["label"]: r for r in s.rows("s")}

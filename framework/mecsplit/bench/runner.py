@@ -308,6 +308,13 @@ class LocalPool:
 
 
 _TLS = None
+_ISOLATED_POOLS: list = []
+
+
+def close_isolated_pools() -> None:
+    """Stop the per-thread pools of :func:`run_cell_isolated` living in this process."""
+    while _ISOLATED_POOLS:
+        _ISOLATED_POOLS.pop().close()
 
 
 def run_cell_isolated(payload: dict[str, Any], env: dict[str, str] | None = None) -> str:
@@ -330,6 +337,7 @@ def run_cell_isolated(payload: dict[str, Any], env: dict[str, str] | None = None
         if pool is not None:
             pool.close()
         pool = _TLS.pool = LocalPool(1, env, start_method="spawn")  # Dask workers run threads: do not fork
+        _ISOLATED_POOLS.append(pool)
         atexit.register(pool.close)
     out: list[str] = []
     try:
@@ -372,6 +380,7 @@ class DaskExecutor:
             on_result(p, r)
 
     def close(self) -> None:
+        close_isolated_pools()  # an in-process cluster (LocalCluster(processes=False)) ran them here
         if self.own:
             self.client.close()
 
