@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
-DEFAULT_OUT = Path("bench-results")
+DEFAULT_OUT = Path("bench-results") / "report"
+DEFAULT_DB = Path("bench-results") / "results.sqlite"
 
 
 def cmd_run(args) -> int:
@@ -18,7 +19,7 @@ def cmd_run(args) -> int:
     for k in THREAD_VARS:  # before numpy is imported: workers (forked from here) inherit it
         if args.timing or k not in os.environ:
             os.environ[k] = "1"
-    from .report import build_report, exit_status
+    from .report import build_report, exit_status, summary_lines, write_index
     from .runner import run_suite
     from .store import Store
     from .suite import load_suite
@@ -33,10 +34,13 @@ def cmd_run(args) -> int:
         s = run_suite(suite, store, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                       timing=args.timing, progress=not args.no_progress)
         md = build_report(store, suite.name, args.out)
+        index = write_index(store, args.out)
+        print("\n".join(summary_lines(store, suite.name)))
+        print("(gap = (objective - reference) / |reference|, verified results only; * = killed at the hard limit)")
         print(f"suite {s['suite']}: {s['cells']} cells ({s['done_before']} already stored, {s['ran']} run, "
               f"{s['skipped']} skipped, {s['killed']} killed) in {s['wall_s']:.1f} s with {s['workers']} worker(s) "
               f"[{s['executor']}]; statuses {json.dumps(s['counts'], sort_keys=True)}")
-        print(f"store: {args.db}\nreport: {md}  (and {md.with_suffix('.html')})")
+        print(f"store: {args.db}\nreport: {md}  (and {md.with_suffix('.html')}; index {index})")
         return exit_status(store, suite.name)
     finally:
         store.close()
@@ -51,7 +55,7 @@ def _open_store(db):
 
 
 def cmd_report(args) -> int:
-    from .report import build_report, exit_status
+    from .report import build_report, exit_status, write_index
 
     store = _open_store(args.db)
     try:
@@ -62,6 +66,7 @@ def cmd_report(args) -> int:
         for s in suites:
             print(build_report(store, s, args.out))
             code = max(code, exit_status(store, s))
+        print(write_index(store, args.out))
         return code
     finally:
         store.close()
@@ -96,7 +101,7 @@ def add_parser(sub) -> None:
                        description="Run benchmark suites (every cell in its own worker process with a hard "
                                    "wall-clock kill), store results in SQLite, report, export.")
     bs = p.add_subparsers(dest="bench_cmd", required=True)
-    default_db = str(DEFAULT_OUT / "results.sqlite")
+    default_db = str(DEFAULT_DB)
 
     r = bs.add_parser("run", help="run a suite (name from `bench list` or a .toml path); finished cells are skipped")
     r.add_argument("suite", metavar="SUITE")
@@ -105,7 +110,7 @@ def add_parser(sub) -> None:
     r.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--timing", action="store_true", help="timing mode: one worker, one BLAS/OpenMP thread")
     r.add_argument("--db", default=default_db, help=f"SQLite store (default {default_db})")
-    r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/)")
+    r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
 

@@ -539,6 +539,49 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
     return md
 
 
+def write_index(store, out_dir: str | Path) -> Path:
+    """``OUT/index.html`` and ``index.md``: one link per suite report in the store."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Doc("mecsplit benchmark reports")
+    rows = []
+    for s in store.suites():
+        runs = [r for r in store.runs(s) if r["n_run"]]
+        rows.append([s, len(store.rows(s)), runs[-1]["finished_at"] if runs else None, f"{_slug(s)}/report.html",
+                     f"{_slug(s)}/report.md"])
+    doc.p(f"Store: {store.path}")
+    doc.table(["suite", "stored results", "last run finished", "HTML", "markdown"], rows)
+    (out / "index.md").write_text(doc.markdown())
+    h = doc.html()
+    for r in rows:  # make the file names links
+        for f in r[3:]:
+            h = h.replace(f"<td>{html.escape(f)}</td>", f"<td><a href='{html.escape(f)}'>{html.escape(f)}</a></td>")
+    (out / "index.html").write_text(h)
+    return out / "index.html"
+
+
+def summary_lines(store, suite: str) -> list[str]:
+    """The short table ``bench run`` prints: per group and method, over all sizes and seeds."""
+    rows = store.rows(suite)
+    attach_references(store, rows, store.groups(suite))
+    agg = defaultdict(list)
+    for r in rows:
+        if r["role"] == "cell":
+            agg[(r["grp"], r["label"])].append(r)
+    out = [f"{'group':18s} {'method':16s} {'cells':>5s} {'mean gap':>10s} {'max gap':>10s} {'mean s':>8s}  status / verdict"]
+    for (g, l), rs in sorted(agg.items()):
+        gaps = [r["gap_to_reference"] for r in rs if r.get("gap_to_reference") is not None]
+        st = defaultdict(int)
+        for r in rs:
+            st[r["status"] + ("*" if r["killed"] else "")] += 1
+            if r["flags"] or r["verdict"] != "ok":
+                st["flagged" if r["verdict"] != "unverified" else "unverified"] += 1
+        out.append(f"{g[:18]:18s} {l[:16]:16s} {len(rs):5d} {_fmt(float(np.mean(gaps)) if gaps else None, 3):>10s} "
+                   f"{_fmt(float(np.max(gaps)) if gaps else None, 3):>10s} {_fmt(float(np.mean([r['wall_time_s'] or 0 for r in rs])), 3):>8s}  "
+                   + " ".join(f"{k}:{v}" for k, v in sorted(st.items())))
+    return out
+
+
 def exit_status(store, suite: str) -> int:
     """1 if any stored cell of the suite errored, was killed or was flagged by the verifier, else 0."""
     for r in store.rows(suite):
