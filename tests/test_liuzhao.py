@@ -249,3 +249,12 @@ def test_steps_registered_and_recombinable(variants):
     assert ev.feasible and abs(ev.objective - st.objective) <= 1e-9 * ev.objective
     outer = [r["objective"] for r in ctx.log if r["step"] == "outer" and r["feasible"]]
     assert st.objective == min(outer)
+
+
+def test_equality_budgets_with_fewer_users_than_servers_is_infeasible(variants):
+    v = variants["liu-zhao-2024"]
+    inst = generate(v, 3, 5, seed=0)
+    r = solve(v, inst, "liu-zhao")
+    assert r.status.value == "infeasible" and "servers" in r.message and r.solution is None
+    ok = solve(variants["default"], generate(variants["default"], 3, 5, seed=0), "liu-zhao")   # ≤ budgets: fine
+    assert ok.verification["verdict"] == "ok" and ok.status.value == "feasible"

@@ -104,6 +104,9 @@ def plan(solver: str, opts: dict):
 def run(solver: str, problem, options: dict, tracer) -> Outcome:
     init, cycle, init_names, cycle_names = plan(solver, options)
     ctx = Context.of(problem.variant, problem.instance, problem.rng, tracer)
+    if (ctx.P.fe_eq or ctx.P.b_eq) and ctx.P.N < ctx.P.M:
+        return Outcome(Status.INFEASIBLE, message=f"equality budgets need every server to serve a user: "
+                       f"{ctx.P.N} users < {ctx.P.M} servers (the instance has no feasible point)")
     st, per_init = None, []
     for how in options["inits"].split(","):
         if how == "relaxed":
