@@ -8,8 +8,7 @@ Budgets (spec §1.10 [I]): b and f_e are only known on the user's current server
 **tentative** value. Default (``tentative="share"``): the equal share at the load the user would
 see, b̃_nm = b^max_m/(k_m + [n ∉ m]), f̃ likewise (for ≤ GPU budgets capped at the unconstrained
 optimum (ω_t e_T/(2 ω_e e_E))^{1/3}); ``tentative="current"`` keeps the FP values on the current
-server instead (measured: CCCP then stalls at fractional vertices of the generalised-assignment
-polytope and the repair sends everyone back — docs/liuzhao.md). The budgets become
+server instead (it favours staying; measured in docs/liuzhao.md). The budgets become
 "Σ_n χ b̃ ≤ b^max_m", "Σ_n χ f̃ ≤ F_m" in the step (the current association is feasible), and with
 equality budgets every server keeps at least one user (Σ_n χ_nm ≥ 1). The next FP step restores the
 equalities. The budget rows have two coefficients per server (stay / join), so LP vertices can be
@@ -17,11 +16,13 @@ fractional, which is what the penalty is for.
 
 P6: min G(χ) + ϱ Σ χ(1−χ); CCCP linearises the concave penalty at χ^(i) (51), so every step is the LP
 min Σ (c_nm + ϱ(1 − 2χ^(i)_nm)) χ_nm. ϱ starts at ``rho0``·median(c) and is multiplied by
-``rho_growth`` whenever CCCP has converged to a fractional χ, until χ is binary (at such a point the
-linearisation point is also moved halfway to the row-wise rounding: entries at exactly 1/2 have a
-zero penalty gradient and would otherwise never move) (eq. (49) cannot be
-evaluated: its denominator is 0 at binary points). Several starts (the current association and
-random fractional points from the seeded rng); the best binary result by G is kept.
+``rho_growth`` whenever CCCP has converged to a fractional χ, until χ is binary or ϱ reaches
+``RHO_MAX`` (eq. (49) cannot be evaluated: its denominator is 0 at binary points). At such a point the
+linearisation point is also moved halfway to the row-wise rounding (entries at exactly 1/2 have a zero
+penalty gradient and would otherwise never move). Several starts (the current association and
+random fractional points from the seeded rng); the best feasible result by G is kept. Measured: the
+penalty rarely reaches a binary χ by itself (CCCP stops at fractional vertices that are fixed points of
+its linearisation), so the row-wise rounding + repair (:func:`_repair`) is part of the step.
 """
 
 from __future__ import annotations
