@@ -196,6 +196,7 @@ class LocalPool:
         self.slots: list[_Slot] = []
         self.kills = 0
         self.spawned = 0
+        self.startup_failures = 0
 
     def _spawn(self, s: _Slot) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -254,13 +255,21 @@ class LocalPool:
                         p = pending.popleft()
                         s.payload, s.t0 = p, time.monotonic()
                         s.deadline = s.t0 + float(p["time_limit_s"]) + float(p.get("grace_s", 0.0))
-                        s.conn.send(p)
+                        try:
+                            s.conn.send(p)
+                        except OSError:  # the worker just died: reported below as worker_died
+                            pass
                 live = [s for s in self.slots if s.proc is not None]
                 wait([s.conn for s in live] + [s.proc.sentinel for s in live], timeout=self.poll_s)
                 for s in live:
                     self._drain(s, on_result)
                     if s.proc is not None and not s.proc.is_alive():
                         self._drain(s, on_result)
+                        if not s.ready and s.payload is None:
+                            self.startup_failures += 1
+                            if self.startup_failures > 3:
+                                raise RuntimeError(f"bench workers die at start-up (exit code {s.proc.exitcode}); "
+                                                   "try MECSPLIT_BENCH_START=spawn or check `mecsplit plugins`")
                         if s.payload is not None:
                             p, code = s.payload, s.proc.exitcode
                             res = failed_result(p, time.monotonic() - s.t0, "error",
