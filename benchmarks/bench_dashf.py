@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -65,6 +66,26 @@ def enumerate_reference(v, inst, incumbent=None, lb=None, opts=None):
             "associations": inst.M**inst.N, "solved": solved, "pruned": inst.M**inst.N - solved}
 
 
+def summarise(path) -> str:
+    """Markdown table per size: mean ratio to the best known, mean gap to the certified bound,
+    mean Dinkelbach iterations, mean wall time, over the seeds in ``path``."""
+    rows = [json.loads(line) for line in open(path)]
+    out = []
+    for size in dict.fromkeys(r["size"] for r in rows):
+        rs = [r for r in rows if r["size"] == size]
+        seeds = [r["seed"] for r in rs]
+        out.append(f"\n**{size}**, seeds {seeds}" + (", best known includes the pruned enumeration" if rs[0]["reference"] else ""))
+        out.append("\n| solver | mean ratio to best known | max ratio | mean gap to certified LB | Dinkelbach it. | mean wall s |")
+        out.append("|---|---|---|---|---|---|")
+        for name in rs[0]["solvers"]:
+            rr = [r["solvers"][name] for r in rs]
+            gap = [x["gap_to_lb"] for x in rr if x.get("gap_to_lb") is not None]
+            out.append(f"| {name} | {np.mean([x['ratio_to_best'] for x in rr]):.4f} | {np.max([x['ratio_to_best'] for x in rr]):.4f} | "
+                       + (f"{100 * np.mean(gap):.2f} %" if gap else "–") + f" | {np.mean([x['dinkelbach_iters'] for x in rr]):.1f} | "
+                       f"{np.mean([x['wall_s'] for x in rr]):.2f} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="dashf-2024")
@@ -72,8 +93,13 @@ def main(argv=None):
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--enumerate", action="store_true", help="best-known reference by enumerating associations")
     ap.add_argument("--no-bound", action="store_true", help="skip the certified lower bound (mecsplit_dashf.bound)")
+    ap.add_argument("--summary", action="store_true", help="only print the markdown summary of --out")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dashf.jsonl"))
     a = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    if a.summary:
+        print(summarise(a.out))
+        return []
     warnings.filterwarnings("ignore")
     v = load_variant(a.variant)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from .model import Dashf
 from .steps import QCQP, dinkelbach, hungarian_slots, sdr_association, slot_capacity
 
 OPTIONS = {"dinkelbach_iters": 30, "dinkelbach_tol": 1e-9, "ao_iters": 30, "ao_tol": 1e-10,
-           "association": "sdr", "randomisations": 30, "slot_factor": 1.5, "sdr_solver": "CLARABEL",
+           "association": "sdr", "randomisations": 30, "slot_factor": 1.5, "sdr_solver": "auto",
            "fp_tol": 1e-9, "evaluate_candidates": 4, "block2_rounds": 20,
            "starts": 3, "pricing": "prices",
            "slot_step": 1}
