@@ -186,3 +186,15 @@ def test_default_feastol_fixes_sft_certificate():
     loose = run(v, 2, 1, "scip", {"feastol": 1e-6}, seed=3, time_limit_s=30)
     if loose.bound is not None and loose.bound > e.objective + 1e-9:
         assert loose.status.value == "optimal"  # the measured wrong certificate (SCIP 9, PySCIPOpt 6.3.0)
+
+
+@needs_scip
+def test_watchdog_interrupts_scip(v4):
+    """The event-handler watchdog stops SCIP at limit + watchdog_grace_s (here forced 9 s early) — the
+    guard against SCIP overrunning limits/time (seen in bench_peers: no answer 60 s past a 60 s limit)."""
+    r = run(v4, 3, 2, "scip", {"watchdog_grace_s": -9.0}, time_limit_s=10.0)
+    assert r.verification["verdict"] == "ok"
+    assert r.wall_time_s < 6.0
+    assert r.status.value == "time_limit" and r.extra["watchdog_fired"] and r.extra["scip_status"] == "userinterrupt"
+    if r.bound is not None and math.isfinite(r.bound):
+        assert r.bound <= r.objective

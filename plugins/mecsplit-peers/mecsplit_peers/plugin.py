@@ -27,7 +27,8 @@ def register_solvers(registry):
     registry.add_solver(
         name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__,
         description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
-        options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0, "feastol": 1e-8})
+        options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0, "feastol": 1e-8,
+                 "watchdog_grace_s": 2.0})
     registry.add_solver(
         name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("mecsplit.ipopt", "cyipopt", "highspy", "casadi"), version=__version__,
         description="Pyomo MindtPy OA (HiGHS MILP + Ipopt via mecsplit.ipopt); heuristic on this nonconvex model",

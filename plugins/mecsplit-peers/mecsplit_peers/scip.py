@@ -209,36 +209,47 @@ def _scip_class():
         tracer = None
         log: list
         live_bounds = True
+        deadline = None   # time.perf_counter() after which the event handler interrupts SCIP
+        watchdog: dict
 
         def _create_solver_model(self, model, config):
             out = super()._create_solver_model(model, config)
             if self.tracer is not None:
-                _attach_events(out[0], self.tracer, self.log, self.live_bounds)
+                _attach_events(out[0], self.tracer, self.log, self.live_bounds, self.deadline, self.watchdog)
             return out
 
     return TracedScip
 
 
-def _attach_events(scip_model, tracer, log, live_bounds=True):
+def _attach_events(scip_model, tracer, log, live_bounds=True, deadline=None, watchdog=None):
     from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
 
     class Events(Eventhdlr):
         def eventinit(self):
             self.model.catchEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
             self.model.catchEvent(SCIP_EVENTTYPE.DUALBOUNDIMPROVED, self)
+            if deadline is not None:
+                self.model.catchEvent(SCIP_EVENTTYPE.NODESOLVED, self)
 
         def eventexit(self):
             self.model.dropEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
             self.model.dropEvent(SCIP_EVENTTYPE.DUALBOUNDIMPROVED, self)
+            if deadline is not None:
+                self.model.dropEvent(SCIP_EVENTTYPE.NODESOLVED, self)
 
         def eventexec(self, event):
             mdl = self.model
-            if event.getType() == SCIP_EVENTTYPE.BESTSOLFOUND:
+            et = event.getType()
+            if deadline is not None and time.perf_counter() > deadline and not watchdog["fired"]:
+                watchdog["fired"] = True  # SCIP overran limits/time (seen: > 60 s past it); stop it here
+                log.append(("watchdog", mdl.getSolvingTime(), None))
+                mdl.interruptSolve()
+            if et == SCIP_EVENTTYPE.BESTSOLFOUND:
                 pb = mdl.getPrimalbound()
                 if math.isfinite(pb) and abs(pb) < mdl.infinity():
                     log.append(("incumbent", mdl.getSolvingTime(), pb))
                     tracer.incumbent(pb)
-            else:
+            elif et == SCIP_EVENTTYPE.DUALBOUNDIMPROVED:
                 db = mdl.getDualbound()
                 if math.isfinite(db) and abs(db) < mdl.infinity():
                     log.append(("bound", mdl.getSolvingTime(), db))
@@ -267,6 +278,9 @@ def solve_scip(problem, options, tracer):
     Solver = _scip_class()
     opt = Solver()
     opt.tracer, opt.log, opt.live_bounds = tracer, [], form == "raw"
+    opt.watchdog = {"fired": False}
+    if limit is not None:
+        opt.deadline = time.perf_counter() + limit + float(options["watchdog_grace_s"])
     feastol = float(options["feastol"])
     if not (1e-12 <= feastol <= 1e-3):
         raise InputError("<option>", "scip.feastol", f"got {feastol!r}", "SCIP numerics/feastol in [1e-12, 1e-3]")
@@ -284,7 +298,7 @@ def solve_scip(problem, options, tracer):
     inc = res.incumbent_objective
     extra.update(scip_status=scip_status, scip_incumbent=inc, scip_bound=bound, nodes=nodes,
                  build_s=build_s, scip_time_s=float(scip_model.getSolvingTime()), events=len(opt.log),
-                 scip_version=".".join(map(str, opt.version())))
+                 scip_version=".".join(map(str, opt.version())), watchdog_fired=opt.watchdog["fired"])
     has_sol = res.solution_loader.get_number_of_solutions() > 0
     if not has_sol:
         if scip_status == "infeasible":
