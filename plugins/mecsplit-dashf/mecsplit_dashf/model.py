@@ -69,11 +69,15 @@ class Dashf:
         fp, lzm = _liuzhao()
         self.fp_resources, self.Coefs = fp.fp_resources, lzm.Coefs
         self.variant, self.inst = variant, inst
-        w = dict(variant.objective.weights)
-        # the FP step is written for the weighted-sum objective: same blocks, same ω_t, ω_e
-        v_ws = variant.with_overrides({"objective": {"kind": "weighted_sum",
-                                                     "weights": {"delay": w["delay"], "energy": w["energy"], "stability": 0.0}}})
-        P = lzm.pairs(v_ws, inst)
+        om = variant.objective.omega(inst)
+        omega = {"delay": om["delay"], "energy": om["energy"], "stability": 0.0}
+        try:  # the FP step's own hook for ratio objectives: weights given, any objective kind accepted
+            P = lzm.pairs(variant, inst, omega=omega)
+        except TypeError:  # older mecsplit-liuzhao: a weighted-sum copy of the variant, same ω_t, ω_e
+            w = dict(variant.objective.weights)
+            v_ws = variant.with_overrides({"objective": {"kind": "weighted_sum",
+                                                         "weights": {"delay": w["delay"], "energy": w["energy"], "stability": 0.0}}})
+            P = lzm.pairs(v_ws, inst)
         self.P = dataclasses.replace(P, c_stab=np.zeros(inst.N), om={"delay": P.om["delay"], "energy": P.om["energy"], "stability": 0.0})
         self.Y = P.Y
         self.lo, self.hi = float(P.alpha_lo), float(P.alpha_hi)
