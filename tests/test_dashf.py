@@ -233,3 +233,30 @@ def test_certified_lower_bound_below_every_association(kind):
     assert 0 < lb <= min(vals) <= r.objective * (1 + 1e-9)
     assert r.objective == pytest.approx(min(vals), rel=1e-6)   # DASHF finds the best association here
     assert (r.objective - lb) / r.objective < 0.05              # measured 1.6 % / 0.7 %
+
+
+def test_generic_ipopt_path_agrees_with_dashf():
+    """Generic path (issue 2): the Pyomo model with χ fixed to DASHF's association, solved by Ipopt
+    (mecsplit.ipopt bridge) from the reference point, not from DASHF's. Independent of the FP code:
+    both must land on the same ratio, above the certified bound."""
+    ipopt = pytest.importorskip("mecsplit.ipopt")
+    from mecsplit.model import extract_solution
+    from mecsplit_dashf.bound import lower_bound
+
+    v = variant()
+    inst = generate(v, 4, 2, 1)
+    r = solve(v, inst, "dashf", FAST, seed=0)
+    sol = inst.reference_solution()
+    sol["server"] = np.array(r.solution["server"])
+    cnt = np.bincount(sol["server"], minlength=2)[sol["server"]]
+    sol["fe_GHz"] = inst.block("edge_compute")["F_max_GHz"][sol["server"]] / cnt
+    sol["b_MHz"] = inst.block("uplink")["b_max_MHz"][sol["server"]] / cnt
+    m = build_model(v, inst)
+    load_solution(m, v, inst, {k: np.asarray(val).tolist() for k, val in sol.items()}, fix=("server",))
+    res = ipopt.solve_nlp(m, options={"tol": 1e-10, "max_iter": 3000})
+    assert res.status == "optimal"
+    ev = evaluate(v, inst, extract_solution(m, v, inst))
+    assert ev.max_violation < 1e-6
+    assert ev.objective == pytest.approx(r.objective, rel=1e-6)
+    x = {k: r.solution[k] for k in ("alpha", "f_GHz", "fe_GHz", "p_W", "b_MHz")}
+    assert lower_bound(v, inst, r.solution["server"], x, lam_hi=r.objective)["lambda_lb"] <= ev.objective
