@@ -128,6 +128,8 @@ class BnB:
         klo, khi = np.zeros(N, int), np.full(N, D.K - 1)
         lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
         for _ in range(3):  # dual heuristic: Lagrangian assignment at the incumbent's KKT multipliers
+            if self.clock() > self.deadline:
+                break
             ev = self.ev(lam, mu, allowed, klo, khi)
             r = self.heuristic(ev, allowed)
             if r is None:
