@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,23 +158,31 @@ def solve_sdr(q: QCQP, solver: str = "auto") -> SDRResult:
     obj = (q.K.ravel() / sc) @ x + (q.D.ravel() / sc) @ xa + (q.qa / sc) @ aa + (q.qb / sc) @ a
     prob = cp.Problem(cp.Minimize(obj), cons)
     if solver == "auto":
-        # Clarabel: accurate, but 170 s at d = 101 (20×4) on this machine; SCS: 0.7 s there (eps 1e-4)
+        # Clarabel: accurate, but 170 s at d = 101 (20×4) on this machine; SCS: 0.7-7 s there
         solver = "CLARABEL" if d <= AUTO_CLARABEL_MAX_DIM else "SCS"
     t0 = time.perf_counter()
-    try:
-        if solver == "SCS":
-            prob.solve(solver="SCS", eps=1e-5, max_iters=5000)
-        else:
-            prob.solve(solver=solver)
-    except cp.error.SolverError:
-        solver = "SCS"
-        prob.solve(solver="SCS", eps=1e-5, max_iters=5000)
+    with warnings.catch_warnings():  # "optimal_inaccurate" is reported in SDRResult.status instead
+        warnings.simplefilter("ignore")
+        _solve(cp, prob, solver)
+    solver = _solve.used
     dt = time.perf_counter() - t0
     Zv = np.asarray(Z.value, float)
     ev = np.linalg.eigvalsh(Zv)
     return SDRResult(value=float(prob.value) * sc + float(np.sum(q.qc)), status=str(prob.status), Z=Zv,
                      chi=Zv[:NM, t].reshape(N, M), alpha=lo0 + Dl * Zv[NM:NM + N, t], solve_time_s=dt, solver=solver,
                      rank1_ratio=float(ev[-1] / max(np.sum(np.maximum(ev, 0)), 1e-300)))
+
+
+def _solve(cp, prob, solver):
+    try:
+        if solver == "SCS":
+            prob.solve(solver="SCS", eps=1e-5, max_iters=5000)
+        else:
+            prob.solve(solver=solver)
+        _solve.used = solver
+    except cp.error.SolverError:
+        prob.solve(solver="SCS", eps=1e-5, max_iters=5000)
+        _solve.used = "SCS"
 
 
 @dataclass
