@@ -31,7 +31,6 @@ class BnB:
         self.nodes = 0
         self.log = log
         self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None}
-        self.stats_float = True
 
     # -- helpers ---------------------------------------------------------------------------------
     def clock(self):

@@ -75,7 +75,7 @@ class DualEval:
         self.n_edge = 2 * N * M + nn.size
         return E, x
 
-    def __call__(self, lam, mu, allowed, klo, khi, users=None):
+    def __call__(self, lam, mu, allowed, klo, khi):
         """Returns dict with L (certified bound), per-user best value/option/resources and the (N,M)
         table of best values over α."""
         D = self.D
