@@ -8,10 +8,13 @@ is not valid (feasibility.md Q2 measured LB > UB on 4×2). MindtPy's LB/UB go to
 
 from __future__ import annotations
 
+import io
+import logging
 import math
 import time
 
 import pyomo.environ as pyo
+from pyomo.common.log import LoggingIntercept
 
 from mecsplit.errors import InputError
 from mecsplit.result import Outcome, Status
@@ -45,11 +48,16 @@ def solve_mindtpy(problem, options, tracer):
         kw["time_limit"] = max(1, int(math.floor(tracer.time_left())))
     t0 = time.perf_counter()
     extra = {"strategy": strategy, "init_strategy": init}
+    buf = io.StringIO()
     try:
-        res = pyo.SolverFactory("mindtpy").solve(m, **kw)
+        # Pyomo's warnings from inside MindtPy (e.g. a DEPRECATED transform argument) go to extra, not stderr
+        with LoggingIntercept(buf, "pyomo", level=logging.WARNING):
+            res = pyo.SolverFactory("mindtpy").solve(m, **kw)
     except Exception as e:  # MindtPy raises on some failed subproblems
         extra["mindtpy_error"] = f"{type(e).__name__}: {e}"
+        extra["pyomo_log"] = buf.getvalue()[-2000:]
         return Outcome(Status.ERROR, message=f"MindtPy failed: {type(e).__name__}: {e}", extra=extra)
+    extra["pyomo_log"] = buf.getvalue()[-2000:]
     extra.update(mindtpy_time_s=time.perf_counter() - t0,
                  termination=str(res.solver.termination_condition),
                  mindtpy_lb=_num(res.problem.lower_bound), mindtpy_ub=_num(res.problem.upper_bound),
