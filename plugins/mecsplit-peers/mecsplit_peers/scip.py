@@ -304,6 +304,8 @@ def solve_scip(problem, options, tracer):
         if scip_status == "infeasible":
             return Outcome(Status.INFEASIBLE, iterations=nodes, message="SCIP proved the model infeasible", extra=extra)
         st = Status.TIME_LIMIT if scip_status in ("timelimit", "userinterrupt", "nodelimit", "memlimit") else Status.ERROR
+        if form != "raw":
+            extra["untrusted_bound"], bound = bound, None
         if bound is not None:
             tracer.bound(bound)
         return Outcome(st, bound=bound, iterations=nodes, message=f"SCIP status {scip_status}: no feasible point", extra=extra)
