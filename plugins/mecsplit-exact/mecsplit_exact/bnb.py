@@ -20,7 +20,8 @@ from .lagrangian import DualEval, Master, _scales, maximise
 
 
 class BnB:
-    def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None):
+    def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1):
+        self.heur_every = max(1, int(heur_every))
         self.D, self.tracer = D, tracer
         self.rel_gap, self.abs_gap, self.node_limit = rel_gap, abs_gap, node_limit
         self.t0 = time.perf_counter()
@@ -168,7 +169,8 @@ class BnB:
             if self.nodes == 1:
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
-            self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
+            if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.inc["obj"] - 2 * self.tol() and self.nodes < 20:
+                self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
             if bound >= self.inc["obj"] - self.tol():

@@ -10,14 +10,15 @@ from .bnb import BnB
 from .fixed import to_solution
 from .subproblems import Data
 
-OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "verbose": False}
+OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10, "verbose": False}
 
 
 def solve_exact(problem, options, tracer):
     D = Data(problem.variant, problem.instance)
     log = print if options["verbose"] else None
     bnb = BnB(D, tracer, rel_gap=options["rel_gap"], abs_gap=options["abs_gap"], node_limit=int(options["node_limit"]),
-              time_limit_s=problem.time_limit_s, dual_iters=int(options["dual_iters"]), log=log)
+              time_limit_s=problem.time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
+              heur_every=int(options["heur_every"]))
     inc, lb, status = bnb.run(problem.warm_start)
     sol = to_solution(D, inc)
     st = Status.OPTIMAL if status == "optimal" else Status.TIME_LIMIT
