@@ -124,12 +124,14 @@ def main(argv=None):
                 best = min(rr["objective"] for rr in recs.values())
                 lb = None
                 if not a.no_bound:
-                    from mecsplit_dashf.bound import lower_bound
+                    from mecsplit_dashf.bound import lower_bound, refine_multipliers
 
                     bname = min(recs, key=lambda k: recs[k]["objective"])
                     xs = {k: sols[bname][k] for k in ("alpha", "f_GHz", "fe_GHz", "p_W", "b_MHz")}
                     t0 = time.perf_counter()
                     lb = lower_bound(v, inst, sols[bname]["server"], xs, lam_hi=best)
+                    lb["lambda_lb_unrefined"] = lb["lambda_lb"]
+                    lb.update(refine_multipliers(v, inst, lb, best))   # coordinate ascent on μ_m, ν_m
                     lb["wall_s"] = time.perf_counter() - t0
                 ref = enumerate_reference(v, inst, best, lb) if a.enumerate else None
                 if ref:

@@ -116,6 +116,61 @@ def part1(d: Dashf, lam: float, mu: np.ndarray, Astar: np.ndarray, grid: int = 8
     return np.min(cmin + lin[:, None, :], axis=2)
 
 
+def _part1_pieces(d: Dashf, mu, Astar, grid: int = 801):
+    """λ-independent pieces of :func:`part1`: (cmin (N, M, G−1), αA* (N, G−1), w(q0 + g(end)) (N, G−1))."""
+    ag = np.linspace(d.lo, d.hi, grid)
+    c = _conc(d, ag, np.asarray(mu, float))
+    cmin = np.minimum(c[:, :, :-1], c[:, :, 1:])
+    g = d.sq.g_alpha(ag, d.Y)
+    g_end = g[1:] if g[-1] >= g[0] else g[:-1]
+    return cmin, ag[None, :-1] * Astar[:, None], d.w[:, None] * (d.q0 + g_end[None, :])
+
+
+def _lam_bisect(d: Dashf, pieces, P2, mu, nu, lo, hi, iters=40) -> float:
+    """Largest λ in [lo, hi] with a non-negative dual bound (lo if none)."""
+    cmin, aA, q = pieces
+    const = float(np.asarray(mu) @ d.P.F + np.asarray(nu) @ d.P.Bw)
+
+    def D(lam):
+        P1 = np.min(cmin + (aA - lam * q)[:, None, :], axis=2)
+        return float(np.sum(np.min(P1 + P2, axis=1)) - const)
+
+    if D(lo) < 0:
+        return -np.inf
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if D(mid) >= 0:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def refine_multipliers(variant, inst, lb: dict, lam_hi: float, factors=(0.5, 0.8, 1.25, 2.0), rounds: int = 2) -> dict:
+    """Coordinate ascent on the multipliers, one server's μ_m or ν_m at a time (multiplicative
+    steps), starting from ``lb`` (a :func:`lower_bound` result); every accepted point is still a
+    valid dual point, so the result is still a certified bound, only tighter."""
+    d = Dashf(variant, inst)
+    Astar = _f_star_cost(d)
+    mu = np.asarray(lb.get("mu_best", lb["mu"]), float).copy()
+    nu = np.asarray(lb.get("nu_best", lb["nu"]), float).copy()
+    P2 = part2(d, nu)
+    best = max(_lam_bisect(d, _part1_pieces(d, mu, Astar), P2, mu, nu, 0.0, lam_hi), float(lb["lambda_lb"]))
+    for _ in range(rounds):
+        for m in range(d.M):
+            for which in ("mu", "nu"):
+                base = (mu if which == "mu" else nu)[m]
+                for f in factors:
+                    mu2, nu2 = mu.copy(), nu.copy()
+                    (mu2 if which == "mu" else nu2)[m] = base * f if base > 0 else (1e-3 * f)
+                    P2b = P2 if which == "mu" else part2(d, nu2)
+                    v = _lam_bisect(d, _part1_pieces(d, mu2, Astar), P2b, mu2, nu2, best, lam_hi)
+                    if v > best:
+                        best, mu, nu, P2 = v, mu2, nu2, P2b
+                        base = (mu if which == "mu" else nu)[m]
+    return {"lambda_lb": best, "mu_best": mu.tolist(), "nu_best": nu.tolist()}
+
+
 def dual_value(d: Dashf, lam, mu, nu, Astar, P2=None) -> float:
     P2 = part2(d, nu) if P2 is None else P2
     P1 = part1(d, lam, mu, Astar)
