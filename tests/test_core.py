@@ -206,3 +206,13 @@ def test_shipped_variant_files_all_load():
         v = load_variant(name)
         inst = generate(v, 2, 1, 0)
         build_model(v, inst)  # builds without error for every shipped variant
+
+
+def test_nonpositive_power_is_infeasible_even_without_a_floor():
+    """A solver point with p = -2e-10 W (seen from SCIP) must not pass as feasible with a huge negative objective."""
+    v = load_variant("default")
+    inst = generate(v, 3, 1, 0)
+    sol = random_feasible_point(v, inst, np.random.default_rng(0))
+    for bad in (-2e-10, 0.0):
+        ev = evaluate(v, inst, dict(sol, p_W=[bad] + sol["p_W"][1:]))
+        assert not ev.feasible and (ev.violations["p_min"] == np.inf or ev.violations["rate_positive"] == np.inf)

@@ -266,7 +266,9 @@ class Uplink(Block):
         used = np.bincount(s_idx, weights=b, minlength=inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("bandwidth_budget", used, d["b_max_MHz"])
         viol.leq("p_max", p, d["p_max_W"])
-        viol.add("p_min", self.p["p_min_W"] - p if self.p["p_min_W"] > 0 else -p)
+        # p must be > 0 whenever something is uploaded (rate 0 otherwise), whatever the tolerance
+        viol.add("p_min", self.p["p_min_W"] - p if self.p["p_min_W"] > 0 else np.where(p > 0, 0.0, np.inf))
+        viol.add("rate_positive", np.where((r > 0) | (d["upload_Mbit"] <= 0), 0.0, np.inf))
         viol.add("b_min", (self.p["b_min_MHz"] - b) / self.p["b_min_MHz"])
 
 
