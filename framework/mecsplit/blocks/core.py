@@ -160,14 +160,21 @@ class EdgeCompute(Block):
         s = sol["server"]
         sol["fe_GHz"] = inst.block(self.name)["F_max_GHz"][s] / np.bincount(s, minlength=inst.M)[s]
 
+    def edge_layers(self, m, inst, n):
+        """Layers trained at the edge for user n (Pyomo expression): Υ − α_n."""
+        return float(inst.block("llm")["layers"]) - m.alpha[n]
+
+    def edge_layers_value(self, sol, inst):
+        """The same in numpy."""
+        return float(inst.block("llm")["layers"]) - sol["alpha"]
+
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
-        Y = float(inst.block("llm")["layers"])
         m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
                        initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
         t, e = self.per_layer(inst)
-        ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
-        ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: (Y - m.alpha[n]) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
+        ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
+        ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
         F = d["F_max_GHz"]
         if self.p["budget"] == "eq":
             rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) == float(F[j])
@@ -177,12 +184,11 @@ class EdgeCompute(Block):
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
-        Y = float(inst.block("llm")["layers"])
-        s, fe, a = inst.servers_of(sol), sol["fe_GHz"], sol["alpha"]
+        s, fe, k = inst.servers_of(sol), sol["fe_GHz"], self.edge_layers_value(sol, inst)
         t, e = self.per_layer(inst)
         rows = np.arange(inst.N)
-        ledger.delay["edge_compute"] = (Y - a) * t[rows, s] / fe
-        ledger.energy["edge_compute"] = (Y - a) * e[rows, s] * fe**2
+        ledger.delay["edge_compute"] = k * t[rows, s] / fe
+        ledger.energy["edge_compute"] = k * e[rows, s] * fe**2
         used = np.bincount(s, weights=fe, minlength=inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("edge_freq_budget", used, d["F_max_GHz"])
         viol.leq("fe_max", fe, d["F_max_GHz"][s])

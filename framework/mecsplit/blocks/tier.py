@@ -91,41 +91,27 @@ class EdgeTier(EdgeCompute):
         sol["beta"] = np.clip(np.maximum(a + self.p["edge_layers_min"], np.floor((a + Y) / 2)), lo, hi)
         super().reference(inst, sol)
 
+    def edge_layers(self, m, inst, n):
+        return m.beta[n] - m.alpha[n]
+
+    def edge_layers_value(self, sol, inst):
+        return sol["beta"] - sol["alpha"]
+
     def build(self, m, inst, ledger):
-        d = inst.block(self.name)
         lo, hi = self._beta_bounds(inst)
         kind = inst.block("llm")["split"]
         m.beta = pyo.Var(m.U, domain=pyo.Integers if kind == "integer" else pyo.Reals, bounds=(lo, hi), initialize=lo)
         m.edge_layers = pyo.Constraint(m.U, rule=lambda m, n: m.beta[n] - m.alpha[n] >= float(self.p["edge_layers_min"]))
-        m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
-                       initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
-        t, e = self.per_layer(inst)
-        ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: (m.beta[n] - m.alpha[n]) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
-        ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: (m.beta[n] - m.alpha[n]) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
-        F = d["F_max_GHz"]
-        if self.p["budget"] == "eq":
-            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) == float(F[j])
-        else:
-            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) <= float(F[j])
-        m.edge_freq_budget = pyo.Constraint(m.S, rule=rule)
+        super().build(m, inst, ledger)
 
     def evaluate(self, sol, inst, ledger, viol):
-        d = inst.block(self.name)
         lo, hi = self._beta_bounds(inst)
-        s, fe, a, bt = inst.servers_of(sol), sol["fe_GHz"], sol["alpha"], sol["beta"]
-        t, e = self.per_layer(inst)
-        rows = np.arange(inst.N)
-        ledger.delay["edge_compute"] = (bt - a) * t[rows, s] / fe
-        ledger.energy["edge_compute"] = (bt - a) * e[rows, s] * fe**2
+        bt = sol["beta"]
         viol.add("beta_bounds", np.maximum(lo - bt, bt - hi))
         if inst.block("llm")["split"] == "integer":
             viol.add("beta_integer", np.abs(bt - np.rint(bt)))
-        viol.add("edge_layers_min", self.p["edge_layers_min"] - (bt - a))
-        used = np.bincount(s, weights=fe, minlength=inst.M)
-        (viol.eq if self.p["budget"] == "eq" else viol.leq)("edge_freq_budget", used, d["F_max_GHz"])
-        viol.leq("fe_max", fe, d["F_max_GHz"][s])
-        viol.add("fe_min", (self.p["fe_min_GHz"] - fe) / self.p["fe_min_GHz"])
-
+        viol.add("edge_layers_min", self.p["edge_layers_min"] - (bt - sol["alpha"]))
+        super().evaluate(sol, inst, ledger, viol)
 
 class Cloud(Block):
     name = "cloud"
