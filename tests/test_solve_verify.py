@@ -42,6 +42,10 @@ def infeasible_point(problem, options, tracer):
 def timed_out(problem, options, tracer):
     return Outcome(Status.TIME_LIMIT, None, None, bound=1.0)
 
+def picky(problem, options, tracer):
+    from mecsplit.errors import InputError
+    raise InputError("<option>", "picky.level", "got 7", "1..3")
+
 def not_an_outcome(problem, options, tracer):
     return {"objective": 1}
 
@@ -53,6 +57,7 @@ def register_solvers(registry):
     registry.add_solver(name="infeasible-point", solve=infeasible_point, exact=False)
     registry.add_solver(name="timed-out", solve=timed_out, exact=True)
     registry.add_solver(name="not-an-outcome", solve=not_an_outcome, exact=False)
+    registry.add_solver(name="picky", solve=picky, exact=False)
     registry.add_solver(name="only-sft", solve=timed_out, exact=False, variants=("sft-2025",))
 '''
 
@@ -108,3 +113,11 @@ def test_unsupported_variant_is_refused(setup):
     v, inst = setup
     with pytest.raises(InputError, match="does not support"):
         solve(v, inst, "only-sft")
+
+
+def test_plugin_input_error_reaches_the_user(setup):
+    from mecsplit.errors import InputError
+
+    v, inst = setup
+    with pytest.raises(InputError, match="picky.level"):
+        solve(v, inst, "picky")

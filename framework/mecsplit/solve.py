@@ -142,6 +142,8 @@ def solve(variant, instance, solver: str, options: dict[str, Any] | None = None,
         out = spec.solve(problem, opts, tracer)
         if not isinstance(out, Outcome):
             raise TypeError(f"solver {solver!r} returned {type(out).__name__}, not mecsplit.result.Outcome")
+    except InputError:  # a plugin's own validation of the input: one clear line, exit 2
+        raise
     except Exception as e:  # report, with whatever incumbent and bound were traced
         out = Outcome(Status.ERROR, tracer.best_solution, tracer.best_objective, tracer.best_bound, tracer.iterations,
                       f"{type(e).__name__}: {e}", {"traceback": traceback.format_exc(limit=8)})
