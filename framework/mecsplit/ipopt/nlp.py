@@ -217,16 +217,22 @@ class CasadiPyomoNLP(NLP):
 
     def load_state_into_pyomo(self, bound_multipliers=None):
         """Primals into the Vars; duals and bound multipliers into active import suffixes."""
-        lay = self._layout
-        for var, val in zip(lay.variables, self._x.tolist()):
-            var.set_value(val, skip_validation=True)
-        suffixes = dict(pyo_suffix.active_import_suffix_generator(lay.model))
-        if "dual" in suffixes:
-            suffixes["dual"].clear()
-            suffixes["dual"].update(zip(lay.constraints, self._y.tolist()))
-            suffixes["dual"].update((con, 0.0) for con in lay.trivial)
-        for name, k in (("ipopt_zL_out", 0), ("ipopt_zU_out", 1)):
-            if name in suffixes:
-                suffixes[name].clear()
-                if bound_multipliers is not None:
-                    suffixes[name].update(zip(lay.variables, np.asarray(bound_multipliers[k]).tolist()))
+        zL, zU = bound_multipliers if bound_multipliers is not None else (None, None)
+        load_into_pyomo(self._layout, self._x, self._y, zL, zU)
+
+
+def load_into_pyomo(lay: Layout, x, duals, zL=None, zU=None) -> None:
+    """Primals into the Vars; duals and bound multipliers into the model's active import suffixes
+    (``dual``, ``ipopt_zL_out``, ``ipopt_zU_out``), as PyomoNLP.load_state_into_pyomo does."""
+    for var, val in zip(lay.variables, np.asarray(x).tolist()):
+        var.set_value(val, skip_validation=True)
+    suffixes = dict(pyo_suffix.active_import_suffix_generator(lay.model))
+    if "dual" in suffixes:
+        suffixes["dual"].clear()
+        suffixes["dual"].update(zip(lay.constraints, np.asarray(duals).tolist()))
+        suffixes["dual"].update((con, 0.0) for con in lay.trivial)
+    for name, vals in (("ipopt_zL_out", zL), ("ipopt_zU_out", zU)):
+        if name in suffixes:
+            suffixes[name].clear()
+            if vals is not None:
+                suffixes[name].update(zip(lay.variables, np.asarray(vals).tolist()))

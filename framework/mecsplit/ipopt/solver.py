@@ -129,20 +129,9 @@ def _load(out) -> None:
         out.nlp.set_duals(out.mult_g)
         out.nlp.load_state_into_pyomo(bound_multipliers=(out.mult_x_L, out.mult_x_U))
         return
-    from pyomo.core.base import suffix as pyo_suffix
+    from .nlp import load_into_pyomo
 
-    lay = out.layout
-    for var, val in zip(lay.variables, out.x.tolist()):
-        var.set_value(val, skip_validation=True)
-    suffixes = dict(pyo_suffix.active_import_suffix_generator(lay.model))
-    if "dual" in suffixes:
-        suffixes["dual"].clear()
-        suffixes["dual"].update(zip(lay.constraints, out.mult_g.tolist()))
-        suffixes["dual"].update((con, 0.0) for con in lay.trivial)
-    for name, vals in (("ipopt_zL_out", out.mult_x_L), ("ipopt_zU_out", out.mult_x_U)):
-        if name in suffixes:
-            suffixes[name].clear()
-            suffixes[name].update(zip(lay.variables, vals.tolist()))
+    load_into_pyomo(out.layout, out.x, out.mult_g, out.mult_x_L, out.mult_x_U)
 
 
 def _attach_solution(model, results, out) -> None:
