@@ -164,7 +164,7 @@ def test_time_limit_is_honest():
     assert r.status == "time_limit"
     assert r.verification["verdict"] == "ok"
     assert r.bound is None or r.bound <= r.objective
-    r2 = solve(v, inst, "exact", {"node_limit": 1})
+    r2 = solve(v, inst, "exact", {"node_limit": 1, "colgen_max_s": 2.0})
     assert r2.status in ("time_limit", "optimal")
     assert r2.bound <= r2.objective
     if r2.status == "optimal":

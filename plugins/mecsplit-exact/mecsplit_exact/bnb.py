@@ -15,13 +15,17 @@ import time
 
 import numpy as np
 
+from .colgen import ColGen, Pool, pool_assignment
 from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
 
 
 class BnB:
-    def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1):
+    def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
+                 colgen="root", colgen_share=0.5, colgen_max_s=30.0):
         self.heur_every = max(1, int(heur_every))
+        self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
+        self.pool = Pool(D)
         self.D, self.tracer = D, tracer
         self.rel_gap, self.abs_gap, self.node_limit = rel_gap, abs_gap, node_limit
         self.t0 = time.perf_counter()
@@ -31,7 +35,8 @@ class BnB:
         self.inc = None          # best fixed-assignment result
         self.nodes = 0
         self.log = log
-        self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None}
+        self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None,
+                      "root_lagrangian_bound": None, "colgen": None}
 
     # -- helpers ---------------------------------------------------------------------------------
     def clock(self):
@@ -47,6 +52,7 @@ class BnB:
         self.stats["fixed_solves"] += 1
         if r is None:
             return None
+        self.pool.add_assignment(r["server"], r["k"])
         if self.inc is None or r["obj"] < self.inc["obj"]:
             self.inc = r
             self.tracer.incumbent(r["obj"], to_solution(self.D, r))
@@ -166,11 +172,15 @@ class BnB:
                                       sl=self.sl, sm=self.sm)
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
+            if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.inc["obj"] - 2 * self.tol() and self.nodes < 20:
+                self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
+            if self.nodes == 1:
+                self.stats["root_lagrangian_bound"] = float(bound)
+            if (self.colgen == "all" or self.colgen == "root" and self.nodes == 1) and bound < self.inc["obj"] - self.tol():
+                bound = max(bound, self.server_subsets(best, allowed, klo, khi))
             if self.nodes == 1:
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
-            if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.inc["obj"] - 2 * self.tol() and self.nodes < 20:
-                self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
             if bound >= self.inc["obj"] - self.tol():
@@ -190,6 +200,30 @@ class BnB:
         self.stats["nodes"] = self.nodes
         gap_ok = self.inc["obj"] - global_lb <= self.tol() * (1 + 1e-9)
         return self.inc, global_lb, ("optimal" if gap_ok else status)
+
+    def server_subsets(self, best, allowed, klo, khi):
+        """The set-partitioning bound of the node (colgen.py) from the budget Lagrangian's
+        multipliers, on a share of the remaining time; then the best assignment made of the columns
+        found is solved exactly as an incumbent. Returns the (valid) bound."""
+        now = self.clock()
+        budget = min(self.colgen_share * (self.deadline - now), self.colgen_max_s)
+        cg = ColGen(self.D, self.pool, self.ev)
+        if self.log:
+            cg.log = self.log
+        L, _ = cg.run(best["lam"], best["mu"], allowed, klo, khi, cutoff=self.inc["obj"] - self.tol(),
+                      deadline=min(self.deadline, now + budget), clock=self.clock, pi0=best["v"])
+        U = self.ev.uplink(best["lam"])[0]
+        pick = pool_assignment(self.D, self.pool, U, time_limit_s=min(5.0, max(self.deadline - self.clock(), 0.1)))
+        if pick is not None and np.all(allowed[np.arange(self.D.N), pick[0]]):
+            self.offer(*pick)
+        st = self.stats.setdefault("colgen", None) or {}
+        for key, val in cg.stats.items():
+            st[key] = st.get(key, 0) + val if key != "columns" else val
+        st["time_s"] = st.get("time_s", 0.0) + self.clock() - now
+        self.stats["colgen"] = st
+        if self.log:
+            self.log(f"set-partitioning bound {L:.12g} (Lagrangian {best['L']:.12g}) in {self.clock() - now:.2f} s")
+        return L
 
     def choose(self, best, sol, allowed, klo, khi):
         D = self.D

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
 
@@ -10,7 +11,28 @@ from .bnb import BnB
 from .fixed import to_solution
 from .subproblems import Data
 
-OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10, "verbose": False}
+OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
+           "colgen": "root", "colgen_share": 0.5, "colgen_max_s": 30.0, "verbose": False}
+
+
+def _choice(options, key, allowed):
+    if options[key] not in allowed:
+        raise InputError("<exact>", f"options.{key}", f"got {options[key]!r}", " | ".join(allowed))
+    return options[key]
+
+
+def _share(options):
+    v = options["colgen_share"]
+    if not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise InputError("<exact>", "options.colgen_share", f"got {v!r}", "a number in (0, 1]")
+    return float(v)
+
+
+def _seconds(options):
+    v = options["colgen_max_s"]
+    if not isinstance(v, (int, float)) or not v >= 0:
+        raise InputError("<exact>", "options.colgen_max_s", f"got {v!r}", "seconds >= 0")
+    return float(v)
 
 
 def solve_exact(problem, options, tracer):
@@ -18,7 +40,8 @@ def solve_exact(problem, options, tracer):
     log = print if options["verbose"] else None
     bnb = BnB(D, tracer, rel_gap=options["rel_gap"], abs_gap=options["abs_gap"], node_limit=int(options["node_limit"]),
               time_limit_s=problem.time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
-              heur_every=int(options["heur_every"]))
+              heur_every=int(options["heur_every"]), colgen=_choice(options, "colgen", ("off", "root", "all")),
+              colgen_share=_share(options), colgen_max_s=_seconds(options))
     inc, lb, status = bnb.run(problem.warm_start)
     sol = to_solution(D, inc)
     st = Status.OPTIMAL if status == "optimal" else Status.TIME_LIMIT
