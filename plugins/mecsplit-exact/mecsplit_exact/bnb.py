@@ -112,6 +112,8 @@ class BnB:
             for m in np.nonzero((Wn[n] > 1e-6) & allowed[n])[0]:
                 if m == cur["server"][n]:
                     continue
+                if self.clock() > self.deadline:
+                    break
                 s2, k2 = cur["server"].copy(), cur["k"].copy()
                 s2[n], k2[n] = m, ev["knm"][n, m]
                 r = self.offer(s2, k2)
@@ -176,9 +178,11 @@ class BnB:
                 self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
             if self.nodes == 1:
                 self.stats["root_lagrangian_bound"] = float(bound)
+                self.tracer.bound(min(bound, self.inc["obj"]))    # the root bound is the global bound
             if (self.colgen == "all" or self.colgen == "root" and self.nodes == 1) and bound < self.inc["obj"] - self.tol():
                 bound = max(bound, self.server_subsets(best, allowed, klo, khi))
             if self.nodes == 1:
+                self.tracer.bound(min(bound, self.inc["obj"]))
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
             if self.log:
