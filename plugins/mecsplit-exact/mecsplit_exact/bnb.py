@@ -199,6 +199,8 @@ class BnB:
                                       master.filtered(ch_allowed, ch_klo, ch_khi)))
         if not heap and status == "optimal":
             global_lb = max(global_lb, self.inc["obj"] - self.tol())
+        if self.stats["root_bound"] is not None:   # the root's bound holds for the whole tree
+            global_lb = max(global_lb, self.stats["root_bound"])
         global_lb = min(global_lb, self.inc["obj"])
         self.tracer.bound(global_lb)
         self.stats["nodes"] = self.nodes

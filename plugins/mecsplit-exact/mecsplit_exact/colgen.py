@@ -9,15 +9,15 @@ relaxed, at a fixed λ ≥ 0. For any user prices π (free) this gives the valid
     C_m(S) = min_{α, fe}  Σ_{n∈S} [ α A_n + ω_s AS_n(α) + U_nm(λ_m) + w_α (t/fe + e fe²) ]  s.t. Σ fe ≤ F_m,
 
 where S = ∅ (value 0) is allowed for "le" frequency budgets and not for "eq". It relaxes only
-"every user on exactly one server" (weak duality), so it is valid whatever π is; π comes from the
-restricted master LP (HiGHS) over the columns found so far, and the loop stops when no column has a
-negative reduced cost (then L = the LP value: the set-partitioning LP bound).
+"every user on exactly one server" (weak duality), so it is valid whatever π is. π is maximised by
+boxstep column generation (``ColGen``): a restricted master LP on HiGHS over the columns found so
+far, with its duals kept in a box around a stability centre.
 
-Pricing min_S C_m(S) − π(S) is a nonlinear knapsack, solved exactly by a small branch-and-bound
-on "user in / out / free" (and split ranges). Its node bound is the Lagrangian of the server's own
-budget, Λ(μ) = Σ_in G_n(μ) + Σ_free min(0, G_n(μ)) − μ F_m with G_n(μ) = min_α [const + min_fe
-w_α (t/fe + e fe²) + μ fe] − π_n: concave in μ, maximised by bisection on its supergradient
-Σ fe − F_m; every value used is Λ at an actual μ, so it is a valid bound whatever μ is.
+Pricing min_S C_m(S) − π(S) is a nonlinear knapsack, solved by a branch-and-bound on users
+(in / out / free) (``Pricer``). Its node bound is the Lagrangian of the server's own budget,
+Λ(μ) = Σ_in G_n(μ) + Σ_free min(0, G_n(μ)) − μ F_m with G_n(μ) = min_α [const + min_fe
+w_α (t/fe + e fe²) + μ fe] − π_n, concave in μ; every value used is Λ at an actual μ, so it is a
+valid bound whatever μ is, and a capped tree still returns a valid (weaker) bound.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ try:
     import highspy
 except ImportError:  # pragma: no cover - declared dependency
     highspy = None
-
-
-SMOOTH = 0.8      # Wentges dual smoothing weight on the stability centre
 
 
 # ------------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def register_solvers(registry):
     registry.add_solver(
         name="exact", solve=solve_exact, exact=True,
         description="Certified global optimum: Lagrangian relaxation of the per-server budgets (closed-form / "
-                    "1-D convex per-option subproblems), boxstep cutting planes on HiGHS, branch-and-bound on "
-                    "user->server and split, incumbents by exact KKT solves of the fixed assignment",
+                    "1-D convex per-option subproblems), boxstep cutting planes on HiGHS, a set-partitioning bound "
+                    "by column generation at the root, branch-and-bound on user->server and split, "
+                    "incumbents by exact KKT solves of the fixed assignment",
         variants=("liu-zhao-2024", "default"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
