@@ -29,6 +29,8 @@ import numpy as np
 
 from .subproblems import SAFETY, edge_solve, root_inc
 
+STALL = 5        # column-generation rounds after which too little progress stops it
+
 try:
     import highspy
 except ImportError:  # pragma: no cover - declared dependency
@@ -339,8 +341,14 @@ class ColGen:
         gap0 = (cutoff - L_c) if np.isfinite(cutoff) else 1e-6 * scale
         delta = np.full(N, max(2.0 * gap0 / N, 1e-14 * scale))
         sol = None
+        history = [L_c]
         for it in range(max_iter):
             if L_c >= cutoff or clock() > deadline:
+                break
+            # stall: the last STALL rounds closed < 2 % of the gap left then (the relaxation of the
+            # bandwidth budgets at a fixed λ, or capped pricing trees, can leave it short)
+            if np.isfinite(cutoff) and len(history) > STALL and L_c - history[-1 - STALL] < 0.02 * (cutoff - history[-1 - STALL]):
+                self.stats["stalled"] = self.stats.get("stalled", 0) + 1
                 break
             cols = self.pool.usable(allowed, klo, khi)
             lp = self._master(cols, U, centre, delta)
@@ -357,6 +365,7 @@ class ColGen:
             L, added = lagrangian(pi, (pi, sig))
             if self.log:
                 self.log(f"cg {it} ub {ub:.12g} L {L:.12g} centre {L_c:.12g} added {added} delta {delta[0]:.3g} cols {len(cols)} box {active}")
+            history.append(max(L, L_c))
             if L >= L_c + 0.1 * (ub - L_c):
                 centre, L_c = pi.copy(), L
                 if active:
