@@ -17,6 +17,7 @@ import time
 
 from mecsplit.instance import generate
 from mecsplit.plugins import get_manager
+from mecsplit.result import relative_gap
 from mecsplit.solve import solve
 from mecsplit.variant import load_variant
 
@@ -36,7 +37,7 @@ def time_to_gap(r, g):
     final = r.bound if r.bound is not None else -float("inf")
     for t in r.trace:
         inc, lb = t.get("incumbent"), t.get("bound")
-        if inc is not None and lb is not None and lb <= final and inc - lb <= g * abs(inc):
+        if lb is not None and lb <= final and (rg := relative_gap(inc, lb)) is not None and rg <= g:
             return t["t_s"]
     return None
 

@@ -110,7 +110,7 @@ def test_set_partitioning_bound_is_valid(name, seed):
     ref = _enumerate(v, inst)
     b, best, allowed, klo, khi = _root(D)
     pool = Pool(D)
-    pool.add_assignment(b.inc["server"], b.inc["k"])
+    pool.add_assignment(b.inc["server"], b.inc["k"], b.inc["x"])
     import time
     L, _ = ColGen(D, pool, b.ev).run(best["lam"], best["mu"], allowed, klo, khi, cutoff=np.inf,
                                      deadline=time.perf_counter() + 30, clock=time.perf_counter, pi0=best["v"])

@@ -52,7 +52,8 @@ class BnB:
         self.stats["fixed_solves"] += 1
         if r is None:
             return None
-        self.pool.add_assignment(r["server"], r["k"])
+        if self.colgen != "off":
+            self.pool.add_assignment(r["server"], r["k"], r["x"])
         if self.inc is None or r["obj"] < self.inc["obj"]:
             self.inc = r
             self.tracer.incumbent(r["obj"], to_solution(self.D, r))

@@ -27,7 +27,8 @@ import itertools
 
 import numpy as np
 
-from .subproblems import SAFETY, edge_solve, root_inc
+from .fixed import _edge
+from .subproblems import SAFETY, edge_solve
 
 STALL = 5        # column-generation rounds after which too little progress stops it
 
@@ -38,30 +39,14 @@ except ImportError:  # pragma: no cover - declared dependency
 
 
 # ------------------------------------------------------------------------------------------------
-def edge_block(D, m, users, ks, bracket=None):
-    """Exact min Σ w(t/x + e x²) s.t. Σ x ≤ F_m (= for "eq") for one server's fixed users/splits
-    (``bracket``: prices known to enclose its multiplier). Returns (value, x, μ); x is always
-    feasible, so the value is never below the true minimum."""
-    w, t, e, F = D.w[ks], D.t[users, m], D.e[users, m], float(D.F[m])
-    lo = D.fe_lo
-
-    def slack(mu, sel):
-        return F - edge_solve(w, t, e, mu[0], lo, F)[1].sum() + np.zeros(sel.size)
-
-    x0 = edge_solve(w, t, e, 0.0, lo, F)[1]
-    if not D.eq_f and x0.sum() <= F:
-        mu = 0.0
-    else:
-        big = float(np.max(w * t / lo**2 + 2 * w * e * F)) + 1.0
-        a, b = (-big if D.eq_f else 0.0), big
-        if bracket is not None and slack(np.array([bracket[0]]), np.zeros(1))[0] <= 0 <= slack(np.array([bracket[1]]), np.zeros(1))[0]:
-            a, b = bracket
-        mu = float(root_inc(slack, np.array([a]), np.array([b]), rtol=1e-15)[0])
-    x = edge_solve(w, t, e, mu, lo, F)[1]
-    tot = x.sum()
-    if D.eq_f or tot > F:
-        x = x * (F / tot)
-    return float(np.sum(w * (t / x + e * x * x))), x, mu
+def edge_block(D, m, users, ks):
+    """min Σ w(t/x + e x²) s.t. Σ x ≤ F_m (= for "eq") for one server's fixed users/splits, by the
+    fixed-assignment KKT solve (fixed.py). Returns (value, x); x is feasible, so the value is never
+    below the true minimum."""
+    users, ks = np.asarray(users, int), np.asarray(ks, int)
+    _, x = _edge(D, np.full(users.size, m), ks, users)
+    w, t, e = D.w[ks], D.t[users, m], D.e[users, m]
+    return float(np.sum(w * (t / x + e * x * x))), x
 
 
 class Pool:
@@ -86,11 +71,28 @@ class Pool:
         self.base.append(float(self.D.user_part[users, ks].sum() + edge_value))
         return True
 
-    def add_assignment(self, server, k):
-        for m in range(self.D.M):
+    def add_assignment(self, server, k, x):
+        """The server sets of a solved assignment; ``x``: its optimal shares (the edge blocks' optima)."""
+        D = self.D
+        rows = np.arange(D.N)
+        per = D.w[k] * (D.t[rows, server] / x + D.e[rows, server] * x * x)
+        for m in range(D.M):
             us = np.nonzero(server == m)[0]
             if us.size:
-                self.add(m, us, k[us])
+                self.add(m, us, k[us], float(per[us].sum()))
+
+    def columns(self, cols, U):
+        """Costs at the node's uplink values U and the column-wise (user rows, then server rows)
+        sparsity of the columns ``cols``: (cost, starts, indices)."""
+        N = self.D.N
+        cost = np.empty(len(cols))
+        starts, idx = [0], []
+        for i, j in enumerate(cols):
+            m, us = self.srv[j], self.users[j]
+            cost[i] = self.base[j] + U[us, m].sum()
+            idx.extend(us.tolist()); idx.append(N + m)
+            starts.append(len(idx))
+        return cost, starts, idx
 
     def usable(self, allowed, klo, khi):
         out = []
@@ -147,7 +149,6 @@ class Pricer:
         self.w, self.t, self.e = tab.w, tab.t, tab.e
         self.c = tab.user_part + const_user[self.users][self.item_user]     # user part + U − π
         self.node_cap = node_cap
-        self.evals = 0
         self.grid_edge = 0
         self.G0, self.X0, self.I0 = self._reduce_x(self.c[:, None] + tab.E, tab.X)
 
@@ -164,7 +165,6 @@ class Pricer:
 
     def G(self, mu):
         """Exact per-user values at one μ: (G, x, item)."""
-        self.evals += 1
         E, x = edge_solve(self.w, self.t, self.e, mu, self.D.fe_lo, self.F)
         return self._reduce_x(self.c + E, x)
 
@@ -183,9 +183,9 @@ class Pricer:
         i = int(np.argmax(val))
         best = float(val[i])
         j = i + 1 if slope[i] > 0 else i - 1
-        sides = [(take[:, i], self.I0[:, i], i)]
+        sides = [(take[:, i], self.I0[:, i])]
         if 0 <= j < grid.size:
-            sides.append((take[:, j], self.I0[:, j], j))
+            sides.append((take[:, j], self.I0[:, j]))
         else:
             self.grid_edge += 1   # the maximiser may lie beyond the grid: the bound is valid, maybe weaker
         g_at = self.G0[:, i]
@@ -239,7 +239,7 @@ class Pricer:
             nodes += 1
             val, sides, g = self.bound(status, best_v, tol)
             val = max(val, pb)
-            for take, items_all, gi in sides:     # candidate columns, exactly costed when promising
+            for take, items_all in sides:     # candidate columns, exactly costed when promising
                 if not take.any():
                     continue
                 items = items_all[take]
@@ -252,12 +252,7 @@ class Pricer:
                 if vals.max() >= best_v - tol:
                     continue          # cannot beat the best set: its node is covered by best_v
                 us, ks = self.users[take], self.item_k[items]
-                sl = np.where(take[:, None], self.X0, 0.0).sum(axis=0) - self.F
-                up = np.nonzero(sl > 0)[0]
-                br = None
-                if up.size and up[-1] + 1 < sl.size:
-                    br = (self.tab.grid[up[-1]], self.tab.grid[up[-1] + 1])
-                ev, _, _ = edge_block(self.D, self.m, us, ks, br)
+                ev, _ = edge_block(self.D, self.m, us, ks)
                 red = float(np.sum(self.c[items])) + ev          # C_m(S) − π(S) at λ
                 cols.append((red, us, ks, ev))
                 best_v = min(best_v, red)
@@ -386,14 +381,9 @@ class ColGen:
         D = self.D
         N, M = D.N, D.M
         nc = len(cols)
-        cost = np.empty(nc + 2 * N)
-        starts, idx, val = [0], [], []
-        for i, j in enumerate(cols):
-            m, us = self.pool.srv[j], self.pool.users[j]
-            cost[i] = self.pool.base[j] + U[us, m].sum()
-            idx.extend(us.tolist()); idx.append(N + m)
-            val.extend([1.0] * (us.size + 1))
-            starts.append(len(idx))
+        ccost, starts, idx = self.pool.columns(cols, U)
+        cost = np.concatenate([ccost, np.empty(2 * N)])
+        val = [1.0] * len(idx)
         for n in range(N):
             cost[nc + n] = centre[n] + delta[n]
             idx.append(n); val.append(1.0); starts.append(len(idx))
@@ -430,13 +420,7 @@ def pool_assignment(D, pool, U, time_limit_s=5.0):
     cols = list(range(len(pool.srv)))
     if not cols:
         return None
-    starts, idx = [0], []
-    cost = np.empty(len(cols))
-    for i, j in enumerate(cols):
-        m, us = pool.srv[j], pool.users[j]
-        cost[i] = pool.base[j] + U[us, m].sum()
-        idx.extend(us.tolist()); idx.append(N + m)
-        starts.append(len(idx))
+    cost, starts, idx = pool.columns(cols, U)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = len(cols), N + M
     lp.col_cost_ = cost

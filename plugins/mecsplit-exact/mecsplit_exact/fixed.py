@@ -60,10 +60,12 @@ def _bandwidth(D, server):
     return lam, p, b
 
 
-def _edge(D, server, k):
-    """μ_m and the shares fe for fixed splits (index k into D.alphas)."""
-    M, N = D.M, D.N
-    rows = np.arange(N)
+def _edge(D, server, k, rows=None):
+    """μ_m and the shares fe for fixed servers and splits (index k into D.alphas) of the users
+    ``rows`` (default: all; ``server``/``k`` are then given for those users only)."""
+    M = D.M
+    rows = np.arange(D.N) if rows is None else np.asarray(rows, int)
+    N = rows.size
     w = D.w[k]
     t, e = D.t[rows, server], D.e[rows, server]
     Fm = D.F[server]
@@ -87,7 +89,7 @@ def _edge(D, server, k):
     if act.size:
         lo = -big[act] if D.eq_f else np.zeros(act.size)
         mu[act] = root_inc(g, lo, big[act], rtol=1e-15, atol=0.0)
-    x = shares(mu[server], rows)
+    x = shares(mu[server], np.arange(N))
     tot = np.bincount(server, weights=x, minlength=M)
     if D.eq_f:  # exact equality: distribute the root residual proportionally
         x = x * (D.F / np.where(tot > 0, tot, 1.0))[server]
