@@ -146,13 +146,14 @@ def test_optimum_matches_enumeration(name, N, M, seed, over):
     v = load_variant(name, overrides=over)
     inst = generate(v, N, M, seed)
     ref = _enumerate(v, inst)
-    r = solve(v, inst, "exact", {"rel_gap": 1e-9})
-    assert r.verification["verdict"] == "ok", r.verification
-    assert r.status == "optimal"
-    assert abs(r.objective - ref) <= 1e-6 * abs(ref), (r.objective, ref)
-    assert r.bound <= ref * (1 + 1e-9)
-    assert all(t["bound"] is None or t["bound"] <= ref * (1 + 1e-9) for t in r.trace)
-    assert all(t["incumbent"] is None or t["incumbent"] >= ref * (1 - 1e-6) for t in r.trace)
+    for method in ("oa", "bnb"):   # outer approximation (default) and Lagrangian branch-and-bound
+        r = solve(v, inst, "exact", {"rel_gap": 1e-9, "method": method})
+        assert r.verification["verdict"] == "ok", r.verification
+        assert r.status == "optimal"
+        assert abs(r.objective - ref) <= 1e-6 * abs(ref), (method, r.objective, ref)
+        assert r.bound <= ref * (1 + 1e-9)
+        assert all(t["bound"] is None or t["bound"] <= ref * (1 + 1e-9) for t in r.trace)
+        assert all(t["incumbent"] is None or t["incumbent"] >= ref * (1 - 1e-6) for t in r.trace)
     if over is SPLIT:  # the case is not trivially α = 1 everywhere
         assert 1 < max(r.solution["alpha"]) and min(r.solution["alpha"]) < 3
 

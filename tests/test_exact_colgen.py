@@ -122,7 +122,7 @@ def test_set_partitioning_bound_is_valid(name, seed):
 def test_closes_the_root_gap_on_10x3():
     v = load_variant("default")
     inst = generate(v, 10, 3, 1)
-    r = solve(v, inst, "exact", {"rel_gap": 1e-7})
+    r = solve(v, inst, "exact", {"rel_gap": 1e-7, "method": "bnb", "colgen": "root"})
     assert r.status == "optimal" and r.verification["verdict"] == "ok"
     ex = r.extra
     tol = 1e-7 * abs(r.objective)

@@ -18,11 +18,13 @@ import numpy as np
 from .colgen import ColGen, Pool, pool_assignment
 from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
+from .oa import AssignmentMILP, kept_options, price_points
 
 
 class BnB:
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
-                 colgen="root", colgen_share=0.5, colgen_max_s=30.0):
+                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="oa"):
+        self.method = method
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
         self.pool = Pool(D)
@@ -36,7 +38,8 @@ class BnB:
         self.nodes = 0
         self.log = log
         self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None,
-                      "root_lagrangian_bound": None, "colgen": None}
+                      "root_lagrangian_bound": None, "colgen": None, "oa_rounds": 0, "oa_options": None,
+                      "oa_cuts": 0}
 
     # -- helpers ---------------------------------------------------------------------------------
     def clock(self):
@@ -186,6 +189,12 @@ class BnB:
                 self.tracer.bound(min(bound, self.inc["obj"]))
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
+            if self.method == "oa" and bound < self.inc["obj"] - self.tol():
+                bound = max(bound, self.outer_approximation(best))
+                global_lb = bound
+                heap = []
+                status = "optimal" if self.inc["obj"] - bound <= self.tol() * (1 + 1e-9) else "time_limit"
+                break
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
             if bound >= self.inc["obj"] - self.tol():
@@ -207,6 +216,59 @@ class BnB:
         self.stats["nodes"] = self.nodes
         gap_ok = self.inc["obj"] - global_lb <= self.tol() * (1 + 1e-9)
         return self.inc, global_lb, ("optimal" if gap_ok else status)
+
+    def outer_approximation(self, best):
+        """The assignment MILP with outer-approximated server costs (oa.py), cut at dense prices
+        around the root's Lagrangian multipliers, re-solved with the cuts of every assignment it finds until the gap closes or time
+        runs out. Returns its valid bound."""
+        D = self.D
+        N, M = D.N, D.M
+        inc = self.inc
+        keep = kept_options(D, best["lam"], best["mu"], best["L"], inc["obj"])
+        keep[np.arange(N), inc["server"], inc["k"]] = True
+        base = float(np.sum(np.min(np.where(keep, D.user_part[:, None, :], np.inf), axis=(1, 2))))
+        milp = AssignmentMILP(D, keep, 1.0 / max(inc["obj"] - base, 1e-9 * abs(inc["obj"]), 1e-300))
+        self.stats["oa_options"] = milp.nx
+        dense = 20 if N * M <= 5000 else 12      # prices per server (fewer rows on large instances)
+        mus = price_points(D, best["mu"], n=dense, eq=D.eq_f)
+        lams = price_points(D, best["lam"], n=max(dense // 2, 2))
+        cuts = 0
+        for m in range(M):
+            cuts += milp.add_cuts(m, [0.0, best["mu"][m], inc["mu"][m]] + mus[m], [0.0, best["lam"][m], inc["lam"][m]] + lams[m])
+        bound = best["L"]
+
+        exact = {}
+
+        def costed(server, k):   # exact cost of a MILP solution (once), offered as an incumbent
+            key = server.tobytes() + k.tobytes()
+            if key not in exact:
+                exact[key] = self.offer(server, k, improve_alpha=False) if np.all(server >= 0) else None
+            return exact[key]
+
+        def report(lb):   # HiGHS' running dual bound, streamed to the trace
+            if lb > bound:
+                self.tracer.bound(min(lb, self.inc["obj"]))
+
+        while self.clock() < self.deadline:
+            lb, found, timed_out = milp.solve(self.deadline - self.clock(), self.tol(),
+                                              milp.start_vector(self.inc["server"], self.inc["k"]), report, costed)
+            self.stats["oa_rounds"] += 1
+            bound = max(bound, lb)
+            new = 0
+            for server, k in found:
+                r = costed(server, k)
+                if r is not None:
+                    for m in np.unique(server):
+                        new += milp.add_cuts(int(m), [r["mu"][m]], [r["lam"][m]])
+            cuts += new
+            self.tracer.bound(min(bound, self.inc["obj"]))
+            if self.log:
+                self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.inc['obj']:.10g} "
+                         f"solutions {len(found)} new cuts {new}")
+            if self.inc["obj"] - bound <= self.tol() or timed_out or new == 0:
+                break
+        self.stats["oa_cuts"] = cuts
+        return bound
 
     def server_subsets(self, best, allowed, klo, khi):
         """The set-partitioning bound of the node (colgen.py) from the budget Lagrangian's

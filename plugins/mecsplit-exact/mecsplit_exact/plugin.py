@@ -12,7 +12,7 @@ from .fixed import to_solution
 from .subproblems import Data
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
-           "colgen": "root", "colgen_share": 0.5, "colgen_max_s": 30.0, "verbose": False}
+           "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "verbose": False}
 
 
 def _choice(options, key, allowed):
@@ -41,7 +41,8 @@ def solve_exact(problem, options, tracer):
     bnb = BnB(D, tracer, rel_gap=options["rel_gap"], abs_gap=options["abs_gap"], node_limit=int(options["node_limit"]),
               time_limit_s=problem.time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
               heur_every=int(options["heur_every"]), colgen=_choice(options, "colgen", ("off", "root", "all")),
-              colgen_share=_share(options), colgen_max_s=_seconds(options))
+              colgen_share=_share(options), colgen_max_s=_seconds(options),
+              method=_choice(options, "method", ("oa", "bnb")))
     inc, lb, status = bnb.run(problem.warm_start)
     sol = to_solution(D, inc)
     st = Status.OPTIMAL if status == "optimal" else Status.TIME_LIMIT

@@ -1,0 +1,219 @@
+"""The assignment MILP with outer-approximated server costs, on HiGHS (docs/exact.md §2c).
+
+For a fixed user set and splits, server m's cost is C_m(S) = min Σ_S cost subject to its two budgets,
+a convex problem with Slater points, so by strong duality (docs/exact.md §2)
+
+    edge:    E_m(S) = max_μ  Σ_{(n,k)∈S} e_nmk(μ) − μ F_m,      e_nmk(μ) = min_fe w_k(t/fe + e fe²) + μ fe
+    uplink:  U_m(S) = max_λ≥0 Σ_{n∈S} u_nm(λ) − λ B_m,          u_nm(λ) = min_{p,b} (c0 + c1 p)/r + λ b
+
+(μ ≥ 0 for "le", free for "eq"). With binaries x_o for options o = (n, m, k), each value at one μ is a
+linear function of x that never exceeds E_m: the cut z_m ≥ Σ_o x_o e_o(μ_j) − μ_j F_m is valid for every
+integral x, and exact at the x whose own optimal multiplier is μ_j. The MILP
+
+    min Σ_o x_o (α A + ω_s AS)_o + Σ_m (z_m + y_m)   s.t. one option per user, the cuts,
+                                                       (≥ 1 user per server for "eq" frequency budgets)
+
+is therefore a relaxation of the problem (its dual bound is valid) whose LP relaxation, with cuts at
+all μ, is the budget-Lagrangian bound (minimax). Outer approximation: solve it, cost its solutions
+exactly (fixed.py), add the cuts at their multipliers, repeat; a solution whose cuts were already
+exact closes the gap, and there are finitely many assignments.
+
+Options whose Lagrangian reduced cost exceeds the incumbent gap are left out (a solution using them
+costs more than the incumbent), so the MILP is smaller than N·M·K.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .subproblems import SAFETY, edge_solve, uplink_solve
+
+try:
+    import highspy
+except ImportError:  # pragma: no cover - declared dependency
+    highspy = None
+
+MARGIN = 1e-8     # absolute margin on the scaled MILP dual bound (HiGHS tolerances are 1e-9 there)
+TINY = 1e-9       # HiGHS drops matrix entries at or below this magnitude
+
+
+def option_costs(D, lam, mu):
+    """Lagrangian cost of every option (N, M, K) at (λ, μ): user part + edge + uplink."""
+    E, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
+                      D.F[None, :, None])
+    U, _, _ = uplink_solve(D.a, D.c0[:, None], D.c1[:, None], lam[None, :], D.p_lo[:, None], D.p_hi[:, None],
+                           D.b_lo, D.B[None, :])
+    return D.user_part[:, None, :] + E + U[:, :, None]
+
+
+def kept_options(D, lam, mu, L, ub):
+    """Options (n, m, k) whose reduced cost at (λ, μ) does not prove them worse than ``ub``:
+    a solution giving user n option o costs at least L − v_n + cost_o (the Lagrangian with x_n = o)."""
+    cost = option_costs(D, lam, mu)
+    v = cost.reshape(D.N, -1).min(axis=1)
+    rc = cost - v[:, None, None]
+    return np.isfinite(cost) & (L + rc - SAFETY * np.abs(cost) <= ub)
+
+
+class AssignmentMILP:
+    """The MILP above over the options ``keep`` (N, M, K bool), kept in one HiGHS model."""
+
+    def __init__(self, D, keep, scale):
+        self.D = D
+        self.on, self.om, self.ok = (a.astype(np.int64) for a in np.nonzero(keep))
+        self.nx = nx = self.on.size
+        M = D.M
+        up = D.user_part[self.on, self.ok]
+        self.offset = np.full(D.N, np.inf)
+        np.minimum.at(self.offset, self.on, up)        # per-user constant, kept out of the MILP
+        self.sc = scale
+        self.cut_keys: set = set()
+        h = self.h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
+                     ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0)):
+            h.setOptionValue(o, v)
+        inf = highspy.kHighsInf
+        ncol = nx + 2 * M              # x_o, z_m (edge), y_m (uplink); both server costs are ≥ 0
+        h.addVars(ncol, np.zeros(ncol),
+                  np.concatenate([np.ones(nx), np.full(2 * M, inf)]))
+        cost = np.concatenate([(up - self.offset[self.on]) * scale, np.ones(2 * M)])
+        h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), cost)
+        h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32),
+                                np.full(nx, highspy.HighsVarType.kInteger))
+        self.by_server = [np.nonzero(self.om == m)[0] for m in range(M)]
+        for n in range(D.N):
+            idx = np.nonzero(self.on == n)[0].astype(np.int32)
+            h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
+        cap = np.minimum(np.floor(D.F / D.fe_lo + 1e-9), np.floor(D.B / D.b_lo + 1e-9))   # fe ≥ fe_lo, b ≥ b_lo
+        for m in range(M):
+            idx = self.by_server[m].astype(np.int32)
+            lo = 1.0 if D.eq_f else 0.0
+            if idx.size and (lo > 0 or cap[m] < D.N):
+                h.addRow(lo, float(cap[m]), idx.size, idx, np.ones(idx.size))
+
+    def _row(self, col, sel, vals, rhs):
+        """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries HiGHS would
+        drop are dropped here, and where that would strengthen the row (negative values) the rhs is
+        lowered by them, so the row stays valid."""
+        vals = vals - SAFETY * np.abs(vals)
+        small = np.abs(vals) * self.sc <= TINY
+        rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
+        sel, vals = sel[~small], vals[~small]
+        idx = np.concatenate([[col], sel]).astype(np.int32)
+        self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([[1.0], -vals * self.sc]))
+
+    def add_cuts(self, m, mus=(), lams=()):
+        """Tangent cuts of server m's edge cost at the prices ``mus`` and uplink cost at ``lams``."""
+        D, sel = self.D, self.by_server[m]
+        if sel.size == 0:
+            return 0
+        n, k = self.on[sel], self.ok[sel]
+        added = 0
+        for mu in mus:
+            key = ("e", m, float(mu))
+            if key in self.cut_keys or (mu < 0 and not D.eq_f):
+                continue
+            self.cut_keys.add(key)
+            val, _ = edge_solve(D.w[k], D.t[n, m], D.e[n, m], mu, D.fe_lo, D.F[m])
+            self._row(self.nx + m, sel, val, -mu * D.F[m])
+            added += 1
+        for lam in lams:
+            key = ("u", m, float(lam))
+            if key in self.cut_keys or lam < 0:
+                continue
+            self.cut_keys.add(key)
+            val, _, _ = uplink_solve(D.a[n, m], D.c0[n], D.c1[n], lam, D.p_lo[n], D.p_hi[n], D.b_lo, D.B[m])
+            self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
+            added += 1
+        return added
+
+    def start_vector(self, server, k):
+        col = np.zeros(self.nx + 2 * self.D.M)
+        hit = (server[self.on] == self.om) & (k[self.on] == self.ok)
+        col[np.nonzero(hit)[0]] = 1.0
+        return col if hit.sum() == self.D.N else None
+
+    def to_objective(self, lb):
+        """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
+        if not np.isfinite(lb):
+            return -np.inf
+        return float(self.offset.sum()) + (lb - MARGIN * (1.0 + abs(lb))) / self.sc
+
+    def assignment(self, x):
+        """(server, k) of a MILP solution; server −1 for a user it leaves unassigned."""
+        on = x > 0.5
+        server = np.full(self.D.N, -1)
+        k = np.zeros(self.D.N, int)
+        server[self.on[on]] = self.om[on]
+        k[self.on[on]] = self.ok[on]
+        return server, k
+
+    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None):
+        """Run HiGHS. Returns (valid lower bound in objective units, assignments found, timed_out).
+        While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
+        k)`` every improving solution."""
+        h = self.h
+        h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
+        h.setOptionValue("mip_abs_gap", float(max(abs_gap * self.sc, 1e-9)))
+        found = []
+        if start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(start)
+            sol.value_valid = True
+            h.setSolution(sol)
+
+        def grab(ev):
+            found.append(np.asarray(ev.data_out.mip_solution)[: self.nx].copy())
+            if on_solution is not None:
+                on_solution(*self.assignment(found[-1]))
+
+        last = [-np.inf]
+
+        def progress(ev):
+            lb = ev.data_out.mip_dual_bound
+            if lb > last[0] + 1e-9 * (1.0 + abs(lb)):
+                last[0] = lb
+                on_bound(self.to_objective(lb))
+
+        h.cbMipImprovingSolution.subscribe(grab)
+        if on_bound is not None:
+            h.cbMipInterrupt.subscribe(progress)
+        try:
+            h.run()
+        finally:
+            h.cbMipImprovingSolution.unsubscribe(grab)
+            if on_bound is not None:
+                h.cbMipInterrupt.unsubscribe(progress)
+        info = h.getInfo()
+        status = h.getModelStatus()
+        sol = np.asarray(h.getSolution().col_value)
+        if sol.size >= self.nx and info.primal_solution_status == 2:
+            found.append(sol[: self.nx])
+        lb = info.mip_dual_bound
+        if status == highspy.HighsModelStatus.kOptimal:
+            lb = max(lb, info.objective_function_value - abs_gap * self.sc)
+        bound = self.to_objective(lb)
+        out, seen = [], set()
+        for x in found:
+            server, k = self.assignment(x)
+            key = server.tobytes() + k.tobytes()
+            if np.all(server >= 0) and key not in seen:
+                seen.add(key)
+                out.append((server, k))
+        timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
+        return bound, out, timed_out
+
+
+def price_points(D, centre, lo_ratio=0.5, n=40, eq=False):
+    """Dense prices around each server's Lagrangian multiplier (M lists): geometric on [c/2, 2c] for
+    nonnegative prices, a symmetric linear grid of the same width for "eq" frequency prices."""
+    pts = []
+    for c in np.asarray(centre, float):
+        if not eq and c <= 0:
+            pts.append([])
+        elif eq:
+            pts.append(list(c + max(abs(c), 1e-12) * np.linspace(-1.0, 1.0, n)))
+        else:
+            pts.append(list(c * np.geomspace(lo_ratio, 1.0 / lo_ratio, n)))
+    return pts

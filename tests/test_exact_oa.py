@@ -1,0 +1,91 @@
+"""The assignment MILP with outer-approximated server costs (oa.py, docs/exact.md §2c).
+
+* every cut is valid: with cuts at arbitrary prices (random, not the solver's), the MILP's bound is
+  never above the optimum found by full enumeration with independently solved blocks (SLSQP in
+  log variables, tests/test_exact.py), on "le" and "eq" budgets and with interior splits;
+* a cut is exact at the assignment's own multiplier (strong duality): its value equals the
+  independently solved edge and uplink blocks;
+* the default method (outer approximation) and the Lagrangian branch-and-bound certify the same
+  optimum where both finish.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mecsplit_exact")
+
+from mecsplit.errors import InputError  # noqa: E402
+from mecsplit.instance import generate  # noqa: E402
+from mecsplit.solve import solve  # noqa: E402
+from mecsplit.variant import load_variant  # noqa: E402
+from mecsplit_exact.fixed import solve_fixed  # noqa: E402
+from mecsplit_exact.oa import AssignmentMILP  # noqa: E402
+from mecsplit_exact.subproblems import Data, edge_solve, uplink_solve  # noqa: E402
+
+from test_exact import L4, SPLIT, _edge_block, _enumerate, _terms, _uplink_block  # noqa: E402
+
+
+@pytest.mark.parametrize("name,seed,over", [("default", 0, L4), ("liu-zhao-2024", 2, L4), ("hardware-2024", 1, SPLIT)],
+                         ids=["default", "liu-zhao-eq", "hardware-split"])
+def test_milp_bound_with_arbitrary_cuts_is_valid(name, seed, over):
+    v = load_variant(name, overrides=over)
+    inst = generate(v, 3, 2, seed)
+    D = Data(v, inst)
+    ref = _enumerate(v, inst)
+    rng = np.random.default_rng(seed)
+    keep = np.isfinite(D.user_part)[:, None, :].repeat(D.M, axis=1)
+    inc = solve_fixed(D, np.arange(D.N) % D.M, np.zeros(D.N, int))
+    milp = AssignmentMILP(D, keep, 1.0 / inc["obj"])
+    for m in range(D.M):    # prices spread over six decades around the KKT ones, negative too for "eq"
+        mus = inc["mu"][m] * 10 ** rng.uniform(-3, 3, 6) + 1e-6
+        if D.eq_f:
+            mus = np.concatenate([mus, -mus[:3]])
+        milp.add_cuts(m, mus, inc["lam"][m] * 10 ** rng.uniform(-3, 3, 6) + 1e-12)
+    bound, found, timed_out = milp.solve(30.0, 1e-12)
+    assert not timed_out and found
+    assert bound <= ref * (1 + 1e-9), (bound, ref)
+    for server, k in found:   # its solutions are feasible assignments: exact costs never below the optimum
+        r = solve_fixed(D, server, k, improve_alpha=False)
+        assert r is None or r["obj"] >= ref * (1 - 1e-7)
+
+
+@pytest.mark.parametrize("name,seed", [("default", 3), ("liu-zhao-2024", 1), ("hardware-2024", 2)])
+def test_cut_is_exact_at_the_assignments_multiplier(name, seed):
+    v = load_variant(name, overrides=L4)
+    inst = generate(v, 4, 2, seed)
+    D, T = Data(v, inst), _terms(v, inst)
+    server, k = np.array([0, 1, 0, 1]), np.array([0, 1, 2, 0])
+    r = solve_fixed(D, server, k, improve_alpha=False)
+    alpha = D.alphas[k]
+    for m in range(D.M):
+        idx = np.nonzero(server == m)[0]
+        e_val, _ = edge_solve(D.w[k[idx]], D.t[idx, m], D.e[idx, m], r["mu"][m], D.fe_lo, D.F[m])
+        u_val, _, _ = uplink_solve(D.a[idx, m], D.c0[idx], D.c1[idx], r["lam"][m], D.p_lo[idx], D.p_hi[idx],
+                                   D.b_lo, D.B[m])
+        edge_cut = float(np.sum(e_val) - r["mu"][m] * D.F[m])
+        up_cut = float(np.sum(u_val) - r["lam"][m] * D.B[m])
+        edge_ref = _edge_block(T, m, idx, alpha[idx])
+        up_ref = _uplink_block(T, m, idx)
+        assert edge_cut == pytest.approx(edge_ref, rel=1e-7), (m, edge_cut, edge_ref)
+        assert up_cut == pytest.approx(up_ref, rel=1e-6, abs=1e-12), (m, up_cut, up_ref)
+
+
+def test_oa_and_branch_and_bound_agree_10x3():
+    v = load_variant("default")
+    inst = generate(v, 10, 3, 2)
+    a = solve(v, inst, "exact", {"method": "oa"})
+    b = solve(v, inst, "exact", {"method": "bnb", "colgen": "root"})
+    for r in (a, b):
+        assert r.status == "optimal" and r.verification["verdict"] == "ok"
+    assert a.objective == pytest.approx(b.objective, rel=1e-7)
+    assert a.bound <= b.objective * (1 + 1e-12) and b.bound <= a.objective * (1 + 1e-12)
+    assert a.extra["oa_rounds"] >= 1 and a.extra["root_lagrangian_bound"] < a.objective - 1e-7 * a.objective
+
+
+def test_method_option_is_checked():
+    v = load_variant("default")
+    inst = generate(v, 2, 1, 0)
+    with pytest.raises(InputError, match="options.method"):
+        solve(v, inst, "exact", {"method": "simplex"})
