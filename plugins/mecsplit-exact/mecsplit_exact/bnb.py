@@ -1,4 +1,6 @@
-"""Lagrangian branch-and-bound over user→server assignments and split ranges (docs/exact.md §4).
+"""The exact solver's driver: the budget-Lagrangian root, then either the assignment MILP with
+outer-approximated server costs (``method="oa"``, oa.py, docs/exact.md §2c) or Lagrangian
+branch-and-bound over user→server assignments and split ranges (``method="bnb"``, docs/exact.md §4).
 
 A node restricts every user to a set of servers (``allowed``, (N, M) bool) and a range of split
 indices [klo, khi]. Its bound is the maximised Lagrangian dual (lagrangian.py); incumbents come from
@@ -23,7 +25,7 @@ from .oa import AssignmentMILP, kept_options, price_points
 
 class BnB:
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
-                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="oa"):
+                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb"):
         self.method = method
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
@@ -38,7 +40,7 @@ class BnB:
         self.nodes = 0
         self.log = log
         self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None,
-                      "root_lagrangian_bound": None, "colgen": None, "oa_rounds": 0, "oa_options": None,
+                      "root_lagrangian_bound": None, "colgen": None, "oa_rounds": 0, "oa_options": None, "oa_limited": False,
                       "oa_cuts": 0}
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -193,7 +195,9 @@ class BnB:
                 bound = max(bound, self.outer_approximation(best))
                 global_lb = bound
                 heap = []
-                status = "optimal" if self.inc["obj"] - bound <= self.tol() * (1 + 1e-9) else "time_limit"
+                status = ("optimal" if self.inc["obj"] - bound <= self.tol() * (1 + 1e-9)
+                          else "time_limit" if self.clock() >= self.deadline
+                          else "node_limit" if self.stats["oa_limited"] else "stalled")
                 break
             if self.log:
                 self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
@@ -250,8 +254,9 @@ class BnB:
                 self.tracer.bound(min(lb, self.inc["obj"]))
 
         while self.clock() < self.deadline:
-            lb, found, timed_out = milp.solve(self.deadline - self.clock(), self.tol(),
-                                              milp.start_vector(self.inc["server"], self.inc["k"]), report, costed)
+            lb, found, limited = milp.solve(self.deadline - self.clock(), self.tol(),
+                                              milp.start_vector(self.inc["server"], self.inc["k"]), report, costed,
+                                              node_limit=self.node_limit)
             self.stats["oa_rounds"] += 1
             bound = max(bound, lb)
             new = 0
@@ -265,8 +270,9 @@ class BnB:
             if self.log:
                 self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.inc['obj']:.10g} "
                          f"solutions {len(found)} new cuts {new}")
-            if self.inc["obj"] - bound <= self.tol() or timed_out or new == 0:
-                break
+            self.stats["oa_limited"] = limited
+            if self.inc["obj"] - bound <= self.tol() or limited or new == 0:
+                break   # closed, out of time, or no new cut (then the MILP's optimum was costed exactly)
         self.stats["oa_cuts"] = cuts
         return bound
 

@@ -149,13 +149,16 @@ class AssignmentMILP:
         k[self.on[on]] = self.ok[on]
         return server, k
 
-    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None):
-        """Run HiGHS. Returns (valid lower bound in objective units, assignments found, timed_out).
+    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None):
+        """Run HiGHS. Returns (valid lower bound in objective units, assignments found, stopped by a
+        time or node limit).
         While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
         k)`` every improving solution."""
         h = self.h
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
         h.setOptionValue("mip_abs_gap", float(max(abs_gap * self.sc, 1e-9)))
+        if node_limit is not None:
+            h.setOptionValue("mip_max_nodes", int(node_limit))
         found = []
         if start is not None:
             sol = highspy.HighsSolution()
@@ -201,8 +204,9 @@ class AssignmentMILP:
             if np.all(server >= 0) and key not in seen:
                 seen.add(key)
                 out.append((server, k))
-        timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
-        return bound, out, timed_out
+        limited = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+                             highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
+        return bound, out, limited
 
 
 def price_points(D, centre, lo_ratio=0.5, n=40, eq=False):

@@ -1,4 +1,4 @@
-"""Registers the solver ``exact``: Lagrangian branch-and-bound with a certified global optimum."""
+"""Registers the solver ``exact``: a certified global optimum (outer-approximation MILP or Lagrangian B&B)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ def solve_exact(problem, options, tracer):
               method=_choice(options, "method", ("oa", "bnb")))
     inc, lb, status = bnb.run(problem.warm_start)
     sol = to_solution(D, inc)
-    st = Status.OPTIMAL if status == "optimal" else Status.TIME_LIMIT
-    msg = {"optimal": "gap closed", "time_limit": "time limit reached", "node_limit": "node limit reached"}[status]
+    st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
+    msg = {"optimal": "gap closed", "time_limit": "time limit reached", "node_limit": "node limit reached",
+           "stalled": "outer approximation stopped with the gap open (no new cut); incumbent and bound as found"}[status]
     extra = dict(bnb.stats)
     extra.update(stopped_by=status, multipliers={"bandwidth": inc["lam"].tolist(), "frequency": inc["mu"].tolist()})
     return Outcome(st, solution=sol, objective=inc["obj"], bound=lb, iterations=bnb.nodes, message=msg, extra=extra)
@@ -56,8 +57,8 @@ def solve_exact(problem, options, tracer):
 def register_solvers(registry):
     registry.add_solver(
         name="exact", solve=solve_exact, exact=True,
-        description="Certified global optimum: Lagrangian relaxation of the per-server budgets (closed-form / "
-                    "1-D convex per-option subproblems), boxstep cutting planes on HiGHS, a set-partitioning bound "
-                    "by column generation at the root, branch-and-bound on user->server and split, "
-                    "incumbents by exact KKT solves of the fixed assignment",
+        description="Certified global optimum: Lagrangian relaxation of the per-server budgets at the root "
+                    "(closed-form / 1-D convex per-option subproblems, boxstep cutting planes on HiGHS), then the "
+                    "assignment MILP with outer-approximated server costs on HiGHS (method=oa) or Lagrangian "
+                    "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment",
         variants=("liu-zhao-2024", "default"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
