@@ -141,7 +141,8 @@ class BnB:
         allowed = np.ones((N, M), bool)
         klo, khi = np.zeros(N, int), np.full(N, D.K - 1)
         lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
-        for _ in range(3):  # dual heuristic: Lagrangian assignment at the incumbent's KKT multipliers
+        light = self.method == "oa"   # the MILP finds the incumbents there: a light root heuristic
+        for _ in range(1 if light else 3):  # dual heuristic: Lagrangian assignment at the incumbent's KKT multipliers
             if self.clock() > self.deadline:
                 break
             ev = self.ev(lam, mu, allowed, klo, khi)
@@ -181,7 +182,7 @@ class BnB:
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
             if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.inc["obj"] - 2 * self.tol() and self.nodes < 20:
-                self.heuristic(best, allowed, sol, tries=8 if self.nodes == 1 else 3)
+                self.heuristic(best, allowed, sol, tries=(2 if light else 8) if self.nodes == 1 else 3)
             if self.nodes == 1:
                 self.stats["root_lagrangian_bound"] = float(bound)
                 self.tracer.bound(min(bound, self.inc["obj"]))    # the root bound is the global bound
@@ -253,8 +254,9 @@ class BnB:
             if lb > bound:
                 self.tracer.bound(min(lb, self.inc["obj"]))
 
+        target = 0.5   # the MILP's gap target, as a share of the tolerance (room for the bound margin)
         while self.clock() < self.deadline:
-            lb, found, limited = milp.solve(self.deadline - self.clock(), self.tol(),
+            lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(),
                                               milp.start_vector(self.inc["server"], self.inc["k"]), report, costed,
                                               node_limit=self.node_limit)
             self.stats["oa_rounds"] += 1
@@ -271,8 +273,12 @@ class BnB:
                 self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.inc['obj']:.10g} "
                          f"solutions {len(found)} new cuts {new}")
             self.stats["oa_limited"] = limited
-            if self.inc["obj"] - bound <= self.tol() or limited or new == 0:
-                break   # closed, out of time, or no new cut (then the MILP's optimum was costed exactly)
+            if self.inc["obj"] - bound <= self.tol() or limited:
+                break
+            if new == 0:   # the MILP's optimum was costed exactly: only its gap target is left to tighten
+                if target < 1e-3:
+                    break
+                target *= 0.1
         self.stats["oa_cuts"] = cuts
         return bound
 
