@@ -33,8 +33,10 @@ try:
 except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
-MARGIN = 1e-8     # absolute margin on the scaled MILP dual bound (HiGHS tolerances are 1e-9 there)
-TINY = 1e-9       # HiGHS drops matrix entries at or below this magnitude
+MARGIN = 1e-8     # relative margin on the scaled MILP dual bound (HiGHS tolerances are 1e-9 there)
+TINY = 1e-9       # HiGHS drops matrix entries at or below this magnitude, also in its presolved model:
+                  # at most one per user and cost column matters at an integer point, so the bound is
+                  # also lowered by 2·N·TINY (scaled)
 
 
 def option_costs(D, lam, mu):
@@ -70,6 +72,7 @@ class AssignmentMILP:
         self.cut_keys: set = set()
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
+        h.setOptionValue("log_to_console", False)
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
                      ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0)):
             h.setOptionValue(o, v)
@@ -138,7 +141,7 @@ class AssignmentMILP:
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
         if not np.isfinite(lb):
             return -np.inf
-        return float(self.offset.sum()) + (lb - MARGIN * (1.0 + abs(lb))) / self.sc
+        return float(self.offset.sum()) + (lb - MARGIN * (1.0 + abs(lb)) - 2 * self.D.N * TINY) / self.sc
 
     def assignment(self, x):
         """(server, k) of a MILP solution; server −1 for a user it leaves unassigned."""
