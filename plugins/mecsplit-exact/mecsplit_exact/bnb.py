@@ -223,13 +223,13 @@ class BnB:
         return self.inc, global_lb, ("optimal" if gap_ok else status)
 
     def outer_approximation(self, best):
-        """The assignment MILP with outer-approximated server costs (oa.py), cut at dense prices
-        around the root's Lagrangian multipliers, re-solved with the cuts of every assignment it finds until the gap closes or time
-        runs out. Returns its valid bound."""
+        """The assignment MILP with outer-approximated server costs (oa.py), cut at dense prices around
+        the root's Lagrangian multipliers, re-solved with the cuts of every assignment it finds until
+        the gap closes or time runs out. Returns its valid bound."""
         D = self.D
         N, M = D.N, D.M
         inc = self.inc
-        keep = kept_options(D, best["lam"], best["mu"], best["L"], inc["obj"])
+        keep = kept_options(D, best, inc["obj"])
         keep[np.arange(N), inc["server"], inc["k"]] = True
         base = float(np.sum(np.min(np.where(keep, D.user_part[:, None, :], np.inf), axis=(1, 2))))
         milp = AssignmentMILP(D, keep, 1.0 / max(inc["obj"] - base, 1e-9 * abs(inc["obj"]), 1e-300))

@@ -39,22 +39,17 @@ TINY = 1e-9       # HiGHS drops matrix entries at or below this magnitude, also 
                   # also lowered by 2·N·TINY (scaled)
 
 
-def option_costs(D, lam, mu):
-    """Lagrangian cost of every option (N, M, K) at (λ, μ): user part + edge + uplink."""
-    E, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
+def kept_options(D, ev, ub):
+    """Options (n, m, k) whose reduced cost at a Lagrangian evaluation ``ev`` (lagrangian.DualEval at
+    ev["lam"], ev["mu"], with its uplink table ev["U"]) does not prove them worse than ``ub``: a solution
+    giving user n option o costs at least L − v_n + cost_o (the Lagrangian with x_n = o). Every split is
+    costed here (the evaluation itself skips dominated ones, which says nothing about their reduced cost)."""
+    E, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], ev["mu"][None, :, None], D.fe_lo,
                       D.F[None, :, None])
-    U, _, _ = uplink_solve(D.a, D.c0[:, None], D.c1[:, None], lam[None, :], D.p_lo[:, None], D.p_hi[:, None],
-                           D.b_lo, D.B[None, :])
-    return D.user_part[:, None, :] + E + U[:, :, None]
-
-
-def kept_options(D, lam, mu, L, ub):
-    """Options (n, m, k) whose reduced cost at (λ, μ) does not prove them worse than ``ub``:
-    a solution giving user n option o costs at least L − v_n + cost_o (the Lagrangian with x_n = o)."""
-    cost = option_costs(D, lam, mu)
+    cost = D.user_part[:, None, :] + E + ev["U"][:, :, None]
     v = cost.reshape(D.N, -1).min(axis=1)
     rc = cost - v[:, None, None]
-    return np.isfinite(cost) & (L + rc - SAFETY * np.abs(cost) <= ub)
+    return np.isfinite(cost) & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
 
 
 class AssignmentMILP:
@@ -153,8 +148,8 @@ class AssignmentMILP:
         return server, k
 
     def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None):
-        """Run HiGHS. Returns (valid lower bound in objective units, assignments found, stopped by a
-        time or node limit).
+        """Run HiGHS. Returns (valid lower bound in objective units, the complete assignments it found
+        (may repeat), stopped by a time or node limit).
         While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
         k)`` every improving solution."""
         h = self.h
@@ -200,13 +195,7 @@ class AssignmentMILP:
         if status == highspy.HighsModelStatus.kOptimal:
             lb = max(lb, info.objective_function_value - abs_gap * self.sc)
         bound = self.to_objective(lb)
-        out, seen = [], set()
-        for x in found:
-            server, k = self.assignment(x)
-            key = server.tobytes() + k.tobytes()
-            if np.all(server >= 0) and key not in seen:
-                seen.add(key)
-                out.append((server, k))
+        out = [a for a in map(self.assignment, found) if np.all(a[0] >= 0)]
         limited = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
                              highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
         return bound, out, limited
