@@ -34,14 +34,15 @@ def _terms(v, inst):
     psi = llm["psi_TFLOP"]
     cdu = uc["cores"] * uc["flops_per_cycle"]
     cde = ec["cores"] * ec["flops_per_cycle"]
-    st = inst.block("stability")
+    stab = (2 * inst.block("stability")["lipschitz"] ** 2 / inst.block("stability")["samples"]
+            if inst.has_block("stability") else np.zeros(inst.N))
     return dict(
         om=om, Y=float(llm["layers"]), aT=psi * 1e3 / cdu, aE=uc["kappa"] * 1e30 * psi / cdu,
         eT=psi[:, None] * 1e3 / cde[None, :], eE=ec["kappa"] * 1e30 * psi[:, None] / cde[None, :],
         fmin=uc["f_min_GHz"], fmax=uc["f_max_GHz"], femin=ec["fe_min_GHz"], F=ec["F_max_GHz"],
         snr=up["snr_per_W_MHz"], s=up["upload_Mbit"], delay=up["delay"], pmin=up["p_min_W"], pmax=up["p_max_W"],
         bmin=up["b_min_MHz"], Bm=up["b_max_MHz"], eqf=ec["budget"] == "eq", eqb=up["budget"] == "eq",
-        stab=2 * st["lipschitz"] ** 2 / st["samples"])
+        stab=stab)
 
 
 def _slsqp(obj, z0, bounds, cons, starts):
@@ -108,7 +109,9 @@ def _fixed_reference(T, server, alpha, cache):
     user-f terms, per-server edge blocks and per-server uplink blocks; each block is solved by SLSQP
     in log variables from several starts; blocks are memoised."""
     Y = T["Y"]
-    tot = _user_f(T, alpha) + float(np.sum(T["om"]["stability"] * T["stab"] / (1 - alpha / Y)))
+    tot = _user_f(T, alpha)
+    if np.any(T["stab"] > 0):
+        tot += float(np.sum(T["om"]["stability"] * T["stab"] / (1 - alpha / Y)))
     for m in np.unique(server):
         idx = np.nonzero(server == m)[0]
         ke = ("e", int(m), tuple(idx), tuple(alpha[idx]))

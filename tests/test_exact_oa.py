@@ -89,3 +89,34 @@ def test_method_option_is_checked():
     inst = generate(v, 2, 1, 0)
     with pytest.raises(InputError, match="options.method"):
         solve(v, inst, "exact", {"method": "simplex"})
+
+
+def test_milp_start_solution_does_not_hide_the_optimum():
+    """HiGHS 1.16, given a start solution, reported a better optimum on this MILP (a Dinkelbach step
+    of dashf-layers-2024 10×2) but handed back the start and no callback for the better point; oa.py
+    then solves again without the start. The assignments returned with a start must contain the
+    optimum found without one, at the same bound."""
+    from mecsplit_exact.oa import price_points
+
+    v = load_variant("dashf-layers-2024")
+    inst = generate(v, 10, 2, 0)
+    D = Data(v, inst)
+    D.user_part = D.user_part - 0.0739325937231 * D.Q      # the step's price λ
+    server = np.array([1, 0, 1, 1, 1, 0, 0, 1, 1, 0])
+    k = np.array([12, 22, 14, 32, 13, 15, 30, 11, 32, 32])
+    inc = solve_fixed(D, server, k, improve_alpha=False)
+    keep = np.ones((D.N, D.M, D.K), bool)
+
+    def milp():
+        mp = AssignmentMILP(D, keep, 1.0 / abs(inc["obj"]))
+        for m in range(D.M):
+            mp.add_cuts(m, [0.0, inc["mu"][m]], [0.0, inc["lam"][m]] + price_points(D, [inc["lam"][m]], n=6)[0])
+        return mp
+
+    lb0, found0, _ = milp().solve(30.0, 1e-12)
+    mp = milp()
+    lb1, found1, _ = mp.solve(30.0, 1e-12, mp.start_vector(server, k))
+    opt = found0[-1]
+    assert not (np.array_equal(opt[0], server) and np.array_equal(opt[1], k))   # the start is not optimal
+    assert any(np.array_equal(s, opt[0]) and np.array_equal(kk, opt[1]) for s, kk in found1)
+    assert lb1 == pytest.approx(lb0, rel=1e-9, abs=1e-12)

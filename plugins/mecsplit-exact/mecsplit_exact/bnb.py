@@ -280,6 +280,7 @@ class BnB:
                     break
                 target *= 0.1
         self.stats["oa_cuts"] = cuts
+        self.stats["oa_stale_starts"] = milp.stale_starts
         return bound
 
     def server_subsets(self, best, allowed, klo, khi):

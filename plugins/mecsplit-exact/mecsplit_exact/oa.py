@@ -24,6 +24,8 @@ costs more than the incumbent), so the MILP is smaller than N·M·K.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .subproblems import SAFETY, edge_solve, uplink_solve
@@ -65,6 +67,7 @@ class AssignmentMILP:
         np.minimum.at(self.offset, self.on, up)        # per-user constant, kept out of the MILP
         self.sc = scale
         self.cut_keys: set = set()
+        self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("log_to_console", False)
@@ -75,7 +78,7 @@ class AssignmentMILP:
         ncol = nx + 2 * M              # x_o, z_m (edge), y_m (uplink); both server costs are ≥ 0
         h.addVars(ncol, np.zeros(ncol),
                   np.concatenate([np.ones(nx), np.full(2 * M, inf)]))
-        cost = np.concatenate([(up - self.offset[self.on]) * scale, np.ones(2 * M)])
+        cost = self.cost = np.concatenate([(up - self.offset[self.on]) * scale, np.ones(2 * M)])
         h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), cost)
         h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32),
                                 np.full(nx, highspy.HighsVarType.kInteger))
@@ -153,6 +156,7 @@ class AssignmentMILP:
         While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
         k)`` every improving solution."""
         h = self.h
+        t0 = time.perf_counter()
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
         h.setOptionValue("mip_abs_gap", float(max(abs_gap * self.sc, 1e-9)))
         if node_limit is not None:
@@ -190,6 +194,16 @@ class AssignmentMILP:
         status = h.getModelStatus()
         sol = np.asarray(h.getSolution().col_value)
         if sol.size >= self.nx and info.primal_solution_status == 2:
+            left = time_limit_s - (time.perf_counter() - t0)
+            stale = self.cost @ sol[: self.cost.size] - info.objective_function_value
+            if start is not None and stale > 1e-7 * (1.0 + abs(info.objective_function_value)) and left > 0.05:
+                # seen with HiGHS 1.16 and a start solution: it reports a better objective but hands back
+                # the start (and no callback for the better point); solve again without the start
+                self.stale_starts += 1
+                h.clearSolver()
+                lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit)
+                out = [a for a in map(self.assignment, found) if np.all(a[0] >= 0)]
+                return max(lb2, self.to_objective(info.mip_dual_bound)), out + out2, limited2
             found.append(sol[: self.nx])
         lb = info.mip_dual_bound
         if status == highspy.HighsModelStatus.kOptimal:

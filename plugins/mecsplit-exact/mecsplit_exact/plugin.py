@@ -8,6 +8,7 @@ from mecsplit.result import Outcome, Status
 
 from . import __version__
 from .bnb import BnB
+from .dinkelbach import solve_ratio
 from .fixed import to_solution
 from .subproblems import Data
 
@@ -38,19 +39,29 @@ def _seconds(options):
 def solve_exact(problem, options, tracer):
     D = Data(problem.variant, problem.instance)
     log = print if options["verbose"] else None
-    bnb = BnB(D, tracer, rel_gap=options["rel_gap"], abs_gap=options["abs_gap"], node_limit=int(options["node_limit"]),
-              time_limit_s=problem.time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
-              heur_every=int(options["heur_every"]), colgen=_choice(options, "colgen", ("off", "root", "all")),
-              colgen_share=_share(options), colgen_max_s=_seconds(options),
-              method=_choice(options, "method", ("oa", "bnb")))
-    inc, lb, status = bnb.run(problem.warm_start)
+    colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
+    share, max_s = _share(options), _seconds(options)
+
+    def make_solver(tr, rel_gap, abs_gap, time_limit_s):
+        return BnB(D, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
+                   time_limit_s=time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
+                   heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
+                   method=method)
+
+    if D.Q is None:
+        bnb = make_solver(tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
+        inc, lb, status = bnb.run(problem.warm_start)
+        extra, iterations = dict(bnb.stats), bnb.nodes
+    else:   # cost_per_quality: Dinkelbach over exact weighted-sum steps
+        inc, lb, status, extra = solve_ratio(D, tracer, make_solver, options["rel_gap"], options["abs_gap"],
+                                             problem.time_limit_s, problem.warm_start, log)
+        iterations = extra["dinkelbach_steps"]
     sol = to_solution(D, inc)
     st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
     msg = {"optimal": "gap closed", "time_limit": "time limit reached", "node_limit": "node limit reached",
-           "stalled": "outer approximation stopped with the gap open (no new cut); incumbent and bound as found"}[status]
-    extra = dict(bnb.stats)
+           "stalled": "stopped with the gap open (no new cut / no Dinkelbach progress); incumbent and bound as found"}[status]
     extra.update(stopped_by=status, multipliers={"bandwidth": inc["lam"].tolist(), "frequency": inc["mu"].tolist()})
-    return Outcome(st, solution=sol, objective=inc["obj"], bound=lb, iterations=bnb.nodes, message=msg, extra=extra)
+    return Outcome(st, solution=sol, objective=inc["obj"], bound=lb, iterations=iterations, message=msg, extra=extra)
 
 
 @hookimpl
@@ -61,4 +72,4 @@ def register_solvers(registry):
                     "(closed-form / 1-D convex per-option subproblems, boxstep cutting planes on HiGHS), then the "
                     "assignment MILP with outer-approximated server costs on HiGHS (method=oa) or Lagrangian "
                     "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment",
-        variants=("liu-zhao-2024", "default"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
+        variants=("liu-zhao-2024", "default", "dashf-layers-2024"), options=dict(OPTIONS), version=__version__, requires=("highspy",))

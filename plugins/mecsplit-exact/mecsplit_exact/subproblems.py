@@ -33,18 +33,22 @@ class Data:
 
     def __init__(self, variant, inst):
         names = [b.name for b in variant.blocks]
-        extra = sorted(set(names) - set(CORE_BLOCKS))
+        ratio = variant.objective.kind == "cost_per_quality"
+        extra = sorted(set(names) - set(CORE_BLOCKS) - ({"service_quality"} if ratio else set()))
         if extra:
             raise InputError("<exact>", f"variant.blocks.{extra[0]}", "block not supported by the exact solver",
-                             ", ".join(CORE_BLOCKS))
+                             ", ".join(CORE_BLOCKS) + " (and service_quality with objective cost_per_quality)")
         for req in CORE_BLOCKS[:-1]:
             if req not in names:
                 raise InputError("<exact>", f"variant.blocks.{req}", "missing", "the core blocks " + ", ".join(CORE_BLOCKS[:-1]))
-        if variant.objective.kind != "weighted_sum":
-            raise InputError("<exact>", "objective.kind", f"got {variant.objective.kind!r}", "weighted_sum")
+        if variant.objective.kind not in ("weighted_sum", "cost_per_quality"):
+            raise InputError("<exact>", "objective.kind", f"got {variant.objective.kind!r}", "weighted_sum | cost_per_quality")
         llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_compute", "uplink"))
         if llm["split"] != "integer":
-            raise InputError("<exact>", "blocks.llm.split", f"got {llm['split']!r}", "integer")
+            # with a real α the server's problem min Σ α A − λU(α) + (Υ−α)(e_T/f_e + e_E f_e²) s.t. Σ f_e ≤ F
+            # is not convex in (α, f_e), so the outer approximation's cuts would not be exact (docs/exact.md §6)
+            raise InputError("<exact>", "blocks.llm.split", f"got {llm['split']!r}: the exact solver needs integer "
+                             "splits (docs/exact.md §6)", "split = \"integer\" (e.g. the variant dashf-layers-2024)")
         if up["upload"] == "external":
             raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
         om = variant.objective.omega(inst)
@@ -95,6 +99,21 @@ class Data:
                             np.where(self.stab_c[:, None] > 0, np.inf, 0.0))
         self.user_part = self.alphas[None, :] * self.A[:, None] + stab
         self.w = w
+        # cost_per_quality (DASHF, spec §2.2): quality per option U_nk = w_n (q0 + g(α_k)), (N, K); the
+        # ratio is solved by Dinkelbach (dinkelbach.py), each step a weighted-sum problem of this core
+        self.Q = None
+        if ratio:
+            if "service_quality" not in names:
+                raise InputError("<exact>", "variant.blocks.service_quality", "missing", "a service_quality block")
+            block = next(b for b in variant.blocks if b.name == "service_quality")
+            if block.depends_on() != "alpha":
+                raise InputError("<exact>", "blocks.service_quality.kind", f"got {block.p['kind']!r}: a rate-dependent "
+                                 "quality is not a constant per option", "offload_log | local_log")
+            sq = inst.block("service_quality")
+            self.Q = np.asarray(sq["weight"], float)[:, None] * (float(sq["base"]) + block.g_alpha(self.alphas, self.Y)[None, :])
+            if not self.Q.min(axis=1).sum() > 0:
+                raise InputError("<exact>", "blocks.service_quality.weight", "the total quality can be 0",
+                                 "weight > 0 for some user")
 
 
 # ------------------------------------------------------------------------------------------------
