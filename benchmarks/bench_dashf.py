@@ -11,6 +11,10 @@ Dinkelbach's characterisation λ* ≥ λ ⇔ min ΣC − λΣQ ≥ 0), Dinkelbac
 the offloading ratio and resources optimised by Dinkelbach + (FP step, exact α-step) for that fixed
 association; associations whose dual bound proves they cannot beat the best solver value are skipped. This is a *local* method per association (the fixed-association subproblem is not
 convex: (Υ−α)·B(fe) is not jointly convex), so the reference is the best known, not certified.
+``--exact SECONDS``: the exact solver's certified optimum of the same instance with whole-layer
+splits (variant overridden to split = "integer", docs/exact.md §6). It is feasible for the continuous
+variant, so r*_continuous ≤ it: a solver ending above it is provably suboptimal by at least the
+difference ("≥ worse than certified" column), and [certified LB, min(best, it)] brackets r*.
 Writes JSON lines to --out (default benchmarks/results/dashf.jsonl).
 """
 
@@ -75,13 +79,21 @@ def summarise(path) -> str:
         rs = [r for r in rows if r["size"] == size]
         seeds = [r["seed"] for r in rs]
         out.append(f"\n**{size}**, seeds {seeds}" + (", best known includes the pruned enumeration" if rs[0]["reference"] else ""))
-        out.append("\n| solver | mean ratio to best known | max ratio | mean gap to certified LB | Dinkelbach it. | mean wall s |")
-        out.append("|---|---|---|---|---|---|")
+        ex = [r["exact_whole_layers"] for r in rs if r.get("exact_whole_layers")]
+        if ex:
+            out.append(f"\nexact whole-layer optimum: {sum(e['status'] == 'optimal' for e in ex)} of {len(ex)} certified, "
+                       f"mean {np.mean([e['wall_s'] for e in ex]):.1f} s")
+        out.append("\n| solver | mean ratio to best known | max ratio | mean gap to certified LB | ≥ worse than certified (mean, max) "
+                   "| Dinkelbach it. | mean wall s |")
+        out.append("|---|---|---|---|---|---|---|")
         for name in rs[0]["solvers"]:
             rr = [r["solvers"][name] for r in rs]
             gap = [x["gap_to_lb"] for x in rr if x.get("gap_to_lb") is not None]
             out.append(f"| {name} | {np.mean([x['ratio_to_best'] for x in rr]):.4f} | {np.max([x['ratio_to_best'] for x in rr]):.4f} | "
-                       + (f"{100 * np.mean(gap):.2f} %" if gap else "–") + f" | {np.mean([x['dinkelbach_iters'] for x in rr]):.1f} | "
+                       + (f"{100 * np.mean(gap):.2f} %" if gap else "–")
+                       + (f" | {100 * np.mean(w):.3f} %, {100 * np.max(w):.3f} %" if (w := [x["worse_than_certified"] for x in rr
+                                                                                     if "worse_than_certified" in x]) else " | –")
+                       + f" | {np.mean([x['dinkelbach_iters'] for x in rr]):.1f} | "
                        f"{np.mean([x['wall_s'] for x in rr]):.2f} |")
     return "\n".join(out)
 
@@ -93,6 +105,8 @@ def main(argv=None):
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--enumerate", action="store_true", help="best-known reference by enumerating associations")
     ap.add_argument("--no-bound", action="store_true", help="skip the certified lower bound (mecsplit_dashf.bound)")
+    ap.add_argument("--exact", type=float, default=0.0, metavar="SECONDS",
+                    help="also certify the whole-layer optimum with the exact solver (time limit, s; 0 = off)")
     ap.add_argument("--summary", action="store_true", help="only print the markdown summary of --out")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dashf.jsonl"))
     a = ap.parse_args(argv)
@@ -134,6 +148,15 @@ def main(argv=None):
                     lb.update(refine_multipliers(v, inst, lb, best))   # coordinate ascent on μ_m, ν_m
                     lb["wall_s"] = time.perf_counter() - t0
                 ref = enumerate_reference(v, inst, best, lb) if a.enumerate else None
+                exact = None
+                if a.exact > 0:   # certified optimum with whole layers: an upper bound on r*_continuous
+                    vi = load_variant(a.variant, overrides={"blocks": {"llm": {"split": "integer"}}})
+                    r = solve(vi, generate(vi, N, M, seed), "exact", time_limit_s=a.exact)
+                    exact = {"objective": r.objective, "bound": r.bound, "status": r.status.value, "gap": r.gap,
+                             "wall_s": r.wall_time_s, "verdict": r.verification["verdict"],
+                             "dinkelbach_steps": r.extra.get("dinkelbach_steps")}
+                    for rr in recs.values():
+                        rr["worse_than_certified"] = max(0.0, (rr["objective"] - r.objective) / rr["objective"])
                 if ref:
                     best = min(best, ref["objective"])
                 for name, rr in recs.items():
@@ -141,16 +164,19 @@ def main(argv=None):
                     if lb:
                         rr["gap_to_lb"] = (rr["objective"] - lb["lambda_lb"]) / rr["objective"]
                 row = {"variant": v.name, "size": size, "seed": seed, "instance_hash": inst.hash, "best_known": best,
-                       "reference": ref, "lower_bound": lb, "solvers": recs}
+                       "reference": ref, "lower_bound": lb, "exact_whole_layers": exact, "solvers": recs}
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 rows.append(row)
                 print(f"{size} seed {seed}: best {best:.6g}" + (f" (enumeration {ref['objective']:.6g}, {ref['solved']} of {ref['associations']} associations solved, "
                                                        f"the rest pruned by the bound, {ref['wall_s']:.0f} s)" if ref else "")
-                      + (f"  certified LB {lb['lambda_lb']:.6g} ({lb['wall_s']:.1f} s)" if lb else ""))
+                      + (f"  certified LB {lb['lambda_lb']:.6g} ({lb['wall_s']:.1f} s)" if lb else "")
+                      + (f"  exact whole-layer optimum {exact['objective']:.6g} ({exact['status']}, gap {exact['gap']:.1e}, "
+                         f"{exact['wall_s']:.1f} s, {exact['verdict']})" if exact else ""))
                 for name, rr in recs.items():
                     print(f"  {name:16s} obj {rr['objective']:.6g}  ratio {rr['ratio_to_best']:.4f}  it {rr['dinkelbach_iters']:2d}  "
-                          f"{rr['wall_s']:6.2f} s  {rr['verdict']}" + (f"  gap to LB {100 * rr['gap_to_lb']:.2f} %" if lb else ""))
+                          f"{rr['wall_s']:6.2f} s  {rr['verdict']}" + (f"  gap to LB {100 * rr['gap_to_lb']:.2f} %" if lb else "")
+                          + (f"  ≥ {100 * rr['worse_than_certified']:.3f} % worse than certified" if exact else ""))
     return rows
 
 

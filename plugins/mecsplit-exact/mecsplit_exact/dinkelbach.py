@@ -48,7 +48,7 @@ def solve_ratio(D, tracer, make_solver, rel_gap, abs_gap, time_limit_s, warm=Non
     try:
         for _ in range(max_steps):
             left = deadline - time.perf_counter()
-            if left <= 0:
+            if left <= 0 and best is not None:   # the first step always runs (it supplies the incumbent)
                 break
             D.user_part = cost - lam * D.Q
             # tolerance of the step: an error ε in F(λ) moves the ratio bound by ε/U_min
