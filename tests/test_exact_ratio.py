@@ -38,18 +38,23 @@ def _quality(inst, alpha, Y):
 def _enumerate_ratio(v, inst):
     T = _terms(v, inst)
     Y = int(T["Y"])
+    T["stab"] = np.zeros(inst.N)      # the ratio's cost is delay + energy (a stability block only caps α ≤ Υ−1)
+    top = Y - 1 if inst.has_block("stability") else Y
     best, cache = np.inf, {}
     for server in itertools.product(range(inst.M), repeat=inst.N):
         server = np.array(server)
-        for alpha in itertools.product(range(0, Y + 1), repeat=inst.N):
+        for alpha in itertools.product(range(0, top + 1), repeat=inst.N):
             alpha = np.array(alpha, float)
             best = min(best, _fixed_reference(T, server, alpha, cache) / _quality(inst, alpha, Y))
     return best
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_ratio_optimum_matches_enumeration(seed):
-    v = load_variant("dashf-layers-2024", overrides=L3)
+STAB = {"blocks": {"llm": {"layers": 3}, "stability": {"enabled": True}}}
+
+
+@pytest.mark.parametrize("seed,over", [(0, L3), (1, L3), (2, STAB)], ids=["s0", "s1", "with-stability-block"])
+def test_ratio_optimum_matches_enumeration(seed, over):
+    v = load_variant("dashf-layers-2024", overrides=over)
     inst = generate(v, 3, 2, seed)
     ref = _enumerate_ratio(v, inst)
     r = solve(v, inst, "exact")     # rel_gap 1e-7 (the default)

@@ -21,6 +21,9 @@ import numpy as np
 from .fixed import to_solution
 
 
+STEP_REL = 0.3   # a step's tolerance relative to |F(λ)| (the absolute one, step_abs, takes over as F → 0)
+
+
 class _Quiet:
     """Tracer stub for the inner weighted-sum solves (their objective is C − λU, not the ratio)."""
 
@@ -53,8 +56,9 @@ def solve_ratio(D, tracer, make_solver, rel_gap, abs_gap, time_limit_s, warm=Non
             D.user_part = cost - lam * D.Q
             # tolerance of the step: an error ε in F(λ) moves the ratio bound by ε/U_min
             step_abs = max(0.5 * rel_gap * lam * u_min, 0.5 * abs_gap * u_min, 1e-300)
-            # the first step (λ = 0, min C) only has to supply a good λ: a loose relative tolerance
-            inner = make_solver(_Quiet(), 1e-3 if lam == 0 else 0.0, step_abs, left)
+            # inexact steps: a step only has to supply a better λ until F(λ) nears 0, so it stops once its
+            # incumbent is within STEP_REL of its bound (relative to |F|); near r* the absolute tolerance rules
+            inner = make_solver(_Quiet(), 1e-3 if lam == 0 else STEP_REL, step_abs, left)
             inc, lb, st = inner.run(warm)
             stats["dinkelbach_steps"] += 1
             stats["lambdas"].append(lam)

@@ -52,7 +52,8 @@ class Data:
         if up["upload"] == "external":
             raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
         om = variant.objective.omega(inst)
-        wt, we, ws = om["delay"], om["energy"], om["stability"]
+        wt, we = om["delay"], om["energy"]
+        ws = 0.0 if ratio else om["stability"]      # cost_per_quality's cost is delay + energy only (objective.py)
         self.N, self.M = inst.N, inst.M
         self.Y = float(llm["layers"])
         self.has_stab = inst.has_block("stability")
