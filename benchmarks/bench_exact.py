@@ -103,7 +103,13 @@ def main(argv=None):
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
             r = solve(v, inst, "exact", xopts, time_limit_s=lim, seed=seed)
-            lines.append(row("exact", n, m, seed, r) + f" <!-- limit {lim:g} s, root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s, oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')} -->")
+            if "dinkelbach_steps" in r.extra:   # ratio objective (docs/exact.md §6): one exact solve per step
+                steps = ", ".join(f"{x['status']}/{x['oa_rounds']}" for x in r.extra["inner"])
+                note = f"Dinkelbach steps {r.extra['dinkelbach_steps']} (status/oa rounds: {steps})"
+            else:
+                note = (f"root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s, "
+                        f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
+            lines.append(row("exact", n, m, seed, r) + f" <!-- limit {lim:g} s, {note} -->")
             print(lines[-1], file=sys.stderr)
     out = "\n".join(lines)
     print(out)
