@@ -93,8 +93,9 @@ def test_ratio_time_limit_is_honest():
     v = load_variant("dashf-layers-2024")
     inst = generate(v, 30, 4, 3)
     r = solve(v, inst, "exact", time_limit_s=0.5)
-    assert r.status in ("time_limit", "optimal")
+    assert r.status == "time_limit" or (r.status == "optimal" and r.gap <= 1e-7)
     assert r.verification["verdict"] == "ok"
+    assert r.wall_time_s < 30            # the limit is honoured (one step at most overruns it by its cleanup)
     assert r.bound is None or r.bound <= r.objective * (1 + 1e-12)
 
 
