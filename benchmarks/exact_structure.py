@@ -23,26 +23,15 @@ import numpy as np
 
 from mecsplit.instance import generate
 from mecsplit.variant import load_variant
-from mecsplit_exact.bnb import BnB
+from mecsplit_exact.bnb import BnB, QuietTracer
 from mecsplit_exact.colgen import Pricer, ServerTable, mu_grid
 from mecsplit_exact.fixed import solve_fixed
 from mecsplit_exact.lagrangian import Master, _scales, maximise
 from mecsplit_exact.subproblems import Data
 
 
-class _Quiet:
-    def incumbent(self, *a):
-        pass
-
-    def bound(self, *a):
-        pass
-
-    def iteration(self, *a):
-        pass
-
-
 def root(D):
-    b = BnB(D, _Quiet(), 1e-12, 1e-15, 1, None, colgen="off")
+    b = BnB(D, QuietTracer(), 1e-12, 1e-15, 1, None, colgen="off")
     b.run()
     N, M = D.N, D.M
     allowed, klo, khi = np.ones((N, M), bool), np.zeros(N, int), np.full(N, D.K - 1)

@@ -22,7 +22,7 @@ from mecsplit.errors import InputError  # noqa: E402
 from mecsplit.instance import generate  # noqa: E402
 from mecsplit.solve import solve  # noqa: E402
 from mecsplit.variant import load_variant  # noqa: E402
-from mecsplit_exact.bnb import BnB  # noqa: E402
+from mecsplit_exact.bnb import BnB, QuietTracer  # noqa: E402
 from mecsplit_exact.colgen import ColGen, Pool, Pricer, ServerTable, mu_grid  # noqa: E402
 from mecsplit_exact.lagrangian import Master, _scales, maximise  # noqa: E402
 from mecsplit_exact.subproblems import Data  # noqa: E402
@@ -30,20 +30,9 @@ from mecsplit_exact.subproblems import Data  # noqa: E402
 from test_exact import L4, _enumerate  # noqa: E402
 
 
-class _Quiet:
-    def incumbent(self, *a):
-        pass
-
-    def bound(self, *a):
-        pass
-
-    def iteration(self, *a):
-        pass
-
-
 def _root(D):
     """Incumbent and the maximised budget Lagrangian at the root."""
-    b = BnB(D, _Quiet(), 1e-12, 1e-15, 1, None, colgen="off")
+    b = BnB(D, QuietTracer(), 1e-12, 1e-15, 1, None, colgen="off")
     b.run()
     N, M = D.N, D.M
     allowed, klo, khi = np.ones((N, M), bool), np.zeros(N, int), np.full(N, D.K - 1)

@@ -100,8 +100,8 @@ def test_milp_start_solution_does_not_hide_the_optimum():
 
     v = load_variant("dashf-layers-2024")
     inst = generate(v, 10, 2, 0)
-    D = Data(v, inst)
-    D.user_part = D.user_part - 0.0739325937231 * D.Q      # the step's price λ
+    D0 = Data(v, inst)
+    D = D0.shifted(-0.0739325937231 * D0.Q)      # the step at the price λ
     server = np.array([1, 0, 1, 1, 1, 0, 0, 1, 1, 0])
     k = np.array([12, 22, 14, 32, 13, 15, 30, 11, 32, 32])
     inc = solve_fixed(D, server, k, improve_alpha=False)

@@ -23,6 +23,20 @@ from .lagrangian import DualEval, Master, _scales, maximise
 from .oa import AssignmentMILP, kept_options, price_points
 
 
+class QuietTracer:
+    """A tracer that records nothing: for inner solves whose objective is not the caller's (Dinkelbach
+    steps) and for direct use of BnB in tests and scripts."""
+
+    def incumbent(self, objective, solution=None):
+        pass
+
+    def bound(self, bound):
+        pass
+
+    def iteration(self, k=None):
+        pass
+
+
 class BnB:
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
                  colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb"):

@@ -150,6 +150,10 @@ class AssignmentMILP:
         k[self.on[on]] = self.ok[on]
         return server, k
 
+    def _complete(self, xs):
+        """The assignments of MILP points ``xs`` that give every user a server."""
+        return [a for a in map(self.assignment, xs) if np.all(a[0] >= 0)]
+
     def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None):
         """Run HiGHS. Returns (valid lower bound in objective units, the complete assignments it found
         (may repeat), stopped by a time or node limit).
@@ -202,14 +206,13 @@ class AssignmentMILP:
                 self.stale_starts += 1
                 h.clearSolver()
                 lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit)
-                out = [a for a in map(self.assignment, found) if np.all(a[0] >= 0)]
-                return max(lb2, self.to_objective(info.mip_dual_bound)), out + out2, limited2
+                return max(lb2, self.to_objective(info.mip_dual_bound)), self._complete(found) + out2, limited2
             found.append(sol[: self.nx])
         lb = info.mip_dual_bound
         if status == highspy.HighsModelStatus.kOptimal:
             lb = max(lb, info.objective_function_value - abs_gap * self.sc)
         bound = self.to_objective(lb)
-        out = [a for a in map(self.assignment, found) if np.all(a[0] >= 0)]
+        out = self._complete(found)
         limited = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
                              highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
         return bound, out, limited

@@ -42,14 +42,14 @@ def solve_exact(problem, options, tracer):
     colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
     share, max_s = _share(options), _seconds(options)
 
-    def make_solver(tr, rel_gap, abs_gap, time_limit_s):
-        return BnB(D, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
+    def make_solver(data, tr, rel_gap, abs_gap, time_limit_s):
+        return BnB(data, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
                    time_limit_s=time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
                    method=method)
 
     if D.Q is None:
-        bnb = make_solver(tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
+        bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
         inc, lb, status = bnb.run(problem.warm_start)
         extra, iterations = dict(bnb.stats), bnb.nodes
     else:   # cost_per_quality: Dinkelbach over exact weighted-sum steps

@@ -17,6 +17,7 @@ subtract a relative safety margin (``SAFETY``) from every bound to cover floatin
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -106,7 +107,7 @@ class Data:
         if ratio:
             if "service_quality" not in names:
                 raise InputError("<exact>", "variant.blocks.service_quality", "missing", "a service_quality block")
-            block = next(b for b in variant.blocks if b.name == "service_quality")
+            block = variant.block("service_quality")
             if block.depends_on() != "alpha":
                 raise InputError("<exact>", "blocks.service_quality.kind", f"got {block.p['kind']!r}: a rate-dependent "
                                  "quality is not a constant per option", "offload_log | local_log")
@@ -115,6 +116,12 @@ class Data:
             if not self.Q.min(axis=1).sum() > 0:
                 raise InputError("<exact>", "blocks.service_quality.weight", "the total quality can be 0",
                                  "weight > 0 for some user")
+
+    def shifted(self, delta):
+        """A copy whose per-option constants are ``user_part + delta`` ((N, K)); everything else shared."""
+        out = copy.copy(self)
+        out.user_part = self.user_part + delta
+        return out
 
 
 # ------------------------------------------------------------------------------------------------
