@@ -20,6 +20,7 @@ import numpy as np
 from .colgen import ColGen, Pool, pool_assignment
 from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
+from .local import LocalSearch
 from .oa import AssignmentMILP, kept_options, price_points
 
 
@@ -39,8 +40,9 @@ class QuietTracer:
 
 class BnB:
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
-                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb"):
+                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True):
         self.method = method
+        self.local = LocalSearch(D) if local_search else None
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
         self.pool = Pool(D)
@@ -55,7 +57,7 @@ class BnB:
         self.log = log
         self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None,
                       "root_lagrangian_bound": None, "colgen": None, "oa_rounds": 0, "oa_options": None, "oa_limited": False,
-                      "oa_cuts": 0}
+                      "oa_cuts": 0, "local_search": None}
 
     # -- helpers ---------------------------------------------------------------------------------
     def clock(self):
@@ -261,7 +263,12 @@ class BnB:
         def costed(server, k):   # exact cost of a MILP solution (once), offered as an incumbent
             key = server.tobytes() + k.tobytes()
             if key not in exact:
-                exact[key] = self.offer(server, k, improve_alpha=False) if np.all(server >= 0) else None
+                exact[key] = r = self.offer(server, k, improve_alpha=False) if np.all(server >= 0) else None
+                if r is not None and self.inc is r:
+                    # a new incumbent from HiGHS: polish it here, inside its callback, so the MILP and its
+                    # search stay as they are (a polished start or a smaller MILP made HiGHS slower on
+                    # 50×10; docs/exact.md §2d)
+                    self.polish()
             return exact[key]
 
         def report(lb):   # HiGHS' running dual bound, streamed to the trace
@@ -282,6 +289,8 @@ class BnB:
                     for m in np.unique(server):
                         new += milp.add_cuts(int(m), [r["mu"][m]], [r["lam"][m]])
             cuts += new
+            if self.inc["obj"] - bound > self.tol():
+                self.polish()
             self.tracer.bound(min(bound, self.inc["obj"]))
             if self.log:
                 self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.inc['obj']:.10g} "
@@ -296,6 +305,19 @@ class BnB:
         self.stats["oa_cuts"] = cuts
         self.stats["oa_stale_starts"] = milp.stale_starts
         return bound
+
+    def polish(self, share=0.3):
+        """Local search (local.py) from the incumbent on a share of the remaining time; it stops by
+        itself when no move or swap is predicted to improve."""
+        if self.local is None:
+            return
+        t = self.clock()
+        end = t + share * max(self.deadline - t, 0.0)
+        self.local.improve(self.inc, end, self.clock, lambda server, k: self.offer(server, k, improve_alpha=False))
+        self.offer(self.inc["server"], self.inc["k"])      # re-chooses every split at the final prices
+        st = dict(self.local.stats)
+        st["time_s"] = (self.stats["local_search"] or {}).get("time_s", 0.0) + self.clock() - t
+        self.stats["local_search"] = st
 
     def server_subsets(self, best, allowed, klo, khi):
         """The set-partitioning bound of the node (colgen.py) from the budget Lagrangian's

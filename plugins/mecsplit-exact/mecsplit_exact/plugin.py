@@ -13,7 +13,8 @@ from .fixed import to_solution
 from .subproblems import Data
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
-           "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "verbose": False}
+           "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
+           "verbose": False}
 
 
 def _choice(options, key, allowed):
@@ -46,7 +47,7 @@ def solve_exact(problem, options, tracer):
         return BnB(data, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
                    time_limit_s=time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
-                   method=method)
+                   method=method, local_search=options["local_search"])
 
     if D.Q is None:
         bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
