@@ -63,13 +63,15 @@ def main(argv=None):
     ap.add_argument("--rel-gap", type=float, default=1e-7)
     ap.add_argument("--method", default="oa", choices=("oa", "bnb"),
                     help="exact's method: outer-approximation MILP (oa) or Lagrangian branch-and-bound (bnb)")
+    ap.add_argument("--local-search", default="on", choices=("on", "off"),
+                    help="exact's local search for incumbents (off: the ablation)")
     ap.add_argument("--colgen", default="off", choices=("off", "root", "all"),
                     help="exact's server-subset (set-partitioning) bound: off | root | all nodes")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args(argv)
     v = load_variant(a.variant)
-    xopts = {"rel_gap": a.rel_gap, "colgen": a.colgen, "method": a.method}
-    lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, "
+    xopts = {"rel_gap": a.rel_gap, "colgen": a.colgen, "method": a.method, "local_search": a.local_search == "on"}
+    lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, local search {a.local_search}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; t(gap ≤ g): first time (s) the trace held a "
              "certificate at relative gap g", "",
              "| solver | size | seed | status | time (s) | objective | bound | gap | t(gap ≤ 1e-4) | t(≤ 1e-5) | t(≤ 1e-6) | nodes | verdict |",

@@ -72,6 +72,7 @@ def register_solvers(registry):
         description="Certified global optimum: Lagrangian relaxation of the per-server budgets at the root "
                     "(closed-form / 1-D convex per-option subproblems, boxstep cutting planes on HiGHS), then the "
                     "assignment MILP with outer-approximated server costs on HiGHS (method=oa) or Lagrangian "
-                    "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment; the "
+                    "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment, "
+                    "polished by move/swap local search; the "
                     "cost_per_quality ratio (whole-layer splits) by Dinkelbach over it",
         variants=("liu-zhao-2024", "default", "dashf-layers-2024"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
