@@ -9,16 +9,16 @@ balanced ones slowly. A move changes two servers' user sets only, so its effect 
 
 with E_m(S) = max_μ Σ_S e_n(μ) − μ F_m (strong duality, oa.py). Every candidate set's E is evaluated
 by a few Newton steps on μ from the server's current price, all candidates at once; any μ gives a
-lower bound on E, so the screen can only be optimistic, never drop a move it cannot rank. The uplink
-terms use the servers' current bandwidth prices (a lower bound, first order: the bandwidth is nearly
-free with the tokens upload). Every accepted move is re-solved exactly (fixed.py).
+lower bound on E. The uplink terms use the servers' current bandwidth prices (a lower bound too, exact
+to first order: the bandwidth is nearly free with the tokens upload). So a prediction is never above
+the true change, and a candidate predicted not to improve does not. Every candidate tried is solved
+exactly (fixed.py, through the caller's ``offer``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .fixed import solve_fixed
 from .subproblems import edge_solve, root_inc, uplink_solve
 
 NEWTON = 4            # Newton steps on each candidate set's frequency price
@@ -39,9 +39,9 @@ def group_edge(D, n, m, k, grp, G, gm, mu0):
         g_of = grp[rows] if sel is None else np.searchsorted(sel, grp[rows])
         size = G if sel is None else sel.size
         val, x = edge_solve(w[rows], t[rows], e[rows], mu_g[g_of], D.fe_lo, Fm[rows])
-        inner = (x > D.fe_lo) & (x < Fm[rows])
+        inner = (x > D.fe_lo) & (x < Fm[rows])      # dfe/dμ from −wt/fe² + 2we·fe + μ = 0 (0 at a bound)
         dx = -inner.astype(float) / np.where(inner, 2 * w[rows] * t[rows] / x**3 + 2 * w[rows] * e[rows], 1.0)
-        fs = D.F[gm if sel is None else gm[sel]]                      # dfe/dμ from −wt/fe² + 2we·fe + μ = 0
+        fs = D.F[gm if sel is None else gm[sel]]
         return (np.bincount(g_of, weights=val, minlength=size) - mu_g * fs,
                 np.bincount(g_of, weights=x, minlength=size) - fs, np.bincount(g_of, weights=dx, minlength=size))
 

@@ -40,6 +40,7 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
                   # in its presolved model; at most one per user and cost column matters at an integer
                   # point, so the bound is also lowered by 2·N·TINY (scaled). (HiGHS' default 1e-9 made
                   # that margin 4e-7 of the objective at hardware-2024 200×20: no 1e-7 certificate)
+DROP = 1e-9       # cut entries at or below this (scaled) are left out, the rhs corrected (_row)
 
 
 def kept_options(D, ev, ub):
@@ -95,11 +96,11 @@ class AssignmentMILP:
                 h.addRow(lo, float(cap[m]), idx.size, idx, np.ones(idx.size))
 
     def _row(self, col, sel, vals, rhs):
-        """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries HiGHS would
-        drop are dropped here, and where that would strengthen the row (negative values) the rhs is
-        lowered by them, so the row stays valid."""
+        """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries at or below DROP
+        are left out, and where that would strengthen the row (negative values) the rhs is lowered by
+        them, so the row stays valid."""
         vals = vals - SAFETY * np.abs(vals)
-        small = np.abs(vals) * self.sc <= TINY
+        small = np.abs(vals) * self.sc <= DROP
         rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
         sel, vals = sel[~small], vals[~small]
         idx = np.concatenate([[col], sel]).astype(np.int32)
