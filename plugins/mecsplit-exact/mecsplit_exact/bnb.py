@@ -42,7 +42,6 @@ class BnB:
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
                  colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True):
         self.method = method
-        self.local = LocalSearch(D) if local_search else None
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
         self.pool = Pool(D)
@@ -52,6 +51,7 @@ class BnB:
         self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
         self.dual_iters = dual_iters
         self.ev = DualEval(D)
+        self.local = LocalSearch(D, self.ev.uplink) if local_search else None
         self.inc = None          # best fixed-assignment result
         self.nodes = 0
         self.log = log
@@ -315,9 +315,8 @@ class BnB:
         end = t + share * max(self.deadline - t, 0.0)
         self.local.improve(self.inc, end, self.clock, lambda server, k: self.offer(server, k, improve_alpha=False))
         self.offer(self.inc["server"], self.inc["k"])      # re-chooses every split at the final prices
-        st = dict(self.local.stats)
-        st["time_s"] = (self.stats["local_search"] or {}).get("time_s", 0.0) + self.clock() - t
-        self.stats["local_search"] = st
+        self.local.stats["time_s"] += self.clock() - t
+        self.stats["local_search"] = dict(self.local.stats)
 
     def server_subsets(self, best, allowed, klo, khi):
         """The set-partitioning bound of the node (colgen.py) from the budget Lagrangian's

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .subproblems import edge_solve, root_inc, uplink_solve
+from .lagrangian import DualEval
+from .subproblems import edge_solve, root_inc
 
 NEWTON = 4            # Newton steps on each candidate set's frequency price
 MAX_PAIRS = 50_000     # swaps screened per pass (all pairs up to N ≈ 316)
@@ -86,10 +87,10 @@ def _groups(order, start, cnt, gm, rem, add, k, kadd):
 class LocalSearch:
     """Best-improvement moves and swaps from an exact fixed-assignment result ``r`` (fixed.py)."""
 
-    def __init__(self, D):
+    def __init__(self, D, uplink=None):
         self.D = D
-        self.cap = np.minimum(np.floor(D.F / D.fe_lo + 1e-9), np.floor(D.B / D.b_lo + 1e-9))
-        self.stats = {"passes": 0, "exact_solves": 0, "improvements": 0}
+        self.uplink = uplink or DualEval(D).uplink       # (N, M) uplink values at the servers' prices λ
+        self.stats = {"passes": 0, "exact_solves": 0, "improvements": 0, "time_s": 0.0}
 
     def screen(self, r):
         """Estimated objective change of every move (N, M) and swap (N, N) from ``r`` (inf: not allowed),
@@ -105,8 +106,7 @@ class LocalSearch:
         Ek, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
                            D.F[None, :, None])
         kbest = np.argmin(D.user_part[:, None, :] + Ek, axis=2)                       # (N, M)
-        U, _, _ = uplink_solve(D.a, D.c0[:, None], D.c1[:, None], lam[None, :], D.p_lo[:, None],
-                               D.p_hi[:, None], D.b_lo, D.B[None, :])               # (N, M) at current prices
+        U = self.uplink(lam)[0]                                                      # (N, M) at current prices
         own = D.user_part[rows, k] + U[rows, s]                                      # user part + uplink now
         gain = D.user_part[rows[:, None], kbest] + U                                 # same on each server
         none = np.full(M, -1)
@@ -119,7 +119,7 @@ class LocalSearch:
                           mu[gm]).reshape(N, M)
         move = (gain - own[:, None] + Eadd - Ecur[None, :] + (Erem - Ecur[s])[:, None])
         move[rows, s] = np.inf
-        move[:, cnt + 1 > self.cap] = np.inf
+        move[:, cnt + 1 > D.user_cap] = np.inf
         if D.eq_f:
             move[cnt[s] <= 1, :] = np.inf
         # swaps n1 < n2 on different servers: n1 goes to s[n2] minus n2, and back. Beyond MAX_PAIRS pairs,

@@ -88,12 +88,11 @@ class AssignmentMILP:
         for n in range(D.N):
             idx = np.nonzero(self.on == n)[0].astype(np.int32)
             h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
-        cap = np.minimum(np.floor(D.F / D.fe_lo + 1e-9), np.floor(D.B / D.b_lo + 1e-9))   # fe ≥ fe_lo, b ≥ b_lo
         for m in range(M):
             idx = self.by_server[m].astype(np.int32)
             lo = 1.0 if D.eq_f else 0.0
-            if idx.size and (lo > 0 or cap[m] < D.N):
-                h.addRow(lo, float(cap[m]), idx.size, idx, np.ones(idx.size))
+            if idx.size and (lo > 0 or D.user_cap[m] < D.N):
+                h.addRow(lo, float(D.user_cap[m]), idx.size, idx, np.ones(idx.size))
 
     def _row(self, col, sel, vals, rhs):
         """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries at or below DROP

@@ -90,6 +90,8 @@ class Data:
         self.p_hi = np.asarray(up["p_max_W"], float)
         self.b_lo = float(up["b_min_MHz"])
         self.B = np.asarray(up["b_max_MHz"], float)
+        # most users a server can take: every user needs fe ≥ fe_lo and b ≥ b_lo of its budgets
+        self.user_cap = np.minimum(np.floor(self.F / self.fe_lo + 1e-9), np.floor(self.B / self.b_lo + 1e-9))
         self.eq_b = up["budget"] == "eq"
         if np.any((self.c0 <= 0) & (self.c1 > 0) & (self.p_lo <= 0)):
             raise InputError("<exact>", "blocks.uplink.p_min_W", "0 with no uplink delay: the optimum is not attained "
