@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .subproblems import edge_solve, rate, root_inc, uplink_solve
+from .subproblems import edge_solve, rate, root_inc
 
 
 def _bandwidth(D, server):
@@ -26,10 +26,9 @@ def _bandwidth(D, server):
     todo = np.array([m for m in range(M) if groups[m] and (m, groups[m]) not in cache], dtype=int)
     if todo.size:
         us_all = np.nonzero(np.isin(server, todo))[0]
-        a = D.a[rows, server]
 
         def solve_users(lam_user, us):
-            _, p, b = uplink_solve(a[us], D.c0[us], D.c1[us], lam_user, D.p_lo[us], D.p_hi[us], D.b_lo, D.B[server[us]])
+            _, p, b = D.uplink(us, server[us], lam_user)
             return p, b
 
         def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
@@ -113,7 +112,7 @@ def solve_fixed(D, server, k, improve_alpha=True, max_rounds=20):
     against the server multipliers until they stop changing (keeps the best). Returns a dict."""
     server = np.asarray(server, int)
     k = np.asarray(k, int).copy()
-    if D.eq_f and np.any(np.bincount(server, minlength=D.M) == 0):
+    if not assignment_possible(D, server, k):
         return None
     lam, p, b = _bandwidth(D, server)
     best = None
@@ -133,6 +132,17 @@ def solve_fixed(D, server, k, improve_alpha=True, max_rounds=20):
             break
         k = kn
     return best
+
+
+def assignment_possible(D, server, k):
+    """The checks an assignment must pass before its continuous problem is solved: every option
+    possible (split cap, rate floor and deadline reachable, Data.possible), no server above its user
+    cap, no empty server under an "eq" frequency budget, the rate floors' bandwidth within each budget."""
+    rows = np.arange(D.N)
+    cnt = np.bincount(server, minlength=D.M)
+    if not np.all(D.possible[rows, server, k]) or np.any(cnt > D.user_cap) or (D.eq_f and np.any(cnt == 0)):
+        return False
+    return bool(np.all(np.bincount(server, weights=D.b_floor[rows, server], minlength=D.M) <= D.B))
 
 
 def to_solution(D, r):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .subproblems import SAFETY, edge_solve, uplink_solve
+from .subproblems import SAFETY, edge_solve
 
 try:
     import highspy
@@ -37,8 +37,7 @@ class DualEval:
         hit = self._up_cache.get(key)
         if hit is None:
             D = self.D
-            hit = uplink_solve(D.a, D.c0[:, None], D.c1[:, None], lam[None, :], D.p_lo[:, None], D.p_hi[:, None],
-                               D.b_lo, D.B[None, :])
+            hit = D.uplink(np.arange(D.N)[:, None], np.arange(D.M)[None, :], lam[None, :])
             if len(self._up_cache) > 64:
                 self._up_cache.clear()
             self._up_cache[key] = hit
@@ -82,7 +81,7 @@ class DualEval:
         U, p, b = self.uplink(lam)
         E, x = self.edge(mu, allowed, klo, khi)
         cost = D.user_part[:, None, :] + E + U[:, :, None]
-        cost = np.where(allowed[:, :, None], cost, np.inf)
+        cost = np.where(allowed[:, :, None] & D.possible, cost, np.inf)
         kbest = np.argmin(cost, axis=2)                                              # (N, M)
         vnm = np.take_along_axis(cost, kbest[:, :, None], axis=2)[:, :, 0]           # (N, M)
         mbest = np.argmin(vnm, axis=1)

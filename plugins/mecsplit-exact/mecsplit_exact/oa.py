@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from .subproblems import SAFETY, edge_solve, uplink_solve
+from .subproblems import SAFETY, edge_solve
 
 try:
     import highspy
@@ -52,8 +52,9 @@ def kept_options(D, ev, ub):
                       D.F[None, :, None])
     cost = D.user_part[:, None, :] + E + ev["U"][:, :, None]
     v = cost.reshape(D.N, -1).min(axis=1)
-    rc = cost - v[:, None, None]
-    return np.isfinite(cost) & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
+    with np.errstate(invalid="ignore"):
+        rc = cost - v[:, None, None]
+        return np.isfinite(cost) & D.possible & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
 
 
 class AssignmentMILP:
@@ -70,6 +71,7 @@ class AssignmentMILP:
         self.sc = scale
         self.cut_keys: set = set()
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
+        self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("log_to_console", False)
@@ -93,6 +95,9 @@ class AssignmentMILP:
             lo = 1.0 if D.eq_f else 0.0
             if idx.size and (lo > 0 or D.user_cap[m] < D.N):
                 h.addRow(lo, float(D.user_cap[m]), idx.size, idx, np.ones(idx.size))
+            bf = D.b_floor[self.on[idx], m] if idx.size else np.zeros(0)
+            if idx.size and np.sum(bf) > D.B[m]:     # rate floors: their bandwidth must fit the budget
+                h.addRow(-inf, float(D.B[m]), idx.size, idx, bf)
 
     def _row(self, col, sel, vals, rhs):
         """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries at or below DROP
@@ -125,7 +130,7 @@ class AssignmentMILP:
             if key in self.cut_keys or lam < 0:
                 continue
             self.cut_keys.add(key)
-            val, _, _ = uplink_solve(D.a[n, m], D.c0[n], D.c1[n], lam, D.p_lo[n], D.p_hi[n], D.b_lo, D.B[m])
+            val, _, _ = D.uplink(n, m, lam)
             self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
             added += 1
         return added
@@ -197,6 +202,9 @@ class AssignmentMILP:
                 h.cbMipInterrupt.unsubscribe(progress)
         info = h.getInfo()
         status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            self.infeasible = True
+            return np.inf, self._complete(found), False
         sol = np.asarray(h.getSolution().col_value)
         if sol.size >= self.nx and info.primal_solution_status == 2:
             left = time_limit_s - (time.perf_counter() - t0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
@@ -10,6 +12,7 @@ from . import __version__
 from .bnb import BnB
 from .dinkelbach import solve_ratio
 from .fixed import to_solution
+from .minmax import MinMax
 from .subproblems import Data
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
@@ -37,8 +40,19 @@ def _seconds(options):
     return float(v)
 
 
+def data_for(problem):
+    """The exact solver's data for a problem: the one place it is built (the instance's blocks give the
+    split caps; per-user deadlines / rate floors and per-server user caps are set with Data.constrain)."""
+    return Data(problem.variant, problem.instance)
+
+
 def solve_exact(problem, options, tracer):
-    D = Data(problem.variant, problem.instance)
+    return run(data_for(problem), options, tracer, problem.time_limit_s, problem.warm_start)
+
+
+def run(D, options, tracer, time_limit_s=None, warm_start=None):
+    """Solve the problem that ``D`` describes; ``options`` as OPTIONS (all keys). Returns an Outcome."""
+    options = {**OPTIONS, **options}
     log = print if options["verbose"] else None
     colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
     share, max_s = _share(options), _seconds(options)
@@ -49,14 +63,35 @@ def solve_exact(problem, options, tracer):
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
                    method=method, local_search=options["local_search"])
 
+    if D.kind == "max_delay":   # min–max delay: bisection on the level with feasibility MILPs (minmax.py)
+        mm = MinMax(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s, log)
+        inc, lb, status = mm.run(warm_start)
+        extra, iterations = dict(mm.stats), len(mm.stats["levels"])
+        if status == "infeasible":
+            return Outcome(Status.INFEASIBLE, message="proven infeasible: " + mm.infeasible, iterations=iterations,
+                           extra=dict(extra, stopped_by=status, proof=mm.infeasible))
+        if inc is None:
+            return Outcome(Status.TIME_LIMIT, bound=lb if np.isfinite(lb) else None, iterations=iterations,
+                           message="limit reached before a feasible point was found", extra=dict(extra, stopped_by=status))
+        st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
+        msg = {"optimal": "gap closed", "time_limit": "time limit reached",
+               "stalled": "stopped with the gap open (a feasibility MILP made no progress)"}[status]
+        return Outcome(st, solution=mm.solution(), objective=inc["obj"], bound=lb, iterations=iterations,
+                       message=msg, extra=dict(extra, stopped_by=status, bandwidth_prices=inc["lam"].tolist()))
     if D.Q is None:
-        bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
-        inc, lb, status = bnb.run(problem.warm_start)
+        bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s)
+        inc, lb, status = bnb.run(warm_start)
         extra, iterations = dict(bnb.stats), bnb.nodes
+        if status == "infeasible":
+            return Outcome(Status.INFEASIBLE, message="proven infeasible: " + bnb.infeasible, iterations=iterations,
+                           extra=dict(extra, stopped_by=status, proof=bnb.infeasible))
     else:   # cost_per_quality: Dinkelbach over exact weighted-sum steps
         inc, lb, status, extra = solve_ratio(D, tracer, make_solver, options["rel_gap"], options["abs_gap"],
-                                             problem.time_limit_s, problem.warm_start, log)
+                                             time_limit_s, warm_start, log)
         iterations = extra["dinkelbach_steps"]
+    if inc is None:   # stopped by a limit before any feasible point
+        return Outcome(Status.TIME_LIMIT, bound=lb if np.isfinite(lb) else None, iterations=iterations,
+                       message="limit reached before a feasible point was found", extra=dict(extra, stopped_by=status))
     sol = to_solution(D, inc)
     st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
     msg = {"optimal": "gap closed", "time_limit": "time limit reached", "node_limit": "node limit reached",
