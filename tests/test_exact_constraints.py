@@ -192,3 +192,42 @@ def test_max_delay_with_deadlines_and_caps():
     _, out = _solve(v, inst, deadline_s=deadline, max_users=cap)
     _check(v, inst, out, ref, max_users=cap, deadline=deadline)
     assert out.objective >= out0.objective * (1 - 1e-9)
+
+
+# ---- per-user deadlines with the weighted-sum objective ------------------------------------------------
+def test_deadlines_match_enumeration():
+    """Deadlines between a user's least possible delay and its delay at the unconstrained optimum, on
+    two users (hardware profile, splits interior: the deadline moves f, fe, p and b together)."""
+    v = load_variant("hardware-2024", overrides={"blocks": {"llm": {"layers": 3}, "user_compute": {"cores": 2000}},
+                                                 "objective": {"weights": {"stability": 0.0}}})
+    inst = generate(v, 3, 2, 1)
+    D0, out0 = _solve(v, inst)
+    d0 = np.asarray(evaluate(v, inst, out0.solution).per_user["delay_s"])
+    least = D0.min_delay.min(axis=(1, 2))
+    deadline = np.full(3, np.inf)
+    for n in np.argsort(-(d0 - least) / d0)[:2]:      # the two users with the most room
+        deadline[n] = least[n] + 0.5 * (d0[n] - least[n])
+    ref = _enumerate(v, inst, deadline=deadline)
+    assert out0.objective * (1 + 1e-7) < ref < np.inf
+    _, out = _solve(v, inst, deadline_s=deadline)
+    _check(v, inst, out, ref, deadline=deadline)
+
+
+def test_deadline_just_below_the_largest_delay_default_10x3():
+    """Issue 15: a deadline just below the unconstrained optimum's largest per-user delay makes the
+    certified objective strictly worse, and every user meets it; far below, infeasible with the proof."""
+    v = load_variant("default")
+    inst = generate(v, 10, 3, 2)
+    D0, out0 = _solve(v, inst)
+    d0 = np.asarray(evaluate(v, inst, out0.solution).per_user["delay_s"])
+    deadline = np.full(10, 0.999 * d0.max())
+    _, out = _solve(v, inst, deadline_s=deadline)
+    assert out.status == "optimal", out.message
+    assert out.objective > out0.objective * (1 + 1e-9)
+    assert out.bound > out0.objective               # certified: no point meeting the deadline is as good
+    ev = evaluate(v, inst, out.solution)
+    assert ev.feasible and ev.objective == pytest.approx(out.objective, rel=1e-9)
+    assert np.max(ev.per_user["delay_s"]) <= deadline[0] * (1 + 1e-9)
+    tight = np.full(10, 0.5 * D0.min_delay.min(axis=(1, 2)).max())  # below one user's least possible delay
+    _, out = _solve(v, inst, deadline_s=tight)
+    assert out.status == "infeasible" and "has no possible option" in out.message

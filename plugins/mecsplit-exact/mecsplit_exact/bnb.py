@@ -22,6 +22,7 @@ from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
 from .local import LocalSearch
 from .oa import AssignmentMILP, kept_options, price_points
+from .timing import Timing
 
 
 class QuietTracer:
@@ -51,7 +52,8 @@ class BnB:
         self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
         self.dual_iters = dual_iters
         self.ev = DualEval(D)
-        self.local = LocalSearch(D, self.ev.uplink) if local_search else None
+        # the move/swap screen prices sets without deadlines: not used when some user has one
+        self.local = LocalSearch(D, self.ev.uplink) if local_search and not D.has_deadline else None
         self.inc = None          # best fixed-assignment result
         self.infeasible = None   # the proof, when the problem is shown infeasible
         self.nodes = 0
@@ -289,6 +291,12 @@ class BnB:
         own_mu, own_lam = (inc["mu"], inc["lam"]) if inc is not None else (best["mu"], best["lam"])
         for m in range(M):
             cuts += milp.add_cuts(m, [0.0, best["mu"][m], own_mu[m]] + mus[m], [0.0, best["lam"][m], own_lam[m]] + lams[m])
+            if D.has_deadline:    # deadlines: whole-server cuts at price pairs, feasibility cuts (docs §7b)
+                pairs = [(best["lam"][m], best["mu"][m]), (own_lam[m], own_mu[m])]
+                pairs += [(c * best["lam"][m], c * best["mu"][m]) for c in (0.5, 0.7, 1.4, 2.0)]
+                cuts += milp.add_joint_cuts(m, pairs)
+                for lam in (0.0, np.inf, best["lam"][m] / max(best["mu"][m], 1e-300)):
+                    cuts += milp.add_feasibility_cut(m, lam)
         bound = best["L"]
 
         exact = {}
@@ -325,6 +333,12 @@ class BnB:
                 if r is not None:
                     for m in np.unique(server):
                         new += milp.add_cuts(int(m), [r["mu"][m]], [r["lam"][m]])
+                        if D.has_deadline:
+                            new += milp.add_joint_cuts(int(m), [(r["lam"][m], r["mu"][m])])
+                elif D.has_deadline:   # its servers cannot all meet the deadlines: cut them off
+                    ex, lam, _, _ = Timing(D).check(server, k, D.deadline_s)
+                    for m in np.nonzero(ex > 0)[0]:
+                        new += milp.add_feasibility_cut(int(m), float(lam[m]))
             cuts += new
             if self.ub - bound > self.tol():
                 self.polish()

@@ -28,7 +28,9 @@ import time
 
 import numpy as np
 
+from .joint import deadline_options, joint
 from .subproblems import SAFETY, edge_solve
+from .timing import Timing
 
 try:
     import highspy
@@ -51,6 +53,10 @@ def kept_options(D, ev, ub):
     E, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], ev["mu"][None, :, None], D.fe_lo,
                       D.F[None, :, None])
     cost = D.user_part[:, None, :] + E + ev["U"][:, :, None]
+    if D.has_deadline:   # the same per-option values as the evaluation's L (joint.py), else the test is invalid
+        dn, dm, dk, dv, _, _ = deadline_options(D, ev["lam"], ev["mu"])
+        cost[np.isfinite(D.deadline_s)] = np.inf
+        cost[dn, dm, dk] = dv
     v = cost.reshape(D.N, -1).min(axis=1)
     with np.errstate(invalid="ignore"):
         rc = cost - v[:, None, None]
@@ -100,15 +106,63 @@ class AssignmentMILP:
                 h.addRow(-inf, float(D.B[m]), idx.size, idx, bf)
 
     def _row(self, col, sel, vals, rhs):
-        """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries at or below DROP
-        are left out, and where that would strengthen the row (negative values) the rhs is lowered by
-        them, so the row stays valid."""
+        """z − Σ vals·x ≥ rhs (z: the column(s) ``col``), with every value lowered by the rounding
+        margin; entries at or below DROP are left out, and where that would strengthen the row
+        (negative values) the rhs is lowered by them, so the row stays valid."""
         vals = vals - SAFETY * np.abs(vals)
         small = np.abs(vals) * self.sc <= DROP
         rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
         sel, vals = sel[~small], vals[~small]
-        idx = np.concatenate([[col], sel]).astype(np.int32)
-        self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([[1.0], -vals * self.sc]))
+        col = np.atleast_1d(col)
+        idx = np.concatenate([col, sel]).astype(np.int32)
+        self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([np.ones(col.size), -vals * self.sc]))
+
+    def add_joint_cuts(self, m, pairs):
+        """Cuts of server m's whole cost at price pairs (λ, μ) when some of its options' users have a
+        deadline: their cost does not split into an edge and an uplink part (joint.py), so the row bounds
+        z_m + y_m:  z_m + y_m ≥ Σ_o x_o (J_o(λ, μ) − up_o) − λ B_m − μ F_m, J_o the option's value with
+        its deadline (e_o(μ) + u_o(λ) + up_o for users without one). Valid by weak duality, like the
+        separate cuts (which stay valid with deadline-free values: the deadlines only raise the cost)."""
+        D, sel = self.D, self.by_server[m]
+        n, k = self.on[sel], self.ok[sel]
+        dl = np.isfinite(D.deadline_s[n])
+        if sel.size == 0 or not dl.any():
+            return 0
+        added = 0
+        for lam, mu in pairs:
+            key = ("j", m, float(lam), float(mu))
+            if key in self.cut_keys or lam < 0 or (mu < 0 and not D.eq_f):
+                continue
+            self.cut_keys.add(key)
+            ev, _ = edge_solve(D.w[k], D.t[n, m], D.e[n, m], mu, D.fe_lo, D.F[m])
+            uv, _, _ = D.uplink(n, m, lam)
+            val = ev + uv
+            jv, _, _, _, _, _, _ = joint(D, n[dl], m, k[dl], lam, mu)
+            val[dl] = jv - D.user_part[n[dl], k[dl]]
+            self._row([self.nx + m, self.nx + D.M + m], sel, val, -lam * D.B[m] - mu * D.F[m])
+            added += 1
+        return added
+
+    def add_feasibility_cut(self, m, lam):
+        """Σ_{o on m} x_o R_o(λ, 1; D_n) ≤ λ B_m + F_m (timing.py; λ = inf: the bandwidth direction
+        (1, 0)): every assignment that meets the deadlines on server m satisfies it."""
+        D, sel = self.D, self.by_server[m]
+        key = ("f", m, float(lam))
+        if sel.size == 0 or key in self.cut_keys:
+            return 0
+        self.cut_keys.add(key)
+        n, k = self.on[sel], self.ok[sel]
+        tm = self.tm = getattr(self, "tm", None) or Timing(D)
+        if lam == np.inf:
+            v, _, _ = tm.price(n, m, k, D.deadline_s[n], 1.0, 0.0)
+            rhs = D.B[m]
+        else:
+            v, _, _ = tm.price(n, m, k, D.deadline_s[n], lam, 1.0)
+            rhs = lam * D.B[m] + D.F[m]
+        v = np.where(np.isfinite(v), v, 1e30)
+        v = (v - SAFETY * np.abs(v)) / rhs
+        self.h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel.astype(np.int32), v)
+        return 1
 
     def add_cuts(self, m, mus=(), lams=()):
         """Tangent cuts of server m's edge cost at the prices ``mus`` and uplink cost at ``lams``."""

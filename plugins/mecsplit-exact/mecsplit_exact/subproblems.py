@@ -74,6 +74,7 @@ class Data:
             fs = np.where(aE > 0, np.cbrt(aT / (2 * np.where(aE > 0, aE, 1.0))), np.where(aT > 0, np.inf, fmin))
         self.f = np.clip(fs, fmin, fmax)
         self.A = aT / self.f + aE * self.f**2                     # per-layer user cost at its optimal f
+        self.aT, self.aE, self.f_min = aT, aE, fmin               # (N,), (N,) weighted; GHz
         cdE = ec["cores"] * ec["flops_per_cycle"]
         self.t = wt * psi[:, None] * 1e3 / cdE[None, :]            # (N, M) ω_t·e_T
         self.e = we * ec["kappa"] * 1e30 * psi[:, None] / cdE[None, :]   # (N, M) ω_e·e_E
@@ -178,10 +179,11 @@ class Data:
                          & (dmin <= self.deadline_s[:, None, None]))
         return self
 
-    def uplink(self, n, m, lam):
+    def uplink(self, n, m, lam, nu=0.0):
         """The uplink subproblem (uplink_solve) of users ``n`` on servers ``m`` (index arrays that
-        broadcast) at bandwidth prices ``lam``, with this data's bounds and rate floors."""
-        return uplink_solve(self.a[n, m], self.c0[n], self.c1[n], lam, self.p_lo[n], self.p_hi[n],
+        broadcast) at bandwidth prices ``lam``, with this data's bounds and rate floors; ``nu`` (s⁻¹ in
+        objective units) raises the delay weight by a deadline multiplier (joint.py)."""
+        return uplink_solve(self.a[n, m], self.c0[n] + nu * self.s_delay[n], self.c1[n], lam, self.p_lo[n], self.p_hi[n],
                             self.b_floor[n, m], self.B[m], self.rmin[n])
 
     def shifted(self, delta):
