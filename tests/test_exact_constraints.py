@@ -231,3 +231,23 @@ def test_deadline_just_below_the_largest_delay_default_10x3():
     tight = np.full(10, 0.5 * D0.min_delay.min(axis=(1, 2)).max())  # below one user's least possible delay
     _, out = _solve(v, inst, deadline_s=tight)
     assert out.status == "infeasible" and "has no possible option" in out.message
+
+
+def test_memory_block_caps_the_split():
+    """The `memory` block's device cap becomes the split cap (Data.alpha_hi from Memory.alpha_cap); the
+    certified optimum equals the enumeration over the splits the memory allows, and it binds."""
+    over = {"blocks": {"llm": {"layers": 3}, "user_compute": {"cores": 2000}}, "objective": {"weights": {"stability": 0.0}}}
+    v0 = load_variant("hardware-2024", overrides=over)
+    inst0 = generate(v0, 3, 2, 1)
+    _, out0 = _solve(v0, inst0)
+    assert max(out0.solution["alpha"]) == 2           # unconstrained, some user trains two layers
+    v = load_variant("hardware-2024", overrides={**over, "blocks": {**over["blocks"], "memory": {"M_max_GB": 1.1}}})
+    inst = generate(v, 3, 2, 1)
+    from mecsplit.blocks.memory import Memory
+    cap = Memory.alpha_cap(inst)
+    assert np.all(cap == 1)                           # 1.1 GB holds one block (≈ 0.7 GB) on every device
+    ref = _enumerate(v, inst, alpha_hi=cap)
+    D, out = _solve(v, inst)
+    assert np.all(D.alpha_hi == cap)
+    _check(v, inst, out, ref, alpha_hi=cap)           # the evaluator's device_memory row holds too
+    assert out.objective > out0.objective * (1 + 1e-9)
