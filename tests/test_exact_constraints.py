@@ -42,13 +42,15 @@ def _user_delay(m, inst, n):
     return t_user + t_edge + t_up
 
 
-def _fixed_optimum(v, inst, server, alpha, deadline=None, rate_min=None):
-    """Optimum of the continuous problem for fixed servers and splits with the added constraints
-    (Ipopt on the framework's model); inf when Ipopt reports it infeasible."""
+def _fixed_optimum(v, inst, server, alpha, deadline=None, rate_min=None, beta=None):
+    """Optimum of the continuous problem for fixed servers and splits (and second cuts β) with the added
+    constraints (Ipopt on the framework's model); inf when Ipopt reports it infeasible."""
     m = build_model(v, inst)
     sol = inst.reference_solution()
     sol["server"], sol["alpha"] = np.asarray(server), np.asarray(alpha, float)
-    load_solution(m, v, inst, sol, fix=("server", "alpha"))
+    if beta is not None:
+        sol["beta"] = np.asarray(beta, float)
+    load_solution(m, v, inst, sol, fix=("server", "alpha") + (("beta",) if beta is not None else ()))
     N = inst.N
     if deadline is not None:
         m.test_deadline = pyo.Constraint([n for n in range(N) if np.isfinite(deadline[n])],
@@ -251,3 +253,45 @@ def test_memory_block_caps_the_split():
     assert np.all(D.alpha_hi == cap)
     _check(v, inst, out, ref, alpha_hi=cap)           # the evaluator's device_memory row holds too
     assert out.objective > out0.objective * (1 + 1e-9)
+
+
+# ---- three tiers (splitllm-2025): options (server, α, β), the cloud slot as a third budget -------------
+def test_compute_split_matches_a_brute_force():
+    """timing.compute_split (closed form with clipped shares) against a dense 1-D search over the edge share."""
+    from mecsplit_exact.timing import compute_split
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        W, Wc = 10 ** rng.uniform(-2, 1, 2)
+        mu, pi = 10 ** rng.uniform(-2, 2, 2) * (rng.random(2) > 0.1)
+        lo1, lo2 = 10 ** rng.uniform(-4, -2, 2)
+        hi1, hi2 = 10 ** rng.uniform(-1, 0.5, 2)
+        L = (W / hi1 + Wc / hi2) * 10 ** rng.uniform(0, 1.5)
+        cost, x1, x2, nu = compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2)
+        assert W / x1 + Wc / x2 <= L * (1 + 1e-9) and lo1 <= x1 <= hi1 and lo2 <= x2 <= hi2
+        fe = np.geomspace(lo1, hi1, 200001)
+        t2 = L - W / fe
+        ok = t2 > 0
+        fc = np.where(ok, np.maximum(Wc / np.where(ok, t2, 1.0), lo2), np.inf)
+        ok &= fc <= hi2
+        brute = np.min(np.where(ok, mu * fe + pi * fc, np.inf))
+        assert cost <= brute * (1 + 1e-6) + 1e-12
+        assert cost >= brute - 1e-4 * abs(brute) - 1e-9      # the grid is fine enough to come within 1e-4
+        # ν = −dC/dL
+        c2 = compute_split(W, Wc, L * (1 + 1e-6), mu, pi, lo1, hi1, lo2, hi2)[0]
+        assert nu == pytest.approx((cost - c2) / (L * 1e-6), rel=1e-3, abs=1e-9 * (1 + abs(cost) / L))
+
+
+def test_three_tiers_match_enumeration():
+    """splitllm-2025 with 4 layers, 3 users on one edge (they share its GPU, band and cloud slot): every
+    cut pair (α, β) of every user enumerated, each fixed problem the framework's model solved by Ipopt."""
+    v = load_variant("splitllm-2025", overrides={"blocks": {"llm": {"layers": 4}}})
+    inst = generate(v, 3, 1, 0)
+    pairs = [(a, b) for a in (1, 2) for b in (2, 3) if b > a]
+    best = np.inf
+    for choice in itertools.product(pairs, repeat=3):
+        alpha = np.array([c[0] for c in choice], float)
+        beta = np.array([c[1] for c in choice], float)
+        best = min(best, _fixed_optimum(v, inst, np.zeros(3, int), alpha, beta=beta))
+    D, out = _solve(v, inst)
+    _check(v, inst, out, best)
+    assert D.K == len(pairs)

@@ -336,7 +336,7 @@ class BnB:
                         if D.has_deadline:
                             new += milp.add_joint_cuts(int(m), [(r["lam"][m], r["mu"][m])])
                 elif D.has_deadline:   # its servers cannot all meet the deadlines: cut them off
-                    ex, lam, _, _ = Timing(D).check(server, k, D.deadline_s)
+                    ex, lam = Timing(D).check(server, k, D.deadline_s)[:2]
                     for m in np.nonzero(ex > 0)[0]:
                         new += milp.add_feasibility_cut(int(m), float(lam[m]))
             cuts += new

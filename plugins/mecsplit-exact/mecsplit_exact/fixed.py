@@ -155,7 +155,7 @@ def _with_deadlines(D, server, k, max_rounds=60):
     from .joint import joint
     from .timing import Timing
 
-    ex, _, _, _ = Timing(D).check(server, k, D.deadline_s)
+    ex = Timing(D).check(server, k, D.deadline_s)[0]
     if np.any(ex > 0):
         return None
     rows = np.arange(D.N)

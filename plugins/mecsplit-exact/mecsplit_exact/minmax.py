@@ -47,7 +47,7 @@ class MinMax:
         self.lb = -np.inf
         self.infeasible = None
         self.max_rounds = max_rounds
-        self.prices = [set() for _ in range(D.M)]     # λ of the price pairs (λ, 1) cut at, per server
+        self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
         self.stats = {"levels": [], "milp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
 
     def clock(self):
@@ -70,43 +70,49 @@ class MinMax:
         if np.any(cnt > D.user_cap) or (D.eq_f and np.any(cnt == 0)) or not np.all(D.possible[rows, server, k]):
             return np.inf
         self.stats["makespan_solves"] += 1
-        Tm, lam, fe, b = tm.makespan(server, k, D.deadline_s)
+        Tm, lam, pi, fe, b, fc = tm.makespan(server, k, D.deadline_s)
         if not np.all(np.isfinite(Tm[cnt > 0])):
             return np.inf
         for m in np.nonzero(cnt > 0)[0]:
-            if lam[m] > 0:
-                self.prices[m].add(float(lam[m]))
-        fe, b = self.fit(server, fe, b)
-        delay = self.delays(server, k, fe, b)
+            if lam[m] > 0 or pi[m] > 0:
+                self.prices[m].add((float(lam[m]), float(pi[m])))
+        fe, b, fc = self.fit(server, fe, b, fc)
+        delay = self.delays(server, k, fe, b, fc)
         obj = float(np.max(delay))
         if not np.all(delay <= D.deadline_s * (1 + 1e-12)):
             return np.inf
         if obj < self.ub:
-            self.inc = {"obj": obj, "server": server.copy(), "k": k.copy(), "fe": fe, "b": b, "lam": lam,
-                        "mu": np.ones(D.M), "x": fe, "p": D.p_hi.copy(), "f": D.f_max.copy(), "levels": Tm}
+            self.inc = {"obj": obj, "server": server.copy(), "k": k.copy(), "fe": fe, "b": b, "fc": fc, "lam": lam,
+                        "pi": pi, "levels": Tm}
             self.tracer.incumbent(obj, self.solution())
         return obj
 
-    def fit(self, server, fe, b):
+    def fit(self, server, fe, b, fc):
         """Shares within the budgets exactly (the roots leave ~1e-12 relative)."""
         D = self.D
-        for v, cap in ((fe, D.F), (b, D.B)):
+        for v, cap in ((fe, D.F), (b, D.B), (fc, np.full(D.M, D.slot))):
             tot = np.bincount(server, weights=v, minlength=D.M)
             v *= np.where(tot > cap, cap / np.where(tot > 0, tot, 1.0), 1.0)[server]
-        return fe, b
+        return fe, b, fc
 
-    def delays(self, server, k, fe, b):
-        """Each user's delay (s) at f_max, p_max and shares fe, b — the delay ledger."""
+    def delays(self, server, k, fe, b, fc):
+        """Each user's delay (s) at f_max, p_max and shares fe, b, fc — the delay ledger."""
         D, tm = self.D, self.tm
         n = np.arange(D.N)
-        with np.errstate(divide="ignore"):
+        P = tm.parts(n, server, k)
+        with np.errstate(divide="ignore", invalid="ignore"):
             up = np.where(tm.s > 0, tm.s / rate(1.0, b, tm.c[n, server]), 0.0)
-        return tm.a_user[n, k] + D.w[k] * D.tE[n, server] / fe + up
+            cl = np.where(P["Wc"] > 0, P["Wc"] / fc, 0.0)
+        return P["a"] + P["W"] / fe + cl + up
 
     def solution(self):
         r, D = self.inc, self.D
-        return {"server": r["server"].tolist(), "alpha": D.alphas[r["k"]].tolist(), "f_GHz": D.f_max.tolist(),
-                "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist()}
+        out = {"server": r["server"].tolist(), "alpha": D.alphas[r["k"]].tolist(), "f_GHz": D.f_max.tolist(),
+               "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist()}
+        if D.three:
+            out["beta"] = D.betas[r["k"]].tolist()
+            out["fc_GHz"] = r["fc"].tolist()
+        return out
 
     def start(self, warm=None):
         """First incumbents: the warm start, then each user on the option with the least delay alone
@@ -167,33 +173,34 @@ class MinMax:
         P = tm.prepare(on, om, ok, levels[on])
         cut_keys = set()
 
-        def add_cut(m, lam):
-            key = (m, float(lam))
+        slot = D.slot if D.three else 0.0
+
+        def add_cut(m, lam, mu, pi):
+            """Σ_{o on m} x_o R_o(λ, μ, π; T) ≤ λ B_m + μ F_m + π slot, scaled to a right-hand side of 1."""
+            key = (m, float(lam), float(mu), float(pi))
             if key in cut_keys or by_m[m].size == 0:
                 return 0
             cut_keys.add(key)
             sel = by_m[m]
             Pm = {kk: vv[sel] for kk, vv in P.items()}
-            if lam == np.inf:      # the pure bandwidth direction (λ, μ) = (1, 0)
-                v, _, _ = tm.price(None, None, None, None, 1.0, 0.0, prep=Pm)
-                rhs = D.B[m]
-            else:
-                v, _, _ = tm.price(None, None, None, None, lam, 1.0, prep=Pm)
-                rhs = lam * D.B[m] + D.F[m]
+            v = tm.price(None, None, None, None, lam, mu, pi, prep=Pm)[0]
+            rhs = lam * D.B[m] + mu * D.F[m] + pi * slot
             v = (v - SAFETY * np.abs(v)) / rhs
             h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel, v)
             self.stats["cuts"] += 1
             return 1
 
-        for m in range(M):     # the pure directions and every price seen on this server
-            add_cut(m, 0.0)
-            add_cut(m, np.inf)
+        for m in range(M):     # the pure directions and every price seen on this server (and around it)
+            add_cut(m, 0.0, 1.0, 0.0)
+            add_cut(m, 1.0, 0.0, 0.0)
+            if D.three:
+                add_cut(m, 0.0, 0.0, 1.0)
             pts = sorted(self.prices[m])
             if pts:
-                c = float(np.median(pts))
-                pts = set(pts) | set((c * np.geomspace(0.25, 4.0, 9)).tolist())
-            for lam in pts:
-                add_cut(m, lam)
+                lc, pc = (float(np.median([p[i] for p in pts])) for i in (0, 1))
+                pts = set(pts) | {(lc * f, pc) for f in np.geomspace(0.25, 4.0, 7)} | {(lc, pc * f) for f in np.geomspace(0.25, 4.0, 7)}
+            for lam, pi in pts:
+                add_cut(m, lam, 1.0, pi)
         for _ in range(self.max_rounds):
             left = self.deadline - self.clock()
             if left <= 0:
@@ -210,14 +217,14 @@ class MinMax:
             server, k = np.zeros(N, int), np.zeros(N, int)
             server[on[x]], k[on[x]] = om[x], ok[x]
             self.stats["checks"] += 1
-            ex, lam, _, _ = tm.check(server, k, levels)
+            ex, lam, pi = tm.check(server, k, levels)[:3]
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size == 0:
                 return "feasible", self.offer(server, k)
             new = 0
             for m in bad:
-                self.prices[m].add(float(lam[m]))
-                new += add_cut(int(m), float(lam[m]))
+                self.prices[m].add((float(lam[m]), float(pi[m])))
+                new += add_cut(int(m), float(lam[m]), 1.0, float(pi[m]))
             if new == 0:     # the separating cut is already there (rounding): stop, honestly
                 return "limit", None
         return "limit", None

@@ -154,10 +154,10 @@ class AssignmentMILP:
         n, k = self.on[sel], self.ok[sel]
         tm = self.tm = getattr(self, "tm", None) or Timing(D)
         if lam == np.inf:
-            v, _, _ = tm.price(n, m, k, D.deadline_s[n], 1.0, 0.0)
+            v = tm.price(n, m, k, D.deadline_s[n], 1.0, 0.0)[0]
             rhs = D.B[m]
         else:
-            v, _, _ = tm.price(n, m, k, D.deadline_s[n], lam, 1.0)
+            v = tm.price(n, m, k, D.deadline_s[n], lam, 1.0)[0]
             rhs = lam * D.B[m] + D.F[m]
         v = np.where(np.isfinite(v), v, 1e30)
         v = (v - SAFETY * np.abs(v)) / rhs

@@ -77,7 +77,8 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
         msg = {"optimal": "gap closed", "time_limit": "time limit reached",
                "stalled": "stopped with the gap open (a feasibility MILP made no progress)"}[status]
         return Outcome(st, solution=mm.solution(), objective=inc["obj"], bound=lb, iterations=iterations,
-                       message=msg, extra=dict(extra, stopped_by=status, bandwidth_prices=inc["lam"].tolist()))
+                       message=msg, extra=dict(extra, stopped_by=status, bandwidth_prices=inc["lam"].tolist(),
+                                               cloud_prices=inc["pi"].tolist()))
     if D.Q is None:
         bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s)
         inc, lb, status = bnb.run(warm_start)
@@ -110,4 +111,4 @@ def register_solvers(registry):
                     "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment, "
                     "polished by move/swap local search; the "
                     "cost_per_quality ratio (whole-layer splits) by Dinkelbach over it",
-        variants=("liu-zhao-2024", "default", "dashf-layers-2024"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
+        variants=("liu-zhao-2024", "default", "dashf-layers-2024", "splitllm-2025"), options=dict(OPTIONS), version=__version__, requires=("highspy",))

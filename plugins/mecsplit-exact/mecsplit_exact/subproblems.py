@@ -28,6 +28,7 @@ LN2 = math.log(2.0)
 SAFETY = 1e-11          # relative margin subtracted from every Lagrangian bound (rounding)
 CORE_BLOCKS = ("llm", "association", "user_compute", "edge_compute", "uplink", "stability")
 SPLIT_CAP_BLOCKS = ("memory", "split_bounds")   # blocks that only bound the split from above (Data.alpha_hi)
+TIER_BLOCKS = ("edge_tier", "cloud", "tier_memory")   # SplitLLM's three tiers (max_delay only; Data.betas)
 
 
 class Data:
@@ -36,18 +37,24 @@ class Data:
     def __init__(self, variant, inst):
         names = [b.name for b in variant.blocks]
         ratio = variant.objective.kind == "cost_per_quality"
-        extra = sorted(set(names) - set(CORE_BLOCKS) - set(SPLIT_CAP_BLOCKS) - ({"service_quality"} if ratio else set()))
+        self.three = "edge_tier" in names
+        extra = sorted(set(names) - set(CORE_BLOCKS) - set(SPLIT_CAP_BLOCKS) - ({"service_quality"} if ratio else set())
+                       - (set(TIER_BLOCKS) if self.three else set()))
         if extra:
             raise InputError("<exact>", f"variant.blocks.{extra[0]}", "block not supported by the exact solver",
-                             ", ".join(CORE_BLOCKS + SPLIT_CAP_BLOCKS) + " (and service_quality with objective cost_per_quality)")
+                             ", ".join(CORE_BLOCKS + SPLIT_CAP_BLOCKS + TIER_BLOCKS)
+                             + " (and service_quality with objective cost_per_quality)")
+        if self.three and ("cloud" not in names or variant.objective.kind != "max_delay"):
+            raise InputError("<exact>", "blocks.edge_tier", "three tiers are certified with the cloud block and the "
+                             "max_delay objective only", "edge_tier + cloud with objective.kind = 'max_delay'")
         for req in CORE_BLOCKS[:-1]:
-            if req not in names:
+            if req not in names and not (req == "edge_compute" and self.three):
                 raise InputError("<exact>", f"variant.blocks.{req}", "missing", "the core blocks " + ", ".join(CORE_BLOCKS[:-1]))
         if variant.objective.kind not in ("weighted_sum", "cost_per_quality", "max_delay"):
             raise InputError("<exact>", "objective.kind", f"got {variant.objective.kind!r}",
                              "weighted_sum | cost_per_quality | max_delay")
         self.kind = variant.objective.kind
-        llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_compute", "uplink"))
+        llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_tier" if self.three else "edge_compute", "uplink"))
         if llm["split"] != "integer":
             # with a real α the server's problem min Σ α A − λU(α) + (Υ−α)(e_T/f_e + e_E f_e²) s.t. Σ f_e ≤ F
             # is not convex in (α, f_e), so the outer approximation's cuts would not be exact (docs/exact.md §6)
@@ -63,6 +70,13 @@ class Data:
         self.has_stab = inst.has_block("stability")
         amax = self.Y - 1.0 if self.has_stab else self.Y
         self.alphas = np.arange(math.ceil(float(llm["alpha_min"]) - 1e-9), math.floor(amax + 1e-9) + 1, dtype=float)
+        self.betas = np.full(self.alphas.size, self.Y)       # layer, last layer on the edge (two tiers: Υ)
+        if self.three:   # options are cut pairs (α, β): α + k_e ≤ β, β in the edge tier's range (tier.py)
+            lo_b, hi_b = variant.block("edge_tier")._beta_bounds(inst)
+            k_e = float(variant.block("edge_tier").p["edge_layers_min"])
+            pairs = [(a, b) for a in self.alphas for b in np.arange(lo_b, hi_b + 1) if b - a >= k_e]
+            self.alphas = np.array([p[0] for p in pairs], float)
+            self.betas = np.array([p[1] for p in pairs], float)
         if self.alphas.size == 0:
             raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range", f"alpha_min <= {amax}")
         self.K = self.alphas.size
@@ -105,7 +119,16 @@ class Data:
             raise InputError("<exact>", "blocks.uplink.p_min_W", "0 with no uplink delay: the optimum is not attained "
                              "(design-notes §3.1)", "p_min_W > 0 or delay = true")
         # per-option constant part α·A + ω_s·AS(α): (N, K)
-        w = self.Y - self.alphas
+        w = self.betas - self.alphas                  # layers on the edge (Υ − α with two tiers)
+        self.wc = self.Y - self.betas                 # layers in the cloud (0 with two tiers)
+        self.tC, self.slot, self.fc_lo = np.zeros(self.N), np.inf, 0.0
+        self.backhaul = np.zeros((self.N, self.M))     # s, fixed per (user, server)
+        if self.three:   # cloud GPU: E = M streams of F_c/M, the users of edge m share theirs (tier.py)
+            cl = variant.block("cloud")
+            self.tC = cl.per_layer(inst)[0]                                   # s·GHz per layer
+            self.slot, self.fc_lo = cl.slot_GHz(inst), float(cl.p["fc_min_GHz"])
+            self.backhaul = 2 * np.asarray(llm["activations_Mbit"], float)[:, None] / np.asarray(
+                inst.block("cloud")["backhaul_Mbps"], float)[None, :]
         with np.errstate(divide="ignore"):
             stab = np.where(w > 0, self.stab_c[:, None] * self.Y / np.where(w > 0, w, 1.0)[None, :],
                             np.where(self.stab_c[:, None] > 0, np.inf, 0.0))
@@ -126,6 +149,15 @@ class Data:
             if not self.Q.min(axis=1).sum() > 0:
                 raise InputError("<exact>", "blocks.service_quality.weight", "the total quality can be 0",
                                  "weight > 0 for some user")
+        # SplitLLM's per-tier memory (tier_memory): edge (N, M, K) and cloud (N, K) caps on the cut pairs
+        self.tier_memory_ok = np.ones((self.N, self.M, self.K), bool)
+        if inst.has_block("tier_memory") and variant.block("tier_memory").p.get("enforce", True):
+            tmb = variant.block("tier_memory")
+            e_l, e_0, c_l, c_0 = tmb._coef(inst)
+            cap_e = np.asarray(inst.block("tier_memory")["edge_M_max_GB"], float)
+            edge = e_l[:, None, None] * w[None, None, :] + e_0[:, None, None] <= cap_e[None, :, None] * (1 + 1e-12)
+            cloud = c_l[:, None] * self.wc[None, :] + c_0[:, None] <= float(tmb.p["cloud_M_max_GB"]) * (1 + 1e-12)
+            self.tier_memory_ok = edge & cloud[:, None, :]
         # split caps the instance's blocks define (memory: device memory; split_bounds: k_s server layers)
         alpha_hi = np.full(self.N, np.inf)
         if inst.has_block("split_bounds"):
@@ -173,10 +205,11 @@ class Data:
         with np.errstate(divide="ignore", invalid="ignore"):
             dmin = (self.alphas[None, None, :] * (self.tU / self.f_max)[:, None, None]
                     + self.w[None, None, :] * self.tE[:, :, None] / self.F[None, :, None]
-                    + np.where(self.s_delay[:, None] > 0, self.s_delay[:, None] / rmax, 0.0)[:, :, None])
+                    + np.where(self.s_delay[:, None] > 0, self.s_delay[:, None] / rmax, 0.0)[:, :, None]
+                    + self.backhaul[:, :, None] + (self.wc[None, :] * self.tC[:, None] / self.slot)[:, None, :])
         self.min_delay = dmin                                             # (N, M, K) s
         self.possible = (np.isfinite(self.b_floor)[:, :, None] & np.isfinite(self.user_part)[:, None, :]
-                         & (dmin <= self.deadline_s[:, None, None]))
+                         & (dmin <= self.deadline_s[:, None, None]) & self.tier_memory_ok)
         return self
 
     def uplink(self, n, m, lam, nu=0.0):

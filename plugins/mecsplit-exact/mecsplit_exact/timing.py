@@ -2,28 +2,33 @@
 server's users can all meet theirs (docs/exact.md §7).
 
 Only delay matters here, so f = f_max and p = p_max (each only lowers the delay; the rate floor too is
-best met at p_max). User n's delay on option o = (m, k) with shares fe, b is (s, the delay ledger)
+best met at p_max). User n's delay on option o = (m, k) with shares fe (edge), fc (cloud slot of the
+edge, three tiers only) and b is (s, the delay ledger)
 
-    d_o(fe, b) = a_o + W_o/fe + s_n/r_nm(b),   a_o = α_k tU_n/f_max_n,  W_o = (Υ − α_k) tE_nm,
-                                               r_nm(b) = b log2(1 + a_nm p_max_n / b).
+    d_o = a_o + W_o/fe + Wc_o/fc + s_n/r_nm(b),   a_o = α_k tU_n/f_max_n + backhaul_nm,  W_o = (β_k − α_k) tE_nm,
+                                                  Wc_o = (Υ − β_k) tC_n,  r_nm(b) = b log2(1 + a_nm p_max_n / b)
 
-**Pricing** of an option at a level T (s) and prices λ ≥ 0 (bandwidth), μ ≥ 0 (frequency):
+(two tiers: β = Υ, no cloud term). **Pricing** of an option at a level T (s) and prices λ (bandwidth),
+μ (edge frequency), π (cloud slot), all ≥ 0:
 
-    R_o(λ, μ; T) = min μ fe + λ b   s.t.  d_o(fe, b) ≤ T,  fe ∈ [fe_lo, F_m],  b ∈ [b_floor_nm, B_m].
+    R_o(λ, μ, π; T) = min μ fe + π fc + λ b   s.t.  d_o ≤ T and the boxes  fe ∈ [fe_lo, F_m],
+                                                    fc ∈ [fc_lo, slot], b ∈ [b_floor_nm, B_m].
 
-For fixed b the least share meeting T is fe(b) = max(fe_lo, W/(T − a − s/r(b))); s/r(b) is convex
-decreasing, so T − a − s/r(b) is concave and W/(·) convex: φ(b) = μ fe(b) + λ b is convex on the b that
-leave fe(b) ≤ F_m, and R_o = min φ is a monotone root of φ'. R_o is +inf when even fe = F_m, b = B_m
-miss T.
+For fixed b the compute time left is L(b) = T − a − s/r(b), and C(L) = min μ fe + π fc s.t.
+W/fe + Wc/fc ≤ L is solved in closed form (``compute_split``: shares √(νW/μ), √(νWc/π) clipped to
+their boxes, ν from the piecewise form time(ν) = c/√ν + d); C is convex decreasing with C'(L) = −ν.
+s/r(b) is convex decreasing, so L(b) is concave and φ(b) = C(L(b)) + λ b convex:
+φ'(b) = λ − ν s r'(b)/r(b)², a monotone root. R_o = +inf when even the largest shares miss T.
 
-**Feasibility cut** (weak duality): if server m's users S meet their levels with Σ fe ≤ F_m and
-Σ b ≤ B_m, then Σ_{o∈S} R_o(λ, μ; T) ≤ λ B_m + μ F_m for every (λ, μ) ≥ 0 — each R_o is at most the
+**Feasibility cut** (weak duality): if server m's users S meet their levels within its budgets, then
+Σ_{o∈S} R_o(λ, μ, π; T) ≤ λ B_m + μ F_m + π slot for every price triple — each R_o is at most the
 priced shares the user actually holds. Linear in the assignment: a valid row of the assignment MILP.
 
-**A server's check at T**: its users are feasible iff  G = min Σ fe s.t. Σ b ≤ B_m, d_o ≤ T  is ≤ F_m;
-by convexity (strong duality) G = max_λ≥0 Σ_o R_o(λ, 1; T) − λ B_m, whose derivative Σ b_o(λ) − B_m
-decreases in λ: a monotone root. When G > F_m the maximiser (λ*, 1) gives a violated cut. The
-**makespan** of a server (the least T its users meet) is the root of G(T) = F_m (G decreases in T).
+**A server's check at T**: its users are feasible iff  G = min Σ fe s.t. Σ b ≤ B_m, Σ fc ≤ slot,
+d_o ≤ T  is ≤ F_m; by convexity (strong duality) G = max_{λ,π ≥ 0} Σ_o R_o(λ, 1, π; T) − λ B_m − π slot,
+a concave function whose partial derivatives Σ b − B_m and Σ fc − slot decrease in their own price:
+nested monotone roots (π outside, λ inside). When G > F_m the maximiser gives a violated cut. The
+**makespan** of a server is the root of G(T) = F_m (G decreases in T).
 """
 
 from __future__ import annotations
@@ -32,7 +37,68 @@ import numpy as np
 
 from .subproblems import LN2, b_for_rate, rate, root_inc
 
-BIG = 1e300
+
+def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
+    """min μ x1 + π x2 s.t. W/x1 + Wc/x2 ≤ L, x1 ∈ [lo1, hi1], x2 ∈ [lo2, hi2] (elementwise; L at least
+    the least time W/hi1 + Wc/hi2). Returns (cost, x1, x2, ν) with ν = −dcost/dL ≥ 0.
+
+    KKT: x_i(ν) = clip(√(ν W_i/p_i), lo_i, hi_i) (p_i = 0: hi_i) and time(ν) = Σ W_i/x_i(ν) = L, time
+    decreasing in ν; between the breakpoints where a share meets a bound, time = c/√ν + d with c the
+    sum of √(W_i p_i) over the free shares and d the clipped shares' times, so √ν = c/(L − d)."""
+    arrs = np.broadcast_arrays(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2)
+    shape = arrs[0].shape
+    W, Wc, L, mu, pi, lo1, hi1, lo2, hi2 = (np.ascontiguousarray(v, dtype=float).ravel() for v in arrs)
+    # fast path: both shares inside their boxes, √ν = (√(Wμ) + √(Wc π))/L
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.sqrt(W * mu) + np.sqrt(Wc * pi)
+        nu = (q / L) ** 2
+        x1 = np.sqrt(nu * W / mu)
+        x2 = np.sqrt(nu * Wc / pi)
+    inside = (W > 0) & (Wc > 0) & (mu > 0) & (pi > 0) & (x1 > lo1) & (x1 < hi1) & (x2 > lo2) & (x2 < hi2)
+    if inside.all():
+        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
+    if inside.any():
+        rest = np.nonzero(~inside)[0]
+        c, y1, y2, n_ = compute_split(W[rest], Wc[rest], L[rest], mu[rest], pi[rest], lo1[rest], hi1[rest], lo2[rest],
+                                      hi2[rest])
+        x1[rest], x2[rest], nu[rest] = y1, y2, n_
+        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
+    Ws, ps, los, his = (W, Wc), (mu, pi), (lo1, lo2), (hi1, hi2)
+
+    def shares(nu):
+        out = []
+        for Wi, pi_, lo, hi in zip(Ws, ps, los, his):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                x = np.where(pi_ > 0, np.sqrt(nu * Wi / np.where(pi_ > 0, pi_, 1.0)), np.inf)
+            out.append(np.clip(np.where(Wi > 0, x, lo), lo, hi))
+        return out
+
+    def time(xs):
+        return sum(np.where(Wi > 0, Wi / x, 0.0) for Wi, x in zip(Ws, xs))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bps = [np.where((Wi > 0) & (pi_ > 0), pi_ * b * b / np.where(Wi > 0, Wi, 1.0), 0.0)
+               for Wi, pi_, lo, hi in zip(Ws, ps, los, his) for b in (lo, hi)]
+    grid = np.sort(np.stack([np.zeros_like(L)] + bps + [np.full_like(L, np.inf)]), axis=0)     # (6, n)
+    tg = np.stack([time(shares(g)) for g in grid])                                          # decreasing
+    # segment j with tg[j] ≥ L ≥ tg[j+1] (the last one whose start still needs ≥ L)
+    j = np.clip(np.sum(tg > L[None, :] * (1 + 1e-15), axis=0) - 1, 0, grid.shape[0] - 2)
+    cols = np.arange(L.size)
+    a, b = grid[j, cols], grid[j + 1, cols]
+    mid = np.where(np.isinf(b), np.where(a > 0, 2 * a, 1.0), np.where(a > 0, np.sqrt(a * b), 0.5 * b))
+    xm = shares(mid)
+    c = np.zeros_like(L)
+    d = np.zeros_like(L)
+    for Wi, pi_, lo, hi, x in zip(Ws, ps, los, his, xm):
+        free = (Wi > 0) & (pi_ > 0) & (x > lo) & (x < hi)
+        c += np.where(free, np.sqrt(Wi * pi_), 0.0)
+        d += np.where(free | (Wi <= 0), 0.0, Wi / x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nu = np.where(c > 0, (c / (L - d)) ** 2, a)
+    nu = np.where(tg[0] <= L, 0.0, np.clip(nu, a, b))        # slack at the lower bounds: ν = 0
+    x1, x2 = shares(nu)
+    cost = mu * x1 + pi * x2
+    return cost.reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
 
 
 class Timing:
@@ -43,134 +109,187 @@ class Timing:
         self.a_user = D.alphas[None, :] * (D.tU / D.f_max)[:, None]          # (N, K) s at f_max
         self.s = D.s_delay                                                     # (N,) Mbit in the delay
         self.c = D.a * D.p_hi[:, None]                                         # (N, M) a·p_max, MHz
+        self.cloud = bool(D.three)
 
     def parts(self, n, m, k):
         D = self.D
-        return self.a_user[n, k], D.w[k] * D.tE[n, m], self.s[n], self.c[n, m], D.b_floor[n, m], D.B[m], D.F[m]
+        return {"a": self.a_user[n, k] + D.backhaul[n, m], "W": D.w[k] * D.tE[n, m], "Wc": D.wc[k] * D.tC[n],
+                "s": self.s[n], "c": self.c[n, m], "bf": D.b_floor[n, m], "B": D.B[m], "F": D.F[m]}
 
     def min_delay(self, n, m, k):
-        """The option's delay with f_max, fe = F_m, p_max, b = B_m (s)."""
-        a, W, s, c, bf, B, F = self.parts(n, m, k)
+        """The option's delay with f_max, fe = F_m, fc = slot, p_max, b = B_m (s)."""
+        P = self.parts(n, m, k)
         with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(s > 0, s / (B * np.log1p(c / B) / LN2), 0.0)
-        return np.where(np.isfinite(bf), a + W / F + up, np.inf)
+            up = np.where(P["s"] > 0, P["s"] / (P["B"] * np.log1p(P["c"] / P["B"]) / LN2), 0.0)
+            cl = np.where(P["Wc"] > 0, P["Wc"] / self.D.slot, 0.0)
+        return np.where(np.isfinite(P["bf"]), P["a"] + P["W"] / P["F"] + cl + up, np.inf)
 
     def prepare(self, n, m, k, T):
         """The level-dependent constants of options (n, m, k) at levels T (flat arrays): what ``price``
-        needs, computed once per level (the least bandwidth that leaves fe ≤ F_m is a root)."""
+        needs, computed once per level (the bandwidth range where φ is smooth: roots)."""
+        D = self.D
         n, m, k, T = (np.ascontiguousarray(v).ravel() for v in np.broadcast_arrays(n, m, k, T))
-        T = T.astype(float)
-        a, W, s, c, bf, B, F = self.parts(n, m, k)
-        ok = self.min_delay(n, m, k) <= T
-        up_time = np.where(ok, T - a - W / F, 1.0)          # the most time the uplink may take (fe = F_m)
+        P = self.parts(n, m, k)
+        P["T"] = T = T.astype(float)
+        a, W, Wc, s, c, bf, B, F = (P[x] for x in ("a", "W", "Wc", "s", "c", "bf", "B", "F"))
+        ok = P["ok"] = self.min_delay(n, m, k) <= T
+        cl_hi = np.where(Wc > 0, Wc / D.slot, 0.0)
+        cl_lo = np.where(Wc > 0, Wc / max(D.fc_lo, 1e-300), 0.0) if self.cloud else np.zeros_like(T)
+        up_time = np.where(ok, T - a - W / F - cl_hi, 1.0)   # the most time the uplink may take (largest shares)
         need = np.where(ok & (s > 0), s / np.where(up_time > 0, up_time, 1.0), 0.0)
         bf1 = np.where(ok, bf, 1.0)
-        blo = np.where(ok, np.minimum(np.maximum(b_for_rate(c, 1.0, need, bf1, B), bf1), B), 1.0)
-        # beyond b_kink the share sits at fe_lo (φ' = λ there): φ is smooth on [blo, bhi], bhi = min(B, b_kink)
-        room = np.where(ok, T - a - W / self.D.fe_lo, 0.0)
+        blo = P["blo"] = np.where(ok, np.minimum(np.maximum(b_for_rate(c, 1.0, need, bf1, B), bf1), B), 1.0)
+        # beyond b_kink both shares sit at their lower bounds (φ' = λ there): φ is smooth on [blo, bhi]
+        room = np.where(ok, T - a - W / D.fe_lo - cl_lo, 0.0)
         kink = ok & (s > 0) & (room > 0)
-        bhi = B.astype(float).copy()
+        bhi = P["bhi"] = B.astype(float).copy()
         if kink.any():
             bhi[kink] = np.clip(b_for_rate(c[kink], 1.0, s[kink] / room[kink], blo[kink], B[kink]), blo[kink], B[kink])
-        return {"T": T, "a": a, "W": W, "s": s, "c": c, "blo": blo, "bhi": bhi, "B": B, "F": F, "ok": ok}
+        return P
 
-    def price(self, n, m, k, T, lam, mu, prep=None):
-        """(R_o, fe, b) of options (n, m, k) at levels T and prices lam, mu (broadcast against the options;
-        ``prep`` from ``prepare`` saves the level's constants); R = inf where the option cannot meet T."""
+    def _split(self, P, sel, L, mu, pi):
+        D = self.D
+        if self.cloud:
+            return compute_split(P["W"][sel], P["Wc"][sel], L, mu, pi, D.fe_lo, P["F"][sel], D.fc_lo, D.slot)
+        W = P["W"][sel]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fe = np.clip(W / L, D.fe_lo, P["F"][sel])
+        nu = np.where(fe > D.fe_lo, mu * fe * fe / np.where(W > 0, W, 1.0), 0.0)
+        return mu * fe, fe, np.zeros_like(fe), nu
+
+    def price(self, n, m, k, T, lam, mu, pi=0.0, prep=None):
+        """(R_o, fe, b, fc) of options (n, m, k) at levels T and prices lam, mu, pi (broadcast against the
+        options; ``prep`` from ``prepare`` saves the level's constants); R = inf where the option cannot
+        meet T."""
         P = self.prepare(n, m, k, T) if prep is None else prep
-        T, a, W, s, c, blo, bhi, F, ok = (P[x] for x in ("T", "a", "W", "s", "c", "blo", "bhi", "F", "ok"))
-        lam, mu = (np.broadcast_to(np.asarray(v, float), T.shape) for v in (lam, mu))
-        fe_lo = self.D.fe_lo
+        T, a, s, c, blo, bhi, ok = (P[x] for x in ("T", "a", "s", "c", "blo", "bhi", "ok"))
+        lam, mu, pi = (np.broadcast_to(np.asarray(v, float), T.shape) for v in (lam, mu, pi))
 
-        def fe_of(b, sel):
+        def left(b, sel):
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_up = np.where(s[sel] > 0, s[sel] / rate(1.0, b, c[sel]), 0.0)
-                left = T[sel] - a[sel] - t_up
-                return np.clip(W[sel] / left, fe_lo, F[sel]), left, t_up
+            return T[sel] - a[sel] - t_up, t_up
 
         def g(y, sel):   # b·φ'(b) at b = e^y, increasing
             b = np.exp(y)
-            fe, left, t_up = fe_of(b, sel)
+            L, t_up = left(b, sel)
+            _, _, _, nu = self._split(P, sel, L, mu[sel], pi[sel])
             z = c[sel] / b
             rb = (np.log1p(z) - z / (1 + z)) / LN2                 # r'(b)
             r = b * np.log1p(z) / LN2
-            dfe = np.where(fe > fe_lo, -W[sel] * (t_up * rb / r) / (left * left), 0.0)
-            return b * (lam[sel] + mu[sel] * dfe)
+            return b * (lam[sel] - nu * t_up * rb / r)
 
-        act = np.nonzero(ok & (s > 0) & (mu > 0))[0]      # else b = blo (λ > 0) or any: blo is optimal
+        paid = (mu > 0) | (pi > 0)
         b = np.array(blo, float)
-        free = ok & (s > 0) & (mu > 0) & (lam <= 0)
-        b[free] = bhi[free]                 # bandwidth free: as much as still lowers the share
-        act = act[lam[act] > 0]
+        free = ok & (s > 0) & paid & (lam <= 0)
+        b[free] = bhi[free]                 # bandwidth free: as much as still lowers the compute cost
+        act = np.nonzero(ok & (s > 0) & paid & (lam > 0))[0]
         if act.size:
             y = root_inc(lambda y, i: g(y, act[i]), np.log(blo[act]), np.log(bhi[act]), rtol=0.0, atol=1e-11)
             b[act] = np.clip(np.exp(y), blo[act], bhi[act])
-        fe, _, _ = fe_of(b, np.arange(T.size))
-        val = np.where(ok, mu * fe + lam * b, np.inf)
-        return val, fe, b
+        allx = np.arange(T.size)
+        L, _ = left(b, allx)
+        L = np.where(ok, L, 1.0)
+        cost, fe, fc, _ = self._split(P, allx, L, mu, pi)
+        val = np.where(ok, cost + lam * b, np.inf)
+        return val, fe, b, fc
 
     # -- fixed user sets ------------------------------------------------------------------------------
-    def check(self, server, k, T, lam0=None):
-        """Every server's users at levels T (N,) (one per user): returns (G − F per server, λ* per server,
-        fe, b). G − F ≤ 0: feasible, with the shares fe, b (Σ fe ≤ F, Σ b ≤ B); > 0: infeasible and
-        (λ*, 1) a price pair whose cut the set violates (inf: some option cannot meet its level).
-        ``lam0`` (M,): a guess of λ* (e.g. from a nearby level) that narrows the root's bracket."""
+    def check(self, server, k, T, lam0=None, pi0=None):
+        """Every server's users at levels T (N,) (one per user): returns (G − F per server, λ*, π*, fe, b,
+        fc). G − F ≤ 0: feasible, with shares within every budget; > 0: infeasible and (λ*, 1, π*) a price
+        triple whose cut the set violates (inf: some option cannot meet its level). ``lam0``, ``pi0`` (M,):
+        guesses of the maximiser (e.g. from a nearby level) that narrow the roots' brackets."""
         D = self.D
         M, N = D.M, server.size
         n = np.arange(N)
         cnt = np.bincount(server, minlength=M)
         used = np.nonzero(cnt > 0)[0]
-        excess, lam = np.full(M, -np.inf), np.zeros(M)
-        fe, b = np.zeros(N), np.zeros(N)
+        excess, lam, pi = np.full(M, -np.inf), np.zeros(M), np.zeros(M)
+        fe, b, fc = np.zeros(N), np.zeros(N), np.zeros(N)
         P = self.prepare(n, server, k, T)
         bad = np.bincount(server, weights=~P["ok"], minlength=M) > 0
         excess[bad] = np.inf
         todo = np.array([m for m in used if not bad[m]], dtype=int)
         if todo.size == 0:
-            return excess, lam, fe, b
+            return excess, lam, pi, fe, b, fc
         us_all = np.nonzero(np.isin(server, todo))[0]
         Pu = {key: val[us_all] for key, val in P.items()}
         srv = server[us_all]
 
-        def bsum(lm):
-            _, _, bb = self.price(None, None, None, None, lm[srv], 1.0, prep=Pu)
-            return np.bincount(srv, weights=bb, minlength=M), bb
+        def sub(servers):
+            keep = np.isin(srv, servers)
+            return {key: val[keep] for key, val in Pu.items()}, srv[keep]
 
-        # λ = 0 (bandwidth free): every user takes b = B_m; if they fit, λ* = 0
-        tot0, _ = bsum(np.zeros(M))
-        root = todo[tot0[todo] > D.B[todo] * (1 + 1e-12)]
-        if root.size:
-            sub = np.isin(srv, root)
-            Ps = {key: val[sub] for key, val in Pu.items()}
-            ss = srv[sub]
+        def best_lam(pim, servers, warm):
+            """λ*(π) per server: the root of Σ b = B_m (0 when every user taking b = B_m fits)."""
+            Ps, ss = sub(servers)
+            _, _, bb, _ = self.price(None, None, None, None, 0.0, 1.0, pim[ss], prep=Ps)
+            tot0 = np.bincount(ss, weights=bb, minlength=M)
+            out = np.zeros(M)
+            root = servers[tot0[servers] > D.B[servers] * (1 + 1e-12)]
+            if root.size == 0:
+                return out
+            Pr, sr = sub(root)
 
             def g(y, i):    # B_m − Σ b(λ = e^y): increasing in y
                 sel = root[i]
                 lm = np.zeros(M)
                 lm[sel] = np.exp(y)
-                keep = np.isin(ss, sel)
-                Pk = {key: val[keep] for key, val in Ps.items()}
-                _, _, bb = self.price(None, None, None, None, lm[ss[keep]], 1.0, prep=Pk)
-                return D.B[sel] - np.bincount(ss[keep], weights=bb, minlength=M)[sel]
+                keep = np.isin(sr, sel)
+                Pk = {key: val[keep] for key, val in Pr.items()}
+                _, _, bb, _ = self.price(None, None, None, None, lm[sr[keep]], 1.0, pim[sr[keep]], prep=Pk)
+                return D.B[sel] - np.bincount(sr[keep], weights=bb, minlength=M)[sel]
 
-            centre = np.log(D.F[root] / D.B[root])          # λ in GHz per MHz: around F/B
-            lo, hi = centre - 25.0, centre + 25.0
-            if lam0 is not None and np.all(lam0[root] > 0):
-                y0 = np.log(lam0[root])
-                glo, ghi = g(y0 - 1.0, np.arange(root.size)), g(y0 + 1.0, np.arange(root.size))
-                lo = np.where(glo < 0, y0 - 1.0, lo)
-                hi = np.where(ghi > 0, y0 + 1.0, hi)
-            lam[root] = np.exp(root_inc(g, lo, hi, rtol=0.0, atol=1e-12, bisect=2))
-        v, f, bb = self.price(None, None, None, None, lam[srv], 1.0, prep=Pu)
-        fe[us_all], b[us_all] = f, bb
-        G = np.bincount(srv, weights=v, minlength=M) - lam * D.B
+            out[root] = np.exp(root_inc(g, *self._bracket(g, root, np.log(D.F[root] / D.B[root]), warm), rtol=0.0,
+                                        atol=1e-12, bisect=2))
+            return out
+
+        warm_l = np.zeros(M) if lam0 is None else lam0.copy()
+        if self.cloud:
+            # π*: Σ fc(π, λ*(π)) = slot, decreasing in π; π = 0 (slot free: every user takes all of it) first
+            def fc_sum(pim, servers):
+                lm = best_lam(pim, servers, warm_l)
+                warm_l[servers] = np.where(lm[servers] > 0, lm[servers], warm_l[servers])
+                Ps, ss = sub(servers)
+                _, _, _, ff = self.price(None, None, None, None, lm[ss], 1.0, pim[ss], prep=Ps)
+                return np.bincount(ss, weights=ff, minlength=M)
+
+            tot0 = fc_sum(np.zeros(M), todo)
+            root = todo[tot0[todo] > D.slot * (1 + 1e-12)]
+            if root.size:
+                def g(y, i):
+                    sel = root[i]
+                    pm = np.zeros(M)
+                    pm[sel] = np.exp(y)
+                    return D.slot - fc_sum(pm, sel)[sel]
+
+                pi[root] = np.exp(root_inc(g, *self._bracket(g, root, np.log(D.F[root] / D.slot), pi0), rtol=0.0,
+                                           atol=1e-12, bisect=2))
+        lam = best_lam(pi, todo, warm_l)
+        v, f, bb, ff = self.price(None, None, None, None, lam[srv], 1.0, pi[srv], prep=Pu)
+        fe[us_all], b[us_all], fc[us_all] = f, bb, ff
+        G = np.bincount(srv, weights=v, minlength=M) - lam * D.B - pi * (D.slot if self.cloud else 0.0)
         excess[todo] = G[todo] - D.F[todo]
-        return excess, lam, fe, b
+        return excess, lam, pi, fe, b, fc
+
+    @staticmethod
+    def _bracket(g, servers, centre, warm):
+        """A log-price bracket [lo, hi] per server for the increasing g: ±25 around the natural scale,
+        narrowed to ±1 around a warm start where g changes sign there."""
+        lo, hi = centre - 25.0, centre + 25.0
+        if warm is not None and np.all(warm[servers] > 0):
+            y0 = np.log(warm[servers])
+            idx = np.arange(servers.size)
+            glo, ghi = g(y0 - 1.0, idx), g(y0 + 1.0, idx)
+            lo = np.where(glo < 0, y0 - 1.0, lo)
+            hi = np.where(ghi > 0, y0 + 1.0, hi)
+        return lo, hi
 
     def makespan(self, server, k, deadline=None):
         """The least level T_m each server's users meet (their own deadlines min(T, deadline_n) too),
-        with the shares at it. Returns (T (M,), λ (M,), fe, b); T_m = inf if even T = ∞ is infeasible
-        (deadlines), −inf for an empty server."""
+        with the shares at it. Returns (T (M,), λ (M,), π (M,), fe, b, fc); T_m = inf if even T = ∞ is
+        infeasible (deadlines), −inf for an empty server."""
         D = self.D
         M, N = D.M, server.size
         n = np.arange(N)
@@ -180,42 +299,40 @@ class Timing:
         np.maximum.at(lo, server, self.min_delay(n, server, k))
         used = np.nonzero(cnt > 0)[0]
         Tm = np.full(M, -np.inf)
-        # an upper level: equal shares of both budgets
-        fe_eq, b_eq = D.F[server] / cnt[server], D.B[server] / cnt[server]
+        # an upper level: equal shares of every budget
+        P = self.parts(n, server, k)
+        eq = cnt[server]
         with np.errstate(divide="ignore", invalid="ignore"):
-            d_eq = (self.a_user[n, k] + D.w[k] * D.tE[n, server] / fe_eq
-                    + np.where(self.s > 0, self.s / rate(1.0, np.maximum(b_eq, D.b_floor[n, server]), self.c[n, server]), 0.0))
+            d_eq = (P["a"] + P["W"] * eq / P["F"] + np.where(P["Wc"] > 0, P["Wc"] * eq / D.slot, 0.0)
+                    + np.where(self.s > 0, self.s / rate(1.0, np.maximum(P["B"] / eq, P["bf"]), P["c"]), 0.0))
         hi = np.full(M, -np.inf)
         np.maximum.at(hi, server, d_eq)
         hi = np.maximum(hi, lo * (1 + 1e-9))
         # deadlines: the set must be feasible with T = ∞ (levels = deadlines) at all
-        if np.isfinite(dl).any():
-            ex, _, _, _ = self.check(server, k, dl)
-            infeasible = ex > 0
-        else:
-            infeasible = np.zeros(M, bool)
+        infeasible = self.check(server, k, dl)[0] > 0 if np.isfinite(dl).any() else np.zeros(M, bool)
 
         def level(Ts):
             return np.minimum(Ts[server], dl)
 
-        warm = np.zeros(M)
+        warm_l, warm_p = np.zeros(M), np.zeros(M)
 
         def g(x, i):     # log F − log G(T) at T = lo + e^x: increasing in x. G blows up like a power of
             sel = used_ok[i]   # 1/(T − lo) near the least possible level lo, so it is ~linear in x there
             Ts = np.full(M, np.inf)
             Ts[sel] = lo[sel] + np.exp(x)
-            ex, lm, _, _ = self.check(server, k, level(Ts), lam0=warm if np.all(warm[sel] > 0) else None)
-            warm[sel] = np.where(lm[sel] > 0, lm[sel], warm[sel])
+            ex, lm, pm, _, _, _ = self.check(server, k, level(Ts), lam0=warm_l if np.all(warm_l[sel] > 0) else None,
+                                             pi0=warm_p if np.all(warm_p[sel] > 0) else None)
+            warm_l[sel] = np.where(lm[sel] > 0, lm[sel], warm_l[sel])
+            warm_p[sel] = np.where(pm[sel] > 0, pm[sel], warm_p[sel])
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.log(D.F[sel]) - np.log(np.maximum(ex[sel] + D.F[sel], 1e-300))
 
         used_ok = np.array([m for m in used if not infeasible[m]], dtype=int)
         if used_ok.size:
-            hi_ok = hi[used_ok]
             Ts = np.full(M, np.inf)
-            Ts[used_ok] = hi_ok
+            Ts[used_ok] = hi[used_ok]
             for _ in range(60):      # make sure the upper end is feasible (rate floors can exceed equal shares)
-                ex, _, _, _ = self.check(server, k, level(Ts))
+                ex = self.check(server, k, level(Ts))[0]
                 bad = used_ok[ex[used_ok] > 0]
                 if bad.size == 0:
                     break
@@ -227,5 +344,5 @@ class Timing:
         Tm[infeasible & (cnt > 0)] = np.inf
         # shares at a level a hair above the root (the root's own side may be infeasible by rounding)
         Ts = np.where(np.isfinite(Tm), Tm * (1 + 1e-12), np.inf)
-        ex, lam, fe, b = self.check(server, k, level(Ts))
-        return Tm, lam, fe, b
+        _, lam, pi, fe, b, fc = self.check(server, k, level(Ts), lam0=warm_l, pi0=warm_p)
+        return Tm, lam, pi, fe, b, fc
