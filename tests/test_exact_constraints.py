@@ -266,7 +266,7 @@ def test_compute_split_matches_a_brute_force():
         lo1, lo2 = 10 ** rng.uniform(-4, -2, 2)
         hi1, hi2 = 10 ** rng.uniform(-1, 0.5, 2)
         L = (W / hi1 + Wc / hi2) * 10 ** rng.uniform(0, 1.5)
-        cost, x1, x2, nu = compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2)
+        cost, x1, x2, nu, _ = compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2)
         assert W / x1 + Wc / x2 <= L * (1 + 1e-9) and lo1 <= x1 <= hi1 and lo2 <= x2 <= hi2
         fe = np.geomspace(lo1, hi1, 200001)
         t2 = L - W / fe

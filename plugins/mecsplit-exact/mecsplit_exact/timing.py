@@ -40,7 +40,8 @@ from .subproblems import LN2, b_for_rate, rate, root_inc
 
 def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
     """min μ x1 + π x2 s.t. W/x1 + Wc/x2 ≤ L, x1 ∈ [lo1, hi1], x2 ∈ [lo2, hi2] (elementwise; L at least
-    the least time W/hi1 + Wc/hi2). Returns (cost, x1, x2, ν) with ν = −dcost/dL ≥ 0.
+    the least time W/hi1 + Wc/hi2). Returns (cost, x1, x2, ν, c) with ν = −dcost/dL ≥ 0 and c the sum of
+    √(W_i p_i) over the free shares (dν/dL = −2 ν^{3/2}/c; 0 when c = 0).
 
     KKT: x_i(ν) = clip(√(ν W_i/p_i), lo_i, hi_i) (p_i = 0: hi_i) and time(ν) = Σ W_i/x_i(ν) = L, time
     decreasing in ν; between the breakpoints where a share meets a bound, time = c/√ν + d with c the
@@ -56,13 +57,13 @@ def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
         x2 = np.sqrt(nu * Wc / pi)
     inside = (W > 0) & (Wc > 0) & (mu > 0) & (pi > 0) & (x1 > lo1) & (x1 < hi1) & (x2 > lo2) & (x2 < hi2)
     if inside.all():
-        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
+        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape), q.reshape(shape)
     if inside.any():
         rest = np.nonzero(~inside)[0]
-        c, y1, y2, n_ = compute_split(W[rest], Wc[rest], L[rest], mu[rest], pi[rest], lo1[rest], hi1[rest], lo2[rest],
-                                      hi2[rest])
-        x1[rest], x2[rest], nu[rest] = y1, y2, n_
-        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
+        _, y1, y2, n_, c_ = compute_split(W[rest], Wc[rest], L[rest], mu[rest], pi[rest], lo1[rest], hi1[rest], lo2[rest],
+                                          hi2[rest])
+        x1[rest], x2[rest], nu[rest], q[rest] = y1, y2, n_, c_
+        return (mu * x1 + pi * x2).reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape), q.reshape(shape)
     Ws, ps, los, his = (W, Wc), (mu, pi), (lo1, lo2), (hi1, hi2)
 
     def shares(nu):
@@ -96,9 +97,10 @@ def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
     with np.errstate(divide="ignore", invalid="ignore"):
         nu = np.where(c > 0, (c / (L - d)) ** 2, a)
     nu = np.where(tg[0] <= L, 0.0, np.clip(nu, a, b))        # slack at the lower bounds: ν = 0
+    c = np.where(tg[0] <= L, 0.0, c)
     x1, x2 = shares(nu)
     cost = mu * x1 + pi * x2
-    return cost.reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape)
+    return cost.reshape(shape), x1.reshape(shape), x2.reshape(shape), nu.reshape(shape), c.reshape(shape)
 
 
 class Timing:
@@ -154,13 +156,14 @@ class Timing:
         W = P["W"][sel]
         with np.errstate(divide="ignore", invalid="ignore"):
             fe = np.clip(W / L, D.fe_lo, P["F"][sel])
+        inner = (fe > D.fe_lo) & (fe < P["F"][sel])
         nu = np.where(fe > D.fe_lo, mu * fe * fe / np.where(W > 0, W, 1.0), 0.0)
-        return mu * fe, fe, np.zeros_like(fe), nu
+        return mu * fe, fe, np.zeros_like(fe), nu, np.where(inner, np.sqrt(mu * W), 0.0)
 
     def price(self, n, m, k, T, lam, mu, pi=0.0, prep=None):
-        """(R_o, fe, b, fc) of options (n, m, k) at levels T and prices lam, mu, pi (broadcast against the
+        """(R_o, fe, b, fc, ν) of options (n, m, k) at levels T and prices lam, mu, pi (broadcast against the
         options; ``prep`` from ``prepare`` saves the level's constants); R = inf where the option cannot
-        meet T."""
+        meet T. ν = −∂R_o/∂T (the delay constraint's multiplier)."""
         P = self.prepare(n, m, k, T) if prep is None else prep
         T, a, s, c, blo, bhi, ok = (P[x] for x in ("T", "a", "s", "c", "blo", "bhi", "ok"))
         lam, mu, pi = (np.broadcast_to(np.asarray(v, float), T.shape) for v in (lam, mu, pi))
@@ -170,14 +173,19 @@ class Timing:
                 t_up = np.where(s[sel] > 0, s[sel] / rate(1.0, b, c[sel]), 0.0)
             return T[sel] - a[sel] - t_up, t_up
 
-        def g(y, sel):   # b·φ'(b) at b = e^y, increasing
-            b = np.exp(y)
+        def d1d2(b, sel):   # φ'(b), φ''(b): φ' = λ − ν A, A = s r'/r² = dL/db; φ'' = −ν'(L) A² − ν A' ≥ 0
             L, t_up = left(b, sel)
-            _, _, _, nu = self._split(P, sel, L, mu[sel], pi[sel])
+            _, _, _, nu, cq = self._split(P, sel, L, mu[sel], pi[sel])
             z = c[sel] / b
-            rb = (np.log1p(z) - z / (1 + z)) / LN2                 # r'(b)
-            r = b * np.log1p(z) / LN2
-            return b * (lam[sel] - nu * t_up * rb / r)
+            l1 = np.log1p(z)
+            r = b * l1 / LN2
+            r1 = (l1 - z / (1 + z)) / LN2                                 # r'(b)
+            r2 = -z * z / (b * (1 + z) ** 2 * LN2)                        # r''(b)
+            A = s[sel] * r1 / (r * r)
+            A1 = s[sel] * (r2 / (r * r) - 2 * r1 * r1 / (r * r * r))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dnu = np.where(cq > 0, -2 * nu ** 1.5 / np.where(cq > 0, cq, 1.0), 0.0)
+            return lam[sel] - nu * A, -dnu * A * A - nu * A1
 
         paid = (mu > 0) | (pi > 0)
         b = np.array(blo, float)
@@ -185,14 +193,41 @@ class Timing:
         b[free] = bhi[free]                 # bandwidth free: as much as still lowers the compute cost
         act = np.nonzero(ok & (s > 0) & paid & (lam > 0))[0]
         if act.size:
-            y = root_inc(lambda y, i: g(y, act[i]), np.log(blo[act]), np.log(bhi[act]), rtol=0.0, atol=1e-11)
-            b[act] = np.clip(np.exp(y), blo[act], bhi[act])
+            b[act] = self._b_newton(d1d2, blo[act], bhi[act], act)
         allx = np.arange(T.size)
         L, _ = left(b, allx)
         L = np.where(ok, L, 1.0)
-        cost, fe, fc, _ = self._split(P, allx, L, mu, pi)
+        cost, fe, fc, nu, _ = self._split(P, allx, L, mu, pi)
         val = np.where(ok, cost + lam * b, np.inf)
-        return val, fe, b, fc
+        return val, fe, b, fc, nu
+
+    @staticmethod
+    def _b_newton(d1d2, lo, hi, idx, maxit=60):
+        """argmin of the convex φ on [lo, hi] per entry (φ', φ'' from ``d1d2(b, idx)``): safeguarded Newton
+        from the geometric middle, bisection (in log b) whenever a step leaves the bracket kept by the
+        sign of φ'. Stops at a relative step of 1e-13."""
+        lo, hi = lo.copy(), hi.copy()
+        b = np.sqrt(lo * hi)
+        d1lo, _ = d1d2(lo, idx)
+        d1hi, _ = d1d2(hi, idx)
+        out = np.where(d1lo >= 0, lo, np.where(d1hi <= 0, hi, np.nan))
+        act = np.nonzero(np.isnan(out))[0]
+        for _ in range(maxit):
+            if act.size == 0:
+                break
+            d1, d2 = d1d2(b[act], idx[act])
+            lo[act] = np.where(d1 < 0, b[act], lo[act])
+            hi[act] = np.where(d1 >= 0, b[act], hi[act])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = b[act] - d1 / d2
+            inside = (step > lo[act]) & (step < hi[act]) & np.isfinite(step)
+            bn = np.where(inside, step, np.sqrt(lo[act] * hi[act]))
+            conv = (np.abs(bn - b[act]) <= 1e-13 * bn) | (hi[act] - lo[act] <= 1e-13 * hi[act])
+            b[act] = bn
+            out[act[conv]] = bn[conv]
+            act = act[~conv]
+        out[act] = b[act]
+        return out
 
     # -- fixed user sets ------------------------------------------------------------------------------
     def check(self, server, k, T, lam0=None, pi0=None):
@@ -224,7 +259,7 @@ class Timing:
         def best_lam(pim, servers, warm):
             """λ*(π) per server: the root of Σ b = B_m (0 when every user taking b = B_m fits)."""
             Ps, ss = sub(servers)
-            _, _, bb, _ = self.price(None, None, None, None, 0.0, 1.0, pim[ss], prep=Ps)
+            bb = self.price(None, None, None, None, 0.0, 1.0, pim[ss], prep=Ps)[2]
             tot0 = np.bincount(ss, weights=bb, minlength=M)
             out = np.zeros(M)
             root = servers[tot0[servers] > D.B[servers] * (1 + 1e-12)]
@@ -238,7 +273,7 @@ class Timing:
                 lm[sel] = np.exp(y)
                 keep = np.isin(sr, sel)
                 Pk = {key: val[keep] for key, val in Pr.items()}
-                _, _, bb, _ = self.price(None, None, None, None, lm[sr[keep]], 1.0, pim[sr[keep]], prep=Pk)
+                bb = self.price(None, None, None, None, lm[sr[keep]], 1.0, pim[sr[keep]], prep=Pk)[2]
                 return D.B[sel] - np.bincount(sr[keep], weights=bb, minlength=M)[sel]
 
             out[root] = np.exp(root_inc(g, *self._bracket(g, root, np.log(D.F[root] / D.B[root]), warm), rtol=0.0,
@@ -246,17 +281,25 @@ class Timing:
             return out
 
         warm_l = np.zeros(M) if lam0 is None else lam0.copy()
-        if self.cloud:
+        nested = todo
+        if self.cloud and lam0 is not None and pi0 is not None:
+            # from a warm start with both prices positive, Newton on (log λ, log π) first (docs §7c)
+            both = todo[(lam0[todo] > 0) & (pi0[todo] > 0)]
+            if both.size:
+                lm, pm, conv = self._newton2(sub, both, lam0, pi0)
+                lam[both[conv]], pi[both[conv]] = lm[conv], pm[conv]
+                nested = np.setdiff1d(todo, both[conv])
+        if self.cloud and nested.size:
             # π*: Σ fc(π, λ*(π)) = slot, decreasing in π; π = 0 (slot free: every user takes all of it) first
             def fc_sum(pim, servers):
                 lm = best_lam(pim, servers, warm_l)
                 warm_l[servers] = np.where(lm[servers] > 0, lm[servers], warm_l[servers])
                 Ps, ss = sub(servers)
-                _, _, _, ff = self.price(None, None, None, None, lm[ss], 1.0, pim[ss], prep=Ps)
+                ff = self.price(None, None, None, None, lm[ss], 1.0, pim[ss], prep=Ps)[3]
                 return np.bincount(ss, weights=ff, minlength=M)
 
-            tot0 = fc_sum(np.zeros(M), todo)
-            root = todo[tot0[todo] > D.slot * (1 + 1e-12)]
+            tot0 = fc_sum(np.zeros(M), nested)
+            root = nested[tot0[nested] > D.slot * (1 + 1e-12)]
             if root.size:
                 def g(y, i):
                     sel = root[i]
@@ -266,25 +309,110 @@ class Timing:
 
                 pi[root] = np.exp(root_inc(g, *self._bracket(g, root, np.log(D.F[root] / D.slot), pi0), rtol=0.0,
                                            atol=1e-12, bisect=2))
-        lam = best_lam(pi, todo, warm_l)
-        v, f, bb, ff = self.price(None, None, None, None, lam[srv], 1.0, pi[srv], prep=Pu)
+        if nested.size:
+            lam[nested] = best_lam(pi, nested, warm_l)[nested]
+        v, f, bb, ff, nu = self.price(None, None, None, None, lam[srv], 1.0, pi[srv], prep=Pu)
         fe[us_all], b[us_all], fc[us_all] = f, bb, ff
         G = np.bincount(srv, weights=v, minlength=M) - lam * D.B - pi * (D.slot if self.cloud else 0.0)
         excess[todo] = G[todo] - D.F[todo]
+        self.last_slope = np.bincount(srv, weights=nu, minlength=M)      # −dG/dT (Danskin: −Σ ∂R_o/∂T)
         return excess, lam, pi, fe, b, fc
+
+    def _newton2(self, sub, servers, lam0, pi0, maxit=15):
+        """Both prices at once: Newton on r(y, z) = (log Σb/B, log Σfc/slot) = 0 in y = log λ, z = log π
+        (finite-difference Jacobian, steps capped at 2 in log and halved while the residual grows).
+        Returns (λ, π, converged) for ``servers``; the unconverged ones go to the nested roots."""
+        D, M = self.D, self.D.M
+        Ps, ss = sub(servers)
+        y, z = np.log(lam0[servers]), np.log(pi0[servers])
+
+        def resid(y, z):
+            lm, pm = np.zeros(M), np.zeros(M)
+            lm[servers], pm[servers] = np.exp(y), np.exp(z)
+            out = self.price(None, None, None, None, lm[ss], 1.0, pm[ss], prep=Ps)
+            sb = np.bincount(ss, weights=out[2], minlength=M)[servers]
+            sf = np.bincount(ss, weights=out[3], minlength=M)[servers]
+            return np.log(sb / D.B[servers]), np.log(sf / D.slot)
+
+        r1, r2 = resid(y, z)
+        conv = np.zeros(servers.size, bool)
+        for _ in range(maxit):
+            conv = (np.abs(r1) <= 1e-12) & (np.abs(r2) <= 1e-12)
+            if conv.all():
+                break
+            h = 1e-6
+            a1, a2 = resid(y + h, z)
+            c1, c2 = resid(y, z + h)
+            j00, j01, j10, j11 = (a1 - r1) / h, (c1 - r1) / h, (a2 - r2) / h, (c2 - r2) / h
+            with np.errstate(divide="ignore", invalid="ignore"):
+                det = j00 * j11 - j01 * j10
+                dy = np.clip(-(j11 * r1 - j01 * r2) / det, -2.0, 2.0)
+                dz = np.clip(-(-j10 * r1 + j00 * r2) / det, -2.0, 2.0)
+            bad = ~np.isfinite(dy) | ~np.isfinite(dz) | conv
+            dy, dz = np.where(bad, 0.0, dy), np.where(bad, 0.0, dz)
+            norm = np.maximum(np.abs(r1), np.abs(r2))
+            t = np.ones(servers.size)
+            for _ in range(5):
+                n1, n2 = resid(y + t * dy, z + t * dz)
+                worse = np.maximum(np.abs(n1), np.abs(n2)) > norm
+                if not worse.any():
+                    break
+                t = np.where(worse, 0.5 * t, t)
+            y, z, r1, r2 = y + t * dy, z + t * dz, n1, n2
+        conv = (np.abs(r1) <= 1e-12) & (np.abs(r2) <= 1e-12)
+        return np.exp(y), np.exp(z), conv
 
     @staticmethod
     def _bracket(g, servers, centre, warm):
         """A log-price bracket [lo, hi] per server for the increasing g: ±25 around the natural scale,
-        narrowed to ±1 around a warm start where g changes sign there."""
+        narrowed around a warm start (±0.02, widened ×8 while g keeps its sign) where g changes sign."""
         lo, hi = centre - 25.0, centre + 25.0
         if warm is not None and np.all(warm[servers] > 0):
             y0 = np.log(warm[servers])
             idx = np.arange(servers.size)
-            glo, ghi = g(y0 - 1.0, idx), g(y0 + 1.0, idx)
-            lo = np.where(glo < 0, y0 - 1.0, lo)
-            hi = np.where(ghi > 0, y0 + 1.0, hi)
+            have_lo, have_hi = np.zeros(servers.size, bool), np.zeros(servers.size, bool)
+            for step in (0.02, 0.16, 1.28):
+                need = ~(have_lo & have_hi)
+                if not need.any():
+                    break
+                glo, ghi = g(y0 - step, idx), g(y0 + step, idx)
+                new_lo, new_hi = need & ~have_lo & (glo < 0), need & ~have_hi & (ghi > 0)
+                lo, hi = np.where(new_lo, y0 - step, lo), np.where(new_hi, y0 + step, hi)
+                have_lo |= new_lo
+                have_hi |= new_hi
         return lo, hi
+
+    @staticmethod
+    def _newton(g, lo, hi, base, atol, maxit=100):
+        """Root of increasing functions (``g(x, sel)`` → (value, slope)) on brackets [lo, hi], Newton steps
+        from the upper end, bisection whenever a step leaves the bracket (vectorised). Where g(hi) ≤ 0
+        the answer is hi; where g(lo) ≥ 0, lo."""
+        lo, hi = np.array(lo, float), np.array(hi, float)
+        x = hi.copy()
+        val, slope = g(x, np.arange(x.size))
+        done = val <= 0
+        act = np.nonzero(~done)[0]
+        hi_v = val
+        glo, _ = g(lo[act], act) if act.size else (np.zeros(0), None)
+        at_lo = act[glo >= 0]
+        x[at_lo] = lo[at_lo]
+        act = act[glo < 0]
+        for _ in range(maxit):
+            if act.size == 0:
+                break
+            v, s = val[act], slope[act]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = np.where(s > 0, x[act] - v / s, np.nan)
+            inside = (step > lo[act]) & (step < hi[act])
+            xn = np.where(inside, step, 0.5 * (lo[act] + hi[act]))
+            vn, sn = g(xn, act)
+            lo[act] = np.where(vn < 0, xn, lo[act])
+            hi[act] = np.where(vn >= 0, xn, hi[act])
+            x[act], val[act], slope[act] = xn, vn, sn
+            conv = (np.abs(vn) <= 1e-14) | (hi[act] - lo[act] <= atol)
+            x[act] = np.where(conv & (vn < 0), hi[act], x[act])    # end on the feasible side
+            act = act[~conv]
+        return x
 
     def makespan(self, server, k, deadline=None):
         """The least level T_m each server's users meet (their own deadlines min(T, deadline_n) too),
@@ -316,16 +444,17 @@ class Timing:
 
         warm_l, warm_p = np.zeros(M), np.zeros(M)
 
-        def g(x, i):     # log F − log G(T) at T = lo + e^x: increasing in x. G blows up like a power of
-            sel = used_ok[i]   # 1/(T − lo) near the least possible level lo, so it is ~linear in x there
+        def g(x, i):     # log F − log G(T) at T = lo + e^x, increasing in x, and its slope. G blows up like a
+            sel = used_ok[i]   # power of 1/(T − lo) near the least possible level lo: ~linear in x there
             Ts = np.full(M, np.inf)
             Ts[sel] = lo[sel] + np.exp(x)
             ex, lm, pm, _, _, _ = self.check(server, k, level(Ts), lam0=warm_l if np.all(warm_l[sel] > 0) else None,
                                              pi0=warm_p if np.all(warm_p[sel] > 0) else None)
             warm_l[sel] = np.where(lm[sel] > 0, lm[sel], warm_l[sel])
             warm_p[sel] = np.where(pm[sel] > 0, pm[sel], warm_p[sel])
+            G = np.maximum(ex[sel] + D.F[sel], 1e-300)
             with np.errstate(divide="ignore", invalid="ignore"):
-                return np.log(D.F[sel]) - np.log(np.maximum(ex[sel] + D.F[sel], 1e-300))
+                return np.log(D.F[sel]) - np.log(G), self.last_slope[sel] * np.exp(x) / G
 
         used_ok = np.array([m for m in used if not infeasible[m]], dtype=int)
         if used_ok.size:
@@ -338,8 +467,8 @@ class Timing:
                     break
                 Ts[bad] *= 2.0
             span = Ts[used_ok] - lo[used_ok]
-            x = root_inc(g, np.log(span * 1e-15 + 1e-300), np.log(span), rtol=0.0,
-                         atol=1e-13 * np.max(Ts[used_ok] / np.maximum(span, 1e-300)))
+            x = self._newton(g, np.log(span * 1e-15 + 1e-300), np.log(span), lo[used_ok],
+                             atol=1e-13 * np.max(Ts[used_ok] / np.maximum(span, 1e-300)))
             Tm[used_ok] = lo[used_ok] + np.exp(x)
         Tm[infeasible & (cnt > 0)] = np.inf
         # shares at a level a hair above the root (the root's own side may be infeasible by rounding)
