@@ -67,12 +67,22 @@ def cmd_variants(args) -> int:
 def cmd_blocks(args) -> int:
     from .plugins import get_manager
 
+    from .servers import CLASS_KEYS
+
+    def show(params) -> None:
+        for p in params:
+            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
+            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+
     mgr = get_manager()
     for name, cls in sorted(mgr.blocks.items()):
         print(f"[blocks.{name}]  (plugin {mgr.block_origin[name]})  {cls.doc}")
-        for p in cls.params:
-            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
-            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+        show(cls.params)
+    for name, gen in sorted(mgr.generators.items()):
+        print(f"[generator] name = \"{name}\"  {gen.description}")
+        show(gen.params)
+    print("[[generator.server_classes]]  (any generator; models/README.md, \"Servers\")")
+    show(CLASS_KEYS)
     return 0
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import servers
 from .blocks.base import Block
 from .errors import InputError
 from .objective import Objective
@@ -174,6 +175,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         raise InputError(where, "generator", "must be a table", "[generator] name = ...")
     gen = dict(gen)
     gname = gen.pop("name", "uniform-square")
+    classes = gen.pop("server_classes", None)
     if gname not in pm.generators:
         raise InputError(where, "generator.name", f"unknown generator {gname!r}", ", ".join(sorted(pm.generators)))
     gparams = pm.generators[gname].validate(gen, where)
@@ -183,6 +185,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(where, f"sizes.{k}", f"got {v!r}", "a whole number >= 1")
         sizes[k] = v
+    gparams = servers.attach(gparams, classes, blocks, sizes["servers"], where)
     obj = Objective.from_table(table.get("objective", {}), where)
     if obj.kind == "cost_per_quality" and not any(b.name == "service_quality" for b in blocks):
         raise InputError(where, "objective.kind", "cost_per_quality needs a quality term", "add [blocks.service_quality]")
