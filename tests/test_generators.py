@@ -178,6 +178,24 @@ def test_rayleigh_old_and_new_spelling_are_the_same_instance():
     assert a.to_json() == b.to_json()
 
 
+def _fading_of(tmp_path, parent_text: str, child_text: str) -> tuple[bool, str]:
+    (tmp_path / "parent.toml").write_text('[variant]\nextends = "default"\n[generator]\n' + parent_text)
+    (tmp_path / "child.toml").write_text('[variant]\nextends = "parent"\n[generator]\n' + child_text)
+    p = load_variant(tmp_path / "child.toml").generator[1]
+    return p["rayleigh"], p.get("fading", "none")
+
+
+@pytest.mark.parametrize("parent, child, want", [
+    ('fading = "none"\n', "rayleigh = true\n", (True, "none")),       # an old-style child of a new-style parent
+    ("rayleigh = true\n", 'fading = "none"\n', (False, "none")),     # and the other way round
+    ("rayleigh = true\n", 'fading = "rician"\n', (False, "rician")),
+    ('fading = "rician"\n', "rayleigh = false\n", (False, "none")),
+    ('fading = "rician"\n', "shadowing_dB = 2.0\n", (False, "rician")),
+])
+def test_a_child_overrides_its_parents_fading_in_either_spelling(tmp_path, parent, child, want):
+    assert _fading_of(tmp_path, parent, child) == want
+
+
 # --- path loss -------------------------------------------------------------------------------------
 
 def _distances(inst, min_d=0.01):
@@ -277,6 +295,8 @@ def test_fixed_positions_keep_shadowing_draws():
     ([0.2, 0.8], 1, [0, 1]),
     ([0.5, 0.5], 3, [2, 1]),       # tie: the earlier class
     ([0.29, 0.71], 100, [29, 71]),  # 0.29 * 100 = 28.999999999999996 in floating point: counted exactly
+    ([0.01, 0.07, 0.92], 20, [0, 2, 18]),  # quotas 0.2, 1.4, 18.4: a tie on 0.4 (float products break it wrongly)
+    ([0.01, 0.12, 0.87], 20, [0, 3, 17]),  # quotas 0.2, 2.4, 17.4: the shares as written, not their binary values
     ([0.1, 0.2, 0.7], 7, [1, 1, 5]),  # quotas 0.7, 1.4, 4.9: floors 0, 1, 4; two left -> 0.9, 0.7
     ([1.0], 5, [5]),
 ])

@@ -190,8 +190,22 @@ def _positions(value: Any, where: str) -> list[list[float]]:
     return out
 
 
+def migrate_old_keys(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """One variant file (or override table) with the old ``[generator] rayleigh = true | false``
+    rewritten as ``fading = "rayleigh" | "none"``, before ``extends`` merges it: a file's either
+    spelling then overrides its parent's, whichever spelling the parent used."""
+    gen = table.get("generator")
+    if not isinstance(gen, dict) or "rayleigh" not in gen or gen.get("name", UNIFORM_SQUARE.name) != UNIFORM_SQUARE.name:
+        return table
+    gen = dict(gen)
+    P = {p.name: p for p in UNIFORM_SQUARE_PARAMS}
+    gen["fading"] = _fading(gen, where, P)
+    del gen["rayleigh"]
+    return {**table, "generator": gen}
+
+
 def _fading(s: dict[str, Any], where: str, P: dict[str, Param]) -> str:
-    """``fading``, or the old ``rayleigh = true``; both given must agree."""
+    """``fading``, or the old ``rayleigh = true``; both given in one table must agree."""
     legacy = P["rayleigh"].validate(s.get("rayleigh", False), where, "generator.rayleigh")
     if "fading" not in s:
         return "rayleigh" if legacy else "none"

@@ -20,6 +20,7 @@ from typing import Any
 from . import servers
 from .blocks.base import Block
 from .errors import InputError
+from .generators import migrate_old_keys
 from .objective import Objective
 
 TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "notes"}
@@ -82,6 +83,7 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], l
     bad = set(raw) - TOP_KEYS
     if bad:
         raise InputError(str(path), sorted(bad)[0], "unknown top-level table", ", ".join(sorted(TOP_KEYS)))
+    raw = migrate_old_keys(raw, str(path))
     meta = raw.get("variant", {})
     if not isinstance(meta, dict):
         raise InputError(str(path), "variant", "must be a table", "[variant] name = ..., description = ...")
@@ -129,7 +131,7 @@ class Variant:
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
         """A copy with a nested table merged over this one (e.g. a suite's weight sweep)."""
-        return build_variant(deep_merge(self.table, overrides), self.path, self.chain)
+        return build_variant(deep_merge(self.table, migrate_old_keys(overrides, "<overrides>")), self.path, self.chain)
 
     def variables(self, inst) -> list:
         return [v for b in self.blocks for v in b.variables(inst)]
@@ -139,7 +141,7 @@ def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | No
     path = find_variant(name_or_path)
     table, chain = _resolve(path)
     if overrides:
-        table = deep_merge(table, overrides)
+        table = deep_merge(table, migrate_old_keys(overrides, "<overrides>"))
     return build_variant(table, path, chain)
 
 
