@@ -66,7 +66,6 @@ def cmd_variants(args) -> int:
 
 def cmd_blocks(args) -> int:
     from .plugins import get_manager
-
     from .servers import CLASS_KEYS
 
     def show(params) -> None:
