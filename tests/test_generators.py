@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mecsplit.errors import InputError
-from mecsplit.generators import DEFAULT_PATH_LOSS, path_loss_dB, path_loss_formula, rician_power
+from mecsplit.generators import DEFAULT_PATH_LOSS, path_loss_dB, path_loss_formula, rician_power, uniform_square
 from mecsplit.instance import from_dict, generate
 from mecsplit.servers import class_counts, fixed_server_count, server_class_of
 from mecsplit.variant import load_variant
@@ -397,6 +397,14 @@ def test_bad_generator_input_is_one_line_naming_the_field(tmp_path, text, field,
         load_variant(path)
     assert e.value.field == field and e.value.where == str(path)
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_generation_refuses_a_formula_without_a_finite_gain():
+    """The guard behind the load-time probe: a table that skipped validation still gets one line."""
+    p = {**load_variant("default").generator[1], "path_loss_dB": "-5000 + log10(d_km)"}
+    with pytest.raises(InputError) as e:
+        uniform_square(np.random.default_rng(0), 3, 2, p)
+    assert e.value.field == "generator.path_loss_dB" and "-5000" in str(e.value)
 
 
 def test_list_length_is_checked_at_generation_too(tmp_path):

@@ -109,10 +109,11 @@ def _same_formula(a: str, b: str) -> bool:
     return ast.dump(ast.parse(a.strip(), mode="eval")) == ast.dump(ast.parse(b.strip(), mode="eval"))
 
 
-def _gain_problem(loss_dB: np.ndarray, d_km: np.ndarray) -> str | None:
-    """None if every gain 10^(−PL/10) is finite and > 0, else what is wrong and where."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        gain = 10 ** (-loss_dB / 10)
+def _gain_problem(loss_dB: np.ndarray, d_km: np.ndarray, gain: np.ndarray | None = None) -> str | None:
+    """None if every gain (default 10^(−PL/10)) is finite and > 0, else what is wrong and where."""
+    if gain is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            gain = 10 ** (-loss_dB / 10)
     bad = ~(np.isfinite(gain) & (gain > 0))
     if not bad.any():
         return None
@@ -144,17 +145,18 @@ def uniform_square(rng: np.random.Generator, n_users: int, n_servers: int, p: di
     d = np.maximum(np.linalg.norm(users[:, None, :] - servers[None, :, :], axis=2), p["min_distance_km"])
     formula = path_loss_formula(p["path_loss_dB"]) if "path_loss_dB" in p else None
     loss = path_loss_dB(d, p.get("carrier_GHz", DEFAULT_CARRIER_GHZ), formula)
-    problem = _gain_problem(loss, d)
-    if problem:
-        raise InputError(f"<generator {UNIFORM_SQUARE.name}>", "generator.path_loss_dB", f"{problem} ({p.get('path_loss_dB', DEFAULT_PATH_LOSS)!r})",
-                         "a formula with a finite path loss (|PL| < 3000 dB) at every distance >= min_distance_km")
     if p["shadowing_dB"] > 0:
         loss = loss + rng.normal(0.0, p["shadowing_dB"], size=loss.shape)
-    gain = 10 ** (-loss / 10)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gain = 10 ** (-loss / 10)
     if p["rayleigh"]:
         gain = gain * rng.exponential(1.0, size=gain.shape)
     elif p.get("fading") == "rician":
         gain = gain * rician_power(substream(rng, "fading.rician"), gain.shape, 10 ** (p["rician_K_dB"] / 10))
+    problem = _gain_problem(loss, d, gain)  # a guard: the load-time probe already refuses formulas failing on an interval
+    if problem:
+        raise InputError(f"<generator {UNIFORM_SQUARE.name}>", "generator.path_loss_dB", f"{problem} ({p.get('path_loss_dB', DEFAULT_PATH_LOSS)!r})",
+                         "a formula with a finite path loss (|PL| < 3000 dB) at every distance >= min_distance_km")
     return {"user_xy_km": users, "server_xy_km": servers, "gain": gain}
 
 
