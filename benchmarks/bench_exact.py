@@ -113,12 +113,16 @@ def main(argv=None):
                     help="exact's local search for incumbents (off: the ablation)")
     ap.add_argument("--colgen", default="off", choices=("off", "root", "all"),
                     help="exact's server-subset (set-partitioning) bound: off | root | all nodes")
+    ap.add_argument("--node-limit", type=int, default=None,
+                    help="exact's node_limit (oa: HiGHS nodes per MILP round; 1 stops right after the root)")
     ap.add_argument("--profile", default=None, metavar="DIR",
                     help="profile each exact run of --sizes (cProfile, CPU time): DIR/exact-NxM-seedS.pstats, top functions to stderr")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args(argv)
     v = load_variant(a.variant)
     xopts = {"rel_gap": a.rel_gap, "colgen": a.colgen, "method": a.method, "local_search": a.local_search == "on"}
+    if a.node_limit is not None:
+        xopts["node_limit"] = a.node_limit
     lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, local search {a.local_search}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; t(gap ≤ g): first time (s) the trace held a "
              "certificate at relative gap g", "",
