@@ -37,6 +37,7 @@ def register_solvers(registry):
                  "watchdog_grace_s": 2.0})
     registry.add_solver(
         name="gurobi", solve=_gurobi, exact=True, requires=("gurobipy",), version=__version__,
+        capabilities=GENERIC,   # 'auto' takes the variant's own model beyond the core
         description="Gurobi (global MINLP, gurobipy >= 12): structured core formulation or the variant's model; optimal only when Gurobi proves it",
         options={"rel_gap": 1e-4, "formulation": "auto", "cuts": "band", "threads": 1, "feastol": 1e-7,
                  "numeric_focus": 2})
