@@ -174,7 +174,7 @@ class BnB:
         if start is not None:
             self.offer(start, np.argmax(D.possible[np.arange(N), start], axis=1))
         allowed = np.ones((N, M), bool)
-        klo, khi = np.zeros(N, int), D.k_hi.copy()
+        klo, khi = D.k_lo.copy(), D.k_hi.copy()
         if not D.possible.any(axis=(1, 2)).all():    # some user has no possible option at all
             n = int(np.argmin(D.possible.any(axis=(1, 2))))
             self.infeasible = (f"user {n} has no possible option: its split cap, rate floor or deadline cannot "

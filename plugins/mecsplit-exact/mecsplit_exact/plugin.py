@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mecsplit.capabilities import CORE_BLOCKS, SPLIT_BOUND_CLASSES, Capabilities
 from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
@@ -41,9 +42,13 @@ def _seconds(options):
 
 
 def data_for(problem):
-    """The exact solver's data for a problem: the one place it is built (the instance's blocks give the
-    split caps; per-user deadlines / rate floors and per-server user caps are set with Data.constrain)."""
-    return Data(problem.variant, problem.instance)
+    """The exact solver's data for a problem: the one place it is built, from the instance's compiled
+    form (mecsplit.compile): split bounds, and the variant's added per-user deadline (delay_s <= D),
+    rate floor (rate_Mbps >= r) and per-server cap (n_users <= k) through Data.constrain."""
+    D = Data(problem.variant, problem.instance)
+    C = problem.instance.compiled
+    return D.constrain(deadline_s=C.user_bound("delay_s", "<="), rate_min_Mbps=C.user_bound("rate_Mbps", ">="),
+                       max_users=C.max_users())
 
 
 def solve_exact(problem, options, tracer):
@@ -101,6 +106,36 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
     return Outcome(st, solution=sol, objective=inc["obj"], bound=lb, iterations=iterations, message=msg, extra=extra)
 
 
+def _why_not(variant) -> str | None:
+    """What the exact core needs beyond its blocks (Data checks the same at solve time)."""
+    names = [b.name for b in variant.blocks]
+    if "edge_compute" not in names and "edge_tier" not in names:
+        return "needs block 'edge_compute' (or 'edge_tier' with 'cloud' for three tiers)"
+    if "edge_tier" in names and ("cloud" not in names or variant.objective.kind != "max_delay"):
+        return "blocks.edge_tier: three tiers are certified with the cloud block and the max_delay objective only"
+    if variant.objective.kind == "cost_per_quality" and variant.constraints:
+        return (f"constraint '{variant.constraints[0].name}': added constraints are not taken with the "
+                "cost_per_quality ratio (Dinkelbach steps are untested with them)")
+    if variant.block("llm").p["split"] != "integer":
+        return "blocks.llm.split: needs integer splits (split = \"integer\"; docs/exact.md §6)"
+    if variant.block("uplink").p["upload"] == "external":
+        return "blocks.uplink.upload: needs the uplink's own upload (tokens | activations), not 'external'"
+    ratio = variant.objective.kind == "cost_per_quality"
+    if variant.has_block("service_quality") and (not ratio or variant.block("service_quality").depends_on() != "alpha"):
+        return ("blocks.service_quality.kind: takes service_quality only in the cost_per_quality ratio with an "
+                "α-dependent kind (offload_log | local_log)")
+    return None
+
+
+#: per-user deadlines and rate floors go into the per-option subproblems, user caps into the MILP (issue 15 §5)
+CONSTRAINTS = SPLIT_BOUND_CLASSES + ("user:delay_s<=", "user:rate_Mbps>=", "server:n_users<=")
+CAPABILITIES = Capabilities(objectives=("weighted_sum", "cost_per_quality", "max_delay"),
+                            blocks=CORE_BLOCKS + ("stability", "service_quality", "memory", "split_bounds",
+                                                  "edge_tier", "cloud", "tier_memory"),
+                            requires=tuple(b for b in CORE_BLOCKS if b != "edge_compute"), constraints=CONSTRAINTS,
+                            check=_why_not)
+
+
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(
@@ -111,4 +146,4 @@ def register_solvers(registry):
                     "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment, "
                     "polished by move/swap local search; the "
                     "cost_per_quality ratio (whole-layer splits) by Dinkelbach over it",
-        variants=("liu-zhao-2024", "default", "dashf-layers-2024", "splitllm-2025"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
+        capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__, requires=("highspy",))

@@ -31,8 +31,15 @@ SPLIT_CAP_BLOCKS = ("memory", "split_bounds")   # blocks that only bound the spl
 TIER_BLOCKS = ("edge_tier", "cloud", "tier_memory")   # SplitLLM's three tiers (max_delay only; Data.betas)
 
 
+def K_last(user_part):
+    """Per user the index of its last finite option (−1 when none)."""
+    fin = np.isfinite(user_part)
+    return np.where(fin.any(axis=1), user_part.shape[1] - 1 - np.argmax(fin[:, ::-1], axis=1), -1)
+
+
 class Data:
-    """Everything the exact solver needs, in model units (TFLOP, GHz, MHz, Mbit, W, s, J)."""
+    """Everything the exact solver needs, in model units (TFLOP, GHz, MHz, Mbit, W, s, J), read from
+    the instance's compiled form (``inst.compiled``, :mod:`mecsplit.compile`) and weighted by ω."""
 
     def __init__(self, variant, inst):
         names = [b.name for b in variant.blocks]
@@ -62,14 +69,19 @@ class Data:
                              "splits (docs/exact.md §6)", "split = \"integer\" (e.g. the variant dashf-layers-2024)")
         if up["upload"] == "external":
             raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
-        om = variant.objective.omega(inst)
+        C = inst.compiled
+        om = C.omega
         wt, we = om["delay"], om["energy"]
         ws = 0.0 if ratio else om["stability"]      # cost_per_quality's cost is delay + energy only (objective.py)
         self.N, self.M = inst.N, inst.M
         self.Y = float(llm["layers"])
         self.has_stab = inst.has_block("stability")
-        amax = self.Y - 1.0 if self.has_stab else self.Y
-        self.alphas = np.arange(math.ceil(float(llm["alpha_min"]) - 1e-9), math.floor(amax + 1e-9) + 1, dtype=float)
+        # one grid of splits for all users; a split outside a user's own bounds (C.alpha_lo/hi, every
+        # block's bounds and the variant's added α / memory bounds) is an impossible option (constrain)
+        if np.any(C.alpha_lo > C.alpha_hi):
+            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range for some user",
+                             "alpha_min <= the largest split every block allows")
+        self.alphas = np.arange(C.alpha_lo.min(), C.alpha_hi.max() + 1, dtype=float)
         self.betas = np.full(self.alphas.size, self.Y)       # layer, last layer on the edge (two tiers: Υ)
         if self.three:   # options are cut pairs (α, β): α + k_e ≤ β, β in the edge tier's range (tier.py)
             lo_b, hi_b = variant.block("edge_tier")._beta_bounds(inst)
@@ -78,26 +90,23 @@ class Data:
             self.alphas = np.array([p[0] for p in pairs], float)
             self.betas = np.array([p[1] for p in pairs], float)
         if self.alphas.size == 0:
-            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range", f"alpha_min <= {amax}")
+            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range for some user",
+                             "alpha_min <= the largest split every block allows")
         self.K = self.alphas.size
-        psi = np.asarray(llm["psi_TFLOP"], float)
-        cd = uc["cores"] * uc["flops_per_cycle"]
-        aT, aE = wt * psi * 1e3 / cd, we * uc["kappa"] * 1e30 * psi / cd
+        aT, aE = wt * uc["t_layer"], we * uc["e_layer"]
         fmin, fmax = float(uc["f_min_GHz"]), np.asarray(uc["f_max_GHz"], float)
         with np.errstate(divide="ignore", invalid="ignore"):
             fs = np.where(aE > 0, np.cbrt(aT / (2 * np.where(aE > 0, aE, 1.0))), np.where(aT > 0, np.inf, fmin))
         self.f = np.clip(fs, fmin, fmax)
         self.A = aT / self.f + aE * self.f**2                     # per-layer user cost at its optimal f
         self.aT, self.aE, self.f_min = aT, aE, fmin               # (N,), (N,) weighted; GHz
-        cdE = ec["cores"] * ec["flops_per_cycle"]
-        self.t = wt * psi[:, None] * 1e3 / cdE[None, :]            # (N, M) ω_t·e_T
-        self.e = we * ec["kappa"] * 1e30 * psi[:, None] / cdE[None, :]   # (N, M) ω_e·e_E
+        self.t = wt * ec["t_layer"]                                 # (N, M) ω_t·e_T
+        self.e = we * ec["e_layer"]                                 # (N, M) ω_e·e_E
         self.fe_lo = float(ec["fe_min_GHz"])
         self.F = np.asarray(ec["F_max_GHz"], float)
         self.eq_f = ec["budget"] == "eq"
         if self.has_stab:
-            st = inst.block("stability")
-            self.stab_c = ws * 2 * float(st["lipschitz"]) ** 2 / np.asarray(st["samples"], float)
+            self.stab_c = ws * np.asarray(inst.block("stability")["c"], float)
         else:
             self.stab_c = np.zeros(self.N)
         s = np.asarray(up["upload_Mbit"], float)
@@ -111,9 +120,9 @@ class Data:
         self.eq_b = up["budget"] == "eq"
         # unweighted delay coefficients (s·GHz per layer; Mbit) for per-user deadlines and max_delay: the
         # user's delay ledger is α·tU/f + (Υ−α)·tE/fe + s_delay/r (evaluate.py: the per-user delay_s)
-        self.tU = psi * 1e3 / cd
+        self.tU = np.asarray(uc["t_layer"], float)
         self.f_max = fmax * np.ones(self.N)
-        self.tE = psi[:, None] * 1e3 / cdE[None, :]
+        self.tE = np.asarray(ec["t_layer"], float)
         self.s_delay = s * (1.0 if up["delay"] else 0.0)
         if np.any((self.c0 <= 0) & (self.c1 > 0) & (self.p_lo <= 0)):
             raise InputError("<exact>", "blocks.uplink.p_min_W", "0 with no uplink delay: the optimum is not attained "
@@ -129,8 +138,9 @@ class Data:
             self.slot, self.fc_lo = cl.slot_GHz(inst), float(cl.p["fc_min_GHz"])
             self.backhaul = 2 * np.asarray(llm["activations_Mbit"], float)[:, None] / np.asarray(
                 inst.block("cloud")["backhaul_Mbps"], float)[None, :]
+        ws_ = self.Y - self.alphas                    # the stability term's Υ − α
         with np.errstate(divide="ignore"):
-            stab = np.where(w > 0, self.stab_c[:, None] * self.Y / np.where(w > 0, w, 1.0)[None, :],
+            stab = np.where(ws_ > 0, self.stab_c[:, None] * self.Y / np.where(ws_ > 0, ws_, 1.0)[None, :],
                             np.where(self.stab_c[:, None] > 0, np.inf, 0.0))
         self.user_part_free = self.alphas[None, :] * self.A[:, None] + stab    # before the split caps
         self.w = w
@@ -158,22 +168,17 @@ class Data:
             edge = e_l[:, None, None] * w[None, None, :] + e_0[:, None, None] <= cap_e[None, :, None] * (1 + 1e-12)
             cloud = c_l[:, None] * self.wc[None, :] + c_0[:, None] <= float(tmb.p["cloud_M_max_GB"]) * (1 + 1e-12)
             self.tier_memory_ok = edge & cloud[:, None, :]
-        # split caps the instance's blocks define (memory: device memory; split_bounds: k_s server layers)
-        alpha_hi = np.full(self.N, np.inf)
-        if inst.has_block("split_bounds"):
-            alpha_hi = np.minimum(alpha_hi, variant.block("split_bounds").alpha_max(inst))
-        if inst.has_block("memory") and variant.block("memory").p.get("enforce", True):
-            from mecsplit.blocks.memory import Memory
-            alpha_hi = np.minimum(alpha_hi, Memory.alpha_cap(inst))
-        self.constrain(alpha_hi=alpha_hi)
+        # the split bounds every block and the variant's added α / memory bounds put on each user
+        self.constrain(alpha_lo=C.alpha_lo, alpha_hi=C.alpha_hi)
 
-    def constrain(self, deadline_s=None, rate_min_Mbps=None, max_users=None, alpha_hi=None):
+    def constrain(self, deadline_s=None, rate_min_Mbps=None, max_users=None, alpha_hi=None, alpha_lo=None):
         """Set the per-user / per-server constraints (issue 15 §5) and what derives from them. Fields:
 
         * ``deadline_s`` (N,) s — delay_n ≤ deadline_s[n], delay_n the user's delay-ledger total (inf: none);
         * ``rate_min_Mbps`` (N,) Mbit/s — r_n(p_n, b_n) ≥ rate_min_Mbps[n] (0: none);
         * ``max_users`` (M,) — n_users(m) ≤ max_users[m] (inf: none);
-        * ``alpha_hi`` (N,) layer — α_n ≤ alpha_hi[n] (memory caps, split_bounds; inf: none).
+        * ``alpha_hi`` (N,) layer — α_n ≤ alpha_hi[n] (memory caps, split_bounds; inf: none);
+        * ``alpha_lo`` (N,) layer — α_n ≥ alpha_lo[n] (−inf: none).
 
         A field left ``None`` keeps its value (first call: no constraint)."""
         N, M = self.N, self.M
@@ -183,15 +188,19 @@ class Data:
         self.rate_min_Mbps = get(rate_min_Mbps, "rate_min_Mbps", 0.0, N)
         self.max_users = get(max_users, "max_users", np.inf, M)
         self.alpha_hi = get(alpha_hi, "alpha_hi", np.inf, N)
-        for name in ("deadline_s", "rate_min_Mbps", "max_users", "alpha_hi"):
+        self.alpha_lo = get(alpha_lo, "alpha_lo", -np.inf, N)
+        for name in ("deadline_s", "rate_min_Mbps", "max_users", "alpha_hi", "alpha_lo"):
             if np.any(np.isnan(getattr(self, name))):
                 raise InputError("<exact>", name, "contains NaN", "numbers (inf: no constraint)")
         if np.any(self.rate_min_Mbps < 0) or np.any(self.max_users < 0) or np.any(self.deadline_s <= 0):
             raise InputError("<exact>", "constraints", "negative rate floor / user cap or non-positive deadline",
                              "deadline_s > 0, rate_min_Mbps >= 0, max_users >= 0")
         # splits above the cap are not options
-        self.user_part = np.where(self.alphas[None, :] <= self.alpha_hi[:, None] + 1e-9, self.user_part_free, np.inf)
-        self.k_hi = np.maximum(np.isfinite(self.user_part).sum(axis=1) - 1, 0)
+        inside = ((self.alphas[None, :] <= self.alpha_hi[:, None] + 1e-9)
+                  & (self.alphas[None, :] >= self.alpha_lo[:, None] - 1e-9))
+        self.user_part = np.where(inside, self.user_part_free, np.inf)
+        self.k_hi = np.maximum(K_last(self.user_part), 0)
+        self.k_lo = np.argmax(np.isfinite(self.user_part), axis=1)
         # most users a server can take: every user needs fe ≥ fe_lo and b ≥ b_lo of its budgets, and the cap
         self.user_cap = np.minimum(np.minimum(np.floor(self.F / self.fe_lo + 1e-9), np.floor(self.B / self.b_lo + 1e-9)),
                                    self.max_users)
