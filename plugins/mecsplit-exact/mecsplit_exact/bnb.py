@@ -39,7 +39,23 @@ class QuietTracer:
         pass
 
 
-class BnB:
+class Gap:
+    """Clock, incumbent value and gap tolerance shared by the drivers (BnB, minmax.MinMax); they set
+    ``inc`` (a dict with "obj"), ``rel_gap`` and ``abs_gap``."""
+
+    def clock(self):
+        return time.perf_counter()
+
+    @property
+    def ub(self):
+        """The incumbent's objective (inf before the first one)."""
+        return np.inf if self.inc is None else self.inc["obj"]
+
+    def tol(self):
+        return 0.0 if self.inc is None else max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
+
+
+class BnB(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
                  colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True):
         self.method = method
@@ -63,19 +79,6 @@ class BnB:
                       "oa_cuts": 0, "local_search": None}
 
     # -- helpers ---------------------------------------------------------------------------------
-    def clock(self):
-        return time.perf_counter()
-
-    @property
-    def ub(self):
-        """The incumbent's objective (inf before the first one)."""
-        return np.inf if self.inc is None else self.inc["obj"]
-
-    def tol(self):
-        if self.inc is None:
-            return 0.0
-        return max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
-
     def offer(self, server, k, improve_alpha=True):
         r = solve_fixed(self.D, server, k, improve_alpha)
         self.stats["fixed_solves"] += 1

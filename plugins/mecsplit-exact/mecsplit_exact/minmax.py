@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from .bnb import Gap
 from .subproblems import SAFETY, rate
 from .timing import Timing
 
@@ -36,29 +37,20 @@ except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
 
-class MinMax:
+class MinMax(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_rounds=200):
         self.D, self.tracer, self.log = D, tracer, log
         self.rel_gap, self.abs_gap = rel_gap, abs_gap
         self.t0 = time.perf_counter()
         self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
         self.tm = Timing(D)
+        self.tm.deadline = self.deadline       # a makespan cut short ends on a feasible level (timing.py)
         self.inc = None
         self.lb = -np.inf
         self.infeasible = None
         self.max_rounds = max_rounds
         self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
         self.stats = {"levels": [], "milp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
-
-    def clock(self):
-        return time.perf_counter()
-
-    @property
-    def ub(self):
-        return np.inf if self.inc is None else self.inc["obj"]
-
-    def tol(self):
-        return 0.0 if self.inc is None else max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
 
     # -- incumbents -------------------------------------------------------------------------------------
     def offer(self, server, k):

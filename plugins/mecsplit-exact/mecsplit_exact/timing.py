@@ -33,6 +33,8 @@ nested monotone roots (π outside, λ inside). When G > F_m the maximiser gives 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .subproblems import LN2, b_for_rate, rate, root_inc
@@ -112,6 +114,7 @@ class Timing:
         self.s = D.s_delay                                                     # (N,) Mbit in the delay
         self.c = D.a * D.p_hi[:, None]                                         # (N, M) a·p_max, MHz
         self.cloud = bool(D.three)
+        self.deadline = np.inf     # perf_counter time after which a makespan stops at its feasible end
 
     def parts(self, n, m, k):
         D = self.D
@@ -383,7 +386,7 @@ class Timing:
         return lo, hi
 
     @staticmethod
-    def _newton(g, lo, hi, base, atol, maxit=100):
+    def _newton(g, lo, hi, base, atol, maxit=100, deadline=np.inf):
         """Root of increasing functions (``g(x, sel)`` → (value, slope)) on brackets [lo, hi], Newton steps
         from the upper end, bisection whenever a step leaves the bracket (vectorised). Where g(hi) ≤ 0
         the answer is hi; where g(lo) ≥ 0, lo."""
@@ -398,6 +401,9 @@ class Timing:
         x[at_lo] = lo[at_lo]
         act = act[glo < 0]
         for _ in range(maxit):
+            if act.size and time.perf_counter() > deadline:     # out of time: the feasible end of the bracket
+                x[act] = hi[act]
+                break
             if act.size == 0:
                 break
             v, s = val[act], slope[act]
@@ -468,7 +474,7 @@ class Timing:
                 Ts[bad] *= 2.0
             span = Ts[used_ok] - lo[used_ok]
             x = self._newton(g, np.log(span * 1e-15 + 1e-300), np.log(span), lo[used_ok],
-                             atol=1e-13 * np.max(Ts[used_ok] / np.maximum(span, 1e-300)))
+                             atol=1e-13 * np.max(Ts[used_ok] / np.maximum(span, 1e-300)), deadline=self.deadline)
             Tm[used_ok] = lo[used_ok] + np.exp(x)
         Tm[infeasible & (cnt > 0)] = np.inf
         # shares at a level a hair above the root (the root's own side may be infeasible by rounding)
