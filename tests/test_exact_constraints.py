@@ -271,9 +271,9 @@ def test_compute_split_matches_a_brute_force():
         fe = np.geomspace(lo1, hi1, 200001)
         t2 = L - W / fe
         ok = t2 > 0
-        fc = np.where(ok, np.maximum(Wc / np.where(ok, t2, 1.0), lo2), np.inf)
+        fc = np.maximum(Wc / np.where(ok, t2, 1.0), lo2)
         ok &= fc <= hi2
-        brute = np.min(np.where(ok, mu * fe + pi * fc, np.inf))
+        brute = np.min(np.where(ok, mu * fe + pi * np.where(ok, fc, 0.0), np.inf))
         assert cost <= brute * (1 + 1e-6) + 1e-12
         assert cost >= brute - 1e-4 * abs(brute) - 1e-9      # the grid is fine enough to come within 1e-4
         # ν = −dC/dL
