@@ -92,6 +92,9 @@ def _check(v, inst, out, ref, max_users=None, alpha_hi=None, deadline=None, rate
     assert out.status == "optimal", out.message
     assert abs(out.objective - ref) <= 1e-6 * abs(ref), (out.objective, ref)
     assert out.bound <= ref * (1 + 1e-9)
+    # the reported bound is capped at the incumbent: the root's own bound must be valid too
+    root = out.extra.get("root_lagrangian_bound")
+    assert root is None or root <= ref * (1 + 1e-9), (root, ref)
     ev = evaluate(v, inst, out.solution)
     assert ev.feasible, ev.violations
     assert ev.objective == pytest.approx(out.objective, rel=1e-9)
@@ -147,6 +150,26 @@ def test_rate_floor_matches_enumeration():
     assert out0.objective * (1 + 1e-7) < ref < np.inf
     _, out = _solve(v, inst, rate_min_Mbps=rmin)
     _check(v, inst, out, ref, rate_min=rmin)
+
+
+def test_rate_floor_raises_the_power():
+    """hardware-2024 weighing energy only (activations upload, p ≥ 0.01 W): the unconstrained optimum
+    sends at the power floor; a rate floor above that rate must raise p (the lower bound p ≥ p_rate(b)
+    in the uplink subproblem), not only b."""
+    v = load_variant("hardware-2024", overrides={"blocks": {"llm": {"layers": 3}, "uplink": {"p_min_W": 0.01}},
+                                                 "objective": {"weights": {"delay": 0.0}}})
+    inst = generate(v, 3, 2, 0)
+    _, out0 = _solve(v, inst)
+    s0 = np.asarray(out0.solution["server"])
+    a = inst.block("uplink")["snr_per_W_MHz"][np.arange(3), s0]
+    p, b = np.asarray(out0.solution["p_W"]), np.asarray(out0.solution["b_MHz"])
+    assert np.allclose(p, inst.block("uplink")["p_min_W"])
+    rmin = np.where(np.arange(3) == 0, 3.0 * b[0] * np.log2(1 + a[0] * p[0] / b[0]), 0.0)
+    ref = _enumerate(v, inst, rate_min=rmin)
+    assert out0.objective * (1 + 1e-7) < ref < np.inf
+    _, out = _solve(v, inst, rate_min_Mbps=rmin)
+    _check(v, inst, out, ref, rate_min=rmin)
+    assert out.solution["p_W"][0] > inst.block("uplink")["p_min_W"] * 1.01
 
 
 def test_infeasible_caps_and_floors_are_proven():
