@@ -95,6 +95,8 @@ def _check(v, inst, out, ref, max_users=None, alpha_hi=None, deadline=None, rate
     # the reported bound is capped at the incumbent: the root's own bound must be valid too
     root = out.extra.get("root_lagrangian_bound")
     assert root is None or root <= ref * (1 + 1e-9), (root, ref)
+    # max_delay: every level proven infeasible is below the optimum
+    assert all(T <= ref * (1 + 1e-9) for T, st in out.extra.get("levels", []) if st == "infeasible")
     ev = evaluate(v, inst, out.solution)
     assert ev.feasible, ev.violations
     assert ev.objective == pytest.approx(out.objective, rel=1e-9)
