@@ -6,20 +6,9 @@ from mecsplit.plugins import hookimpl
 
 from . import __version__
 
-
-def _scip(problem, options, tracer):
-    from .scip import solve_scip
-    return solve_scip(problem, options, tracer)
-
-
-def _mindtpy(problem, options, tracer):
-    from .mindtpy import solve_mindtpy
-    return solve_mindtpy(problem, options, tracer)
-
-
-def _enumerate(problem, options, tracer):
-    from .enumerate import solve_enumerate
-    return solve_enumerate(problem, options, tracer)
+# the solvers' modules import Pyomo: they are imported on the first solve, not when registering
+_scip, _mindtpy, _enumerate = ("mecsplit_peers.scip:solve_scip", "mecsplit_peers.mindtpy:solve_mindtpy",
+                               "mecsplit_peers.enumerate:solve_enumerate")
 
 
 @hookimpl
