@@ -143,7 +143,7 @@ def expand(suite: Suite, manager=None) -> list[Cell]:
                 entries = ex.solver_entries(g, v)
                 if not entries:
                     raise InputError(str(suite.path), f"{g.name}.solvers", f"no installed solver supports {vname!r}",
-                                     "install a solver plugin (mecsplit plugins --no-probe)")
+                                     "install a solver plugin (mecsplit plugins)")
                 for n, m in g.sizes:
                     for seed in g.seeds:
                         if g.reference == "exact":
