@@ -82,7 +82,8 @@ def _verdict(spec, result: dict[str, Any]) -> tuple[str, bool]:
     if result.get("status") == "error" or ver.get("verdict") != "ok":
         flags = " ".join(ver.get("flags") or [])
         return f"FAILED probe on {name}: {result.get('status')} {msg} {flags}".rstrip(), True
-    return f"ok ({name} in {result.get('wall_time_s', 0.0):.4g} s)", True
+    stopped = ", stopped at the time limit" if result.get("status") == "time_limit" else ""
+    return f"ok ({name} in {result.get('wall_time_s', 0.0):.4g} s{stopped})", True
 
 
 def probe(mgr, specs, workers: int | None = None, use_cache: bool = True) -> dict[str, str]:
