@@ -67,13 +67,33 @@ def cmd_variants(args) -> int:
 
 def cmd_blocks(args) -> int:
     from .plugins import get_manager
+    from .servers import CLASS_KEYS
+
+    def show(params) -> None:
+        for p in params:
+            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
+            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
 
     mgr = get_manager()
     for name, cls in sorted(mgr.blocks.items()):
         print(f"[blocks.{name}]  (plugin {mgr.block_origin[name]})  {cls.doc}")
-        for p in cls.params:
-            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
-            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+        show(cls.params)
+        try:   # what variant expressions may use (a block with its default parameters)
+            blk = cls({})
+            quantities = [(v.name, v.unit, v.doc) for v in blk.variables(None) if v.name != "server"] + \
+                [(q.name, str(q.unit), q.doc) for q in blk.quantities()]
+        except Exception:  # a block that needs an instance to list its variables
+            quantities = []
+        for qname, unit, doc in quantities:
+            print(f"    quantity {qname:20s} {unit:9s} per user  — {doc}")
+    print("quantities of every variant: delay_s (s), energy_J (J) per user (the sums of the delay and energy terms), "
+          "stability and quality (1) with those blocks; n_users per server; aggregates sum_over_users, mean_over_users, "
+          "max_over_users, min_over_users, sum_users (models/README.md)")
+    for name, gen in sorted(mgr.generators.items()):
+        print(f"[generator] name = \"{name}\"  {gen.description}")
+        show(gen.params)
+    print("[[generator.server_classes]]  (any generator; models/README.md, \"Servers\")")
+    show(CLASS_KEYS)
     return 0
 
 
@@ -171,6 +191,14 @@ def cmd_plugins(args) -> int:
     from .plugins import get_manager
 
     mgr = get_manager()
+    if args.variant:   # capability matching: which solvers take this variant, and why not
+        from .variant import load_variant
+
+        v = load_variant(args.variant)
+        for s in sorted(mgr.solvers.values(), key=lambda s: s.name):
+            why = s.why_not(v)
+            print(f"{s.name:22s} {'exact' if s.exact else 'heuristic':9s} {'takes ' + v.name if why is None else 'no: ' + why}")
+        return 0
     specs = sorted(mgr.solvers.values(), key=lambda s: s.name)
     state = {s.name: ("unavailable: {} — {}".format(*why) if (why := mgr.unavailable(s)) else "available") for s in specs}
     if args.probe:
@@ -181,8 +209,7 @@ def cmd_plugins(args) -> int:
         print(f"{pname} {info['version']}  [{info['source']}]")
         for s in (s for s in specs if s.plugin == pname):
             kind = "exact" if s.exact else "heuristic"
-            scope = ",".join(s.variants) if s.variants else ("blocks " + ",".join(s.blocks) if s.blocks else "any variant")
-            print(f"    solver {s.name:22s} {kind:9s} {scope:28s} {state[s.name]}")
+            print(f"    solver {s.name:22s} {kind:9s} {state[s.name]}")
         steps = sorted(st.name for st in mgr.steps.values() if st.plugin == pname)
         if steps:
             print(f"    steps: {', '.join(steps)}")
@@ -224,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "cached by versions in ~/.cache/mecsplit, or $MECSPLIT_CACHE_DIR)")
     p.add_argument("--no-cache", action="store_true", help="with --probe: probe again even if a verdict is cached")
     p.add_argument("--no-probe", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    p.add_argument("--variant", metavar="V", help="say for each solver whether it takes variant V, or the first feature it lacks")
     p.set_defaults(fn=cmd_plugins)
 
     p = sub.add_parser("instance", help="generate a seeded instance")

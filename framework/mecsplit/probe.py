@@ -31,8 +31,20 @@ def cache_file() -> Path:
     return Path(base) / "probes.json"
 
 
-def probe_variant(spec) -> str:
-    return "default" if spec.variants is None or "default" in spec.variants else spec.variants[0]
+CANDIDATES = ("default", "dashf-layers-2024", "dashf-2024", "sft-2025", "splitllm-2025")  # shipped, tried in order
+_loaded: dict[str, object] = {}
+
+
+def probe_variant(spec) -> str | None:
+    """The first shipped variant the solver takes (None: it takes none of them)."""
+    from .variant import load_variant
+
+    for name in CANDIDATES:
+        if name not in _loaded:
+            _loaded[name] = load_variant(name)
+        if spec.supports(_loaded[name]):
+            return name
+    return None
 
 
 def _sources_stamp(path: str | None) -> str:
@@ -98,6 +110,9 @@ def probe(mgr, specs, workers: int | None = None, use_cache: bool = True) -> dic
     out: dict[str, str] = {}
     todo, keys = [], {}
     for spec in specs:
+        if probe_variant(spec) is None:
+            out[spec.name] = "not probed (takes none of the shipped variants)"
+            continue
         keys[spec.name] = k = cache_key(mgr, spec)
         if use_cache and k in cache:
             out[spec.name] = f"{cache[k]} (cached)"
