@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ CORE_VARIANTS = ("liu-zhao-2024", "default", "hardware-2024")
 
 # probe verdicts (`mecsplit plugins --probe`) are cached here, not in the user's ~/.cache
 PROBE_CACHE = tempfile.mkdtemp(prefix="mecsplit-test-cache-")
+atexit.register(shutil.rmtree, PROBE_CACHE, True)
 
 
 def run_cli(*args: str, env: dict | None = None, cwd=None, entry_points: bool = False) -> subprocess.CompletedProcess:
