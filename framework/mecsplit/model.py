@@ -11,6 +11,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from .blocks.base import Ledger
+from .blocks.memory import set_peak_memory_epigraph
 
 
 def build_model(variant, inst, relax_integers: bool = False) -> pyo.ConcreteModel:
@@ -69,3 +70,5 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
                 comp[idx].fix()
     if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user
         m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+    if hasattr(m, "peak_memory_GB") and "alpha" in sol:   # peak-memory epigraph: π = the fullest machine
+        set_peak_memory_epigraph(m, inst, {k: np.asarray(v) for k, v in sol.items()})

@@ -60,7 +60,8 @@ class EdgeTier(EdgeCompute):
     requires = ("llm", "association")
     doc = ("SplitLLM edge tier (variant-models §3.3 [I]): second cut β_n (integer), α_n + k_e ≤ β_n ≤ Υ − k_c; "
            "the edge trains β_n − α_n layers with a GPU share f_{n,m}: T = (β−α)ψ/(f_{n,m} C^E D^E), "
-           "E = (β−α)κ₂ f_{n,m}² ψ/(C^E D^E); budget Σ_n χ f_{n,m} (= or ≤) f^max_m. Use instead of 'edge_compute'.")
+           "E = (β−α)κ₂ f_{n,m}² ψ/(C^E D^E); budget Σ_n χ f_{n,m} (= or ≤) f^max_m. Use instead of 'edge_compute'. "
+           "Without the 'cloud' block β_n = Υ (two-tier split learning with the same edge hardware).")
     params = EdgeCompute.params + (
         Param("edge_layers_min", "layer", 1, "k_e, layers every edge stage trains (l_u < l_e, §3.3)", min=0, max=1000, integer=True),
         Param("cloud_layers_min", "layer", 1, "k_c, layers the cloud always trains (l_e < L, §3.3)", min=0, max=1000, integer=True),
@@ -68,6 +69,8 @@ class EdgeTier(EdgeCompute):
 
     def _beta_bounds(self, inst) -> tuple[float, float]:
         llm = inst.block("llm")
+        if not inst.has_block("cloud"):  # two tiers: the edge trains through the last layer, β_n = Υ
+            return float(llm["layers"]), float(llm["layers"])
         return (float(llm["alpha_min"]) + self.p["edge_layers_min"], float(llm["layers"]) - self.p["cloud_layers_min"])
 
     def derive(self, inst):
