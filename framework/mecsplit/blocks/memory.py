@@ -26,6 +26,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from .base import Block, Param
+from .tier import pinned_at
 
 GB = 1e9
 
@@ -67,11 +68,12 @@ class Memory(Block):
         act = (qa / 2) * B * s * h * (34 + 5 * a * s / h) / GB
         cut = qa * B * s * h / GB
         head = qw * self.p["head_Mparam"] * 1e6 / GB
-        # the device keeps the cut activation + its gradient when a server tier trains the rest, else the head
+        # the device keeps the cut activation + its gradient when a server tier trains the rest, else the
+        # head; in the cloud-centric baseline it keeps no model at all
         tail = 2 * cut if inst.has_block("edge_compute") or inst.has_block("edge_tier") else head
+        base = 0.0 * cut if pinned_at(inst) == "cloud" else qw * self.p["embedding_Mparam"] * 1e6 / GB + tail
         return {"frozen_block_GB": frozen, "lora_block_GB": lora, "act_block_GB": act,
-                "block_GB": frozen + lora + act, "cut_GB": cut,
-                "base_GB": qw * self.p["embedding_Mparam"] * 1e6 / GB + tail, "head_GB": head}
+                "block_GB": frozen + lora + act, "cut_GB": cut, "base_GB": base, "head_GB": head}
 
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
@@ -151,21 +153,26 @@ def tier_coef(inst):
     """(edge GB per layer (N,), edge fixed GB (N,), cloud GB per layer (N,), cloud fixed GB (N,)) of the
     per-user constraints: edge (β−α)·e_l + e_0, cloud (Υ−β)·c_l + c_0 (all E streams as deep as n's)."""
     mem, E = inst.block("memory"), float(inst.M)
-    copies = E if inst.variant.block("tier_memory").p["cloud_lora"] == "per_stream" else 1.0
-    cloud_layer = mem["frozen_block_GB"] + copies * mem["lora_block_GB"] + E * mem["act_block_GB"]
     edge_0 = 4 * mem["cut_GB"] if inst.has_block("cloud") else 2 * mem["cut_GB"] + mem["head_GB"]
-    return mem["block_GB"], edge_0, cloud_layer, E * 2 * mem["cut_GB"] + mem["head_GB"]
+    if pinned_at(inst) == "cloud":   # cloud-centric: the edge only relays the users' tokens
+        edge_0 = 0.0 * edge_0
+    stream, once, stream_0, fixed = _cloud_parts(inst)
+    return mem["block_GB"], edge_0, once + E * stream, E * stream_0 + fixed
 
 
-def _cloud_stream_GB(inst) -> tuple[np.ndarray, float]:
-    """(per cloud layer GB of one user's stream (N,), per cloud layer GB held once): a stream holds its
-    activations (and its LoRA copy with cloud_lora = 'per_stream'); the frozen weights (and a shared LoRA)
-    are held once, for the deepest span."""
+def _cloud_parts(inst):
+    """The cloud's memory in parts, GB: (per layer of one user's stream (N,), per layer held once, fixed
+    per stream (N,), fixed once). A stream holds its activations (and its LoRA copy with cloud_lora =
+    'per_stream') and the cut activation + gradient it receives; the frozen weights (and a shared LoRA)
+    are held once for the deepest span, with the head (and the embedding in the cloud-centric baseline)."""
     mem = inst.block("memory")
     per_stream = inst.variant.block("tier_memory").p["cloud_lora"] == "per_stream"
-    stream = (mem["lora_block_GB"] if per_stream else 0.0) + mem["act_block_GB"]
-    once = mem["frozen_block_GB"] + (0.0 if per_stream else mem["lora_block_GB"])
-    return np.broadcast_to(stream, (inst.N,)).astype(float), float(once)
+    stream = np.broadcast_to((mem["lora_block_GB"] if per_stream else 0.0) + mem["act_block_GB"], (inst.N,)).astype(float)
+    once = float(mem["frozen_block_GB"] + (0.0 if per_stream else mem["lora_block_GB"]))
+    if pinned_at(inst) == "cloud":   # tokens arrive instead of a cut tensor; the cloud embeds them
+        emb = float(inst.variant.block("memory").p["bytes_per_weight"] * inst.variant.block("memory").p["embedding_Mparam"] * 1e6 / GB)
+        return stream, once, 0.0 * mem["cut_GB"], float(mem["head_GB"]) + emb
+    return stream, once, 2 * mem["cut_GB"], float(mem["head_GB"])
 
 
 def user_memory_GB(inst, sol) -> dict[str, np.ndarray]:
@@ -185,8 +192,8 @@ def user_memory_GB(inst, sol) -> dict[str, np.ndarray]:
         e_l, e_0, _, _ = tier_coef(inst)
         out["edge"] = e_l * (b - a) + e_0
         if inst.has_block("cloud"):
-            stream, _ = _cloud_stream_GB(inst)
-            out["cloud"] = (float(inst.block("llm")["layers"]) - b) * stream + 2 * mem["cut_GB"]
+            stream, _, stream_0, _ = _cloud_parts(inst)
+            out["cloud"] = (float(inst.block("llm")["layers"]) - b) * stream + stream_0
     return out
 
 
@@ -210,11 +217,11 @@ def peak_memory_GB(inst, sol) -> dict[str, float]:
             np.add.at(edge, s, use["edge"])
         out["edge"] = float(edge.max())
     if inst.has_block("tier_memory") and inst.has_block("cloud"):
-        _, once = _cloud_stream_GB(inst)
+        _, once, _, fixed = _cloud_parts(inst)
         worst = np.zeros(inst.M)
         np.maximum.at(worst, s, use["cloud"])
         span = float(np.max(float(inst.block("llm")["layers"]) - np.asarray(sol["beta"], float)))
-        out["cloud"] = float(span * once + worst.sum() + inst.block("memory")["head_GB"])
+        out["cloud"] = float(span * once + worst.sum() + fixed)
     out["overall"] = max(out["device"], out["edge"], out["cloud"])
     return out
 
@@ -236,15 +243,14 @@ def peak_memory_epigraph(m, inst):
     else:
         m.peak_edge = pyo.Constraint(m.S, rule=lambda m, j: sum(m.chi[n, j] * m.edge_memory_GB[n] for n in m.U) <= m.peak_memory_GB)
     if inst.has_block("cloud"):
-        stream, once = _cloud_stream_GB(inst)
-        cut, head = inst.block("memory")["cut_GB"], float(inst.block("memory")["head_GB"])
-        big = (Y - m.beta[0].lb) * stream + 2 * cut
+        stream, once, stream_0, fixed = _cloud_parts(inst)
+        big = (Y - m.beta[0].lb) * stream + stream_0
         m.cloud_span = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
         m.cloud_worst_GB = pyo.Var(m.S, domain=pyo.NonNegativeReals, initialize=0.0)
         m.cloud_span_def = pyo.Constraint(m.U, rule=lambda m, n: Y - m.beta[n] <= m.cloud_span)
-        m.cloud_worst_def = pyo.Constraint(m.U, m.S, rule=lambda m, n, j: (Y - m.beta[n]) * float(stream[n]) + float(cut[n])
-                                           * 2 - float(big[n]) * (1 - m.chi[n, j]) <= m.cloud_worst_GB[j])
-        m.peak_cloud = pyo.Constraint(expr=once * m.cloud_span + sum(m.cloud_worst_GB[j] for j in m.S) + head <= m.peak_memory_GB)
+        m.cloud_worst_def = pyo.Constraint(m.U, m.S, rule=lambda m, n, j: (Y - m.beta[n]) * float(stream[n]) + float(stream_0[n])
+                                           - float(big[n]) * (1 - m.chi[n, j]) <= m.cloud_worst_GB[j])
+        m.peak_cloud = pyo.Constraint(expr=once * m.cloud_span + sum(m.cloud_worst_GB[j] for j in m.S) + fixed <= m.peak_memory_GB)
     return m.peak_memory_GB
 
 
