@@ -70,7 +70,7 @@ class Memory(Block):
         head = qw * self.p["head_Mparam"] * 1e6 / GB
         # the device keeps the cut activation + its gradient when a server tier trains the rest, else the
         # head; in the cloud-centric baseline it keeps no model at all
-        tail = 2 * cut if inst.has_block("edge_compute") or inst.has_block("edge_tier") else head
+        tail = 2 * cut if inst.has_block("edge_compute") or inst.has_block("edge_tier") else head + 0.0 * cut
         base = 0.0 * cut if pinned_at(inst) == "cloud" else qw * self.p["embedding_Mparam"] * 1e6 / GB + tail
         return {"frozen_block_GB": frozen, "lora_block_GB": lora, "act_block_GB": act,
                 "block_GB": frozen + lora + act, "cut_GB": cut, "base_GB": base, "head_GB": head}

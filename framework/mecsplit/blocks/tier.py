@@ -104,6 +104,8 @@ class EdgeTier(EdgeCompute):
         lo, hi = self._beta_bounds(inst)
         kind = inst.block("llm")["split"]
         m.beta = pyo.Var(m.U, domain=pyo.Integers if kind == "integer" else pyo.Reals, bounds=(lo, hi), initialize=lo)
+        if lo == hi:   # two tiers: β_n = Υ is a constant (fixed, so MINLP codes see no integer of zero range)
+            m.beta.fix(lo)
         m.edge_layers = pyo.Constraint(m.U, rule=lambda m, n: m.beta[n] - m.alpha[n] >= float(self.p["edge_layers_min"]))
         super().build(m, inst, ledger)
 
@@ -217,12 +219,14 @@ class PinnedSplit(Block):
             sol["beta"] = np.zeros(inst.N)
 
     def build(self, m, inst, ledger):
-        for n in m.U:
+        for n in m.U:   # fixed (not only bounded): MINLP codes then see no integer of zero range
             m.alpha[n].setlb(self._target(inst))
             m.alpha[n].setub(self._target(inst))
+            m.alpha[n].fix(self._target(inst))
             if hasattr(m, "beta"):
                 m.beta[n].setlb(0.0)
                 m.beta[n].setub(0.0)
+                m.beta[n].fix(0.0)
 
     def evaluate(self, sol, inst, ledger, viol):
         viol.add("pinned_split", np.abs(sol["alpha"] - self._target(inst)) + (np.abs(sol["beta"]) if "beta" in sol else 0.0))

@@ -21,6 +21,9 @@ from mecsplit.blocks.memory import Memory, tier_coef
 from mecsplit.blocks.tier import Cloud, pinned_at
 
 
+PER_USER = ("t", "f_max", "p_max", "e", "c", "S", "q", "h", "alpha_hi", "d_l", "d_0", "e_l", "e_0", "c_l", "c_0")
+
+
 @dataclass
 class Scheme:
     N: int
@@ -111,7 +114,7 @@ class Scheme:
     def subset(self, idx) -> "Scheme":
         """The same scheme restricted to the users ``idx`` (servers unchanged)."""
         idx = np.asarray(idx, int)
-        kw = {k: (v[idx] if isinstance(v, np.ndarray) and v.shape[:1] == (self.N,) else v) for k, v in self.__dict__.items()}
+        kw = {k: (v[idx] if k in PER_USER else v) for k, v in self.__dict__.items()}
         kw["N"] = len(idx)
         return Scheme(**kw)
 
