@@ -70,7 +70,9 @@ def _sqrt_bound(w, group, cap, M):
         return np.where(sw > 0, sw**2 / np.where(cap > 0, cap, 1.0), 0.0)
 
 
-def solve_resources(sc, server, alpha, beta, lam=None, b0=None, tol=1e-9, max_iter=200) -> Resources:
+def solve_resources(sc, server, alpha, beta, lam=None, b0=None, tol=1e-9, max_iter=200, target=None) -> Resources:
+    """The step for all edges at once. With ``target`` (s) it stops as soon as every edge is decided against
+    it: its feasible delay is below it, or its certified bound is not (enough to accept or reject a move)."""
     N, M, g = sc.N, sc.M, np.asarray(server, int)
     rows = np.arange(N)
     c0 = alpha * sc.t + sc.h[rows, g]
@@ -112,9 +114,9 @@ def solve_resources(sc, server, alpha, beta, lam=None, b0=None, tol=1e-9, max_it
         lower = (np.bincount(g, weights=lam * (c0 + bw), minlength=M) + _sqrt_bound(lam * We, g, sc.F, M)
                  + (_sqrt_bound(lam * Wc, g, np.full(M, sc.C), M) if sc.cloud else 0.0))
         gap = np.where(present, (tau - lower) / np.maximum(tau, 1e-300), 0.0)
-        if gap.max() <= tol:
+        if gap.max() <= tol or it == max_iter or (target is not None and np.all(~present | (tau < target) | (lower >= target))):
             break
-        target = np.maximum(lower[g] - c0, 1e-12 * np.maximum(D, 1e-300))
-        lam = lam * np.clip((D - c0) / target, 1e-3, 1e3) ** 2
+        goal = np.maximum(lower[g] - c0, 1e-12 * np.maximum(D, 1e-300))
+        lam = lam * np.clip((D - c0) / goal, 1e-3, 1e3) ** 2
         lam = lam / np.bincount(g, weights=lam, minlength=M)[g]
     return Resources(b=b, fe=fe, fc=fc, lam=lam, delay=D, tau=tau, lower=np.minimum(lower, tau), iterations=it)

@@ -31,14 +31,15 @@ class Search:
     def out_of_time(self) -> bool:
         return self.tracer is not None and self.tracer.out_of_time()
 
-    def solve_server(self, m, server, alpha, beta, lam=None):
-        """Exact resources of the users on edge m (a Resources over that subset and its index)."""
+    def solve_server(self, m, server, alpha, beta, lam=None, target=None):
+        """Resources of the users on edge m (a Resources over that subset, and the subset's index): exact
+        (certified to 1e-9), or with ``target`` only until the edge's delay is known to be below it or not."""
         idx = np.flatnonzero(server == m)
         self.exact_solves += 1
         if idx.size == 0:
             return idx, None
         sub = self.sc.subset(idx)
-        return idx, solve_resources(sub, server[idx], alpha[idx], beta[idx], lam=None if lam is None else lam[idx])
+        return idx, solve_resources(sub, server[idx], alpha[idx], beta[idx], lam=None if lam is None else lam[idx], target=target)
 
     def greedy_association(self) -> np.ndarray:
         sc = self.sc
@@ -88,7 +89,7 @@ class Search:
             self._report(state)
             if not improved:
                 break
-        return server, alpha, beta, self._assemble(state)
+        return self.polish(server, alpha, beta)   # moves were decided early; the final resources are exact
 
     def polish(self, server, alpha, beta):
         """Exact resources for given association and cuts (no moves)."""
@@ -138,7 +139,7 @@ class Search:
             for k in order:
                 old = alpha[n], beta[n]
                 alpha[n], beta[n] = ca[k], cb[k]
-                new = self.solve_server(m, server, alpha, beta, lam=self._lam_full(state, m))
+                new = self.solve_server(m, server, alpha, beta, lam=self._lam_full(state, m), target=tau * (1 - self.rel))
                 if new[1].tau[m] < tau * (1 - self.rel):
                     state[m] = new
                     self.moves["cut"] += 1
@@ -172,7 +173,11 @@ class Search:
                     continue
                 s2, a2, b2 = server.copy(), alpha.copy(), beta.copy()
                 s2[n], a2[n], b2[n] = m2, cut[0], cut[1]
-                out, into = self.solve_server(m, s2, a2, b2), self.solve_server(m2, s2, a2, b2)
+                goal = tau * (1 - self.rel) if best is None else min(tau * (1 - self.rel), best[0])
+                out = self.solve_server(m, s2, a2, b2, lam=self._lam_full(state, m), target=goal)
+                if out[1] is not None and out[1].lower[m] >= goal:
+                    continue
+                into = self.solve_server(m2, s2, a2, b2, target=goal)
                 worst = max(self._tau({m: out}, m), self._tau({m2: into}, m2))
                 if worst < tau * (1 - self.rel) and (best is None or worst < best[0]):
                     best = (worst, n, m2, cut, out, into)
