@@ -8,8 +8,9 @@
    Lagrangian bound g_m(λ) at the current weights — a valid lower bound on that edge's optimal delay with the
    candidate cut, computed in O(1) per candidate — and the most promising candidates are re-solved exactly;
    the first that lowers the edge's min-max delay is kept;
-4. association moves: every user of the slowest edge is tried on every other edge (its cut kept if allowed
-   there, else re-chosen); the best move that lowers the larger of the two edges' delays is kept; then 3 again.
+4. association moves: every user of the slowest edge is tried on every other edge, and swapped with every
+   user of another edge (cuts kept where allowed, else re-chosen); the best move that lowers the larger of
+   the two edges' delays is kept (the best single move, else the first improving swap); then 3 again.
 Stops when neither move improves, or at the time limit. Every accepted point is feasible by construction and
 the final point is checked by the framework's evaluator.
 """
@@ -156,38 +157,55 @@ class Search:
         return lam
 
     def move_users(self, server, alpha, beta, state) -> bool:
-        """Association moves out of the slowest edge (step 4)."""
+        """Association moves out of the slowest edge (step 4): the best move of one user to another edge
+        that lowers the larger of the two edges' delays, else the first such swap of two users between the
+        slowest edge and another."""
         sc = self.sc
         m = self._by_delay(state)[0]
         tau = self._tau(state, m)
         best = None
-        counts = np.bincount(server, minlength=sc.M)
-        for n in np.flatnonzero(server == m):
-            for m2 in range(sc.M):
-                if m2 == m or self.out_of_time():
-                    continue
-                cand = sc.cuts(n, m2)
-                keep = np.any((cand[:, 0] == alpha[n]) & (cand[:, 1] == beta[n])) if cand.size else False
-                cut = (alpha[n], beta[n]) if keep else self.own_best_cut(n, m2, counts + (np.arange(sc.M) == m2))
+        tries = [(n, m2, None) for n in np.flatnonzero(server == m) for m2 in range(sc.M) if m2 != m]
+        tries += [(n, server[k], k) for n in np.flatnonzero(server == m) for k in np.flatnonzero(server != m)]
+        for n, m2, k in tries:
+            if self.out_of_time():
+                break
+            s2, a2, b2 = server.copy(), alpha.copy(), beta.copy()
+            s2[n] = m2
+            if k is not None:
+                s2[k] = m
+            ok = True
+            for u in (n,) if k is None else (n, k):
+                cut = self._cut_on(u, s2[u], alpha, beta, np.bincount(s2, minlength=sc.M))
                 if cut is None:
-                    continue
-                s2, a2, b2 = server.copy(), alpha.copy(), beta.copy()
-                s2[n], a2[n], b2[n] = m2, cut[0], cut[1]
-                goal = tau * (1 - self.rel) if best is None else min(tau * (1 - self.rel), best[0])
-                out = self.solve_server(m, s2, a2, b2, lam=self._lam_full(state, m), target=goal)
-                if out[1] is not None and out[1].lower[m] >= goal:
-                    continue
-                into = self.solve_server(m2, s2, a2, b2, target=goal)
-                worst = max(self._tau({m: out}, m), self._tau({m2: into}, m2))
-                if worst < tau * (1 - self.rel) and (best is None or worst < best[0]):
-                    best = (worst, n, m2, cut, out, into)
+                    ok = False
+                    break
+                a2[u], b2[u] = cut
+            if not ok:
+                continue
+            goal = tau * (1 - self.rel) if best is None else min(tau * (1 - self.rel), best[0])
+            out = self.solve_server(m, s2, a2, b2, lam=self._lam_full(state, m), target=goal)
+            if out[1] is not None and out[1].lower[m] >= goal:
+                continue
+            into = self.solve_server(m2, s2, a2, b2, lam=self._lam_full(state, m2), target=goal)
+            worst = max(self._tau({m: out}, m), self._tau({m2: into}, m2))
+            if worst < goal:
+                best = (worst, s2, a2, b2, m2, out, into)
+                if k is not None:   # swaps: the first improving one (they are many)
+                    break
         if best is None:
             return False
-        _, n, m2, cut, out, into = best
-        server[n], alpha[n], beta[n] = m2, cut[0], cut[1]
+        _, s2, a2, b2, m2, out, into = best
+        server[:], alpha[:], beta[:] = s2, a2, b2
         state[m], state[m2] = out, into
         self.moves["association"] += 1
         return True
+
+    def _cut_on(self, n, m, alpha, beta, counts):
+        """User n's cut on edge m: its current one if allowed there, else its own best at equal shares."""
+        cand = self.sc.cuts(n, m)
+        if cand.size and np.any((cand[:, 0] == alpha[n]) & (cand[:, 1] == beta[n])):
+            return alpha[n], beta[n]
+        return self.own_best_cut(n, m, counts)
 
     def _assemble(self, state):
         sc = self.sc
