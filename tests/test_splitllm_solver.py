@@ -32,7 +32,7 @@ SCHEMES = ("splitllm-2025", "splitllm-sl-2025", "splitllm-sfl-2025", "splitllm-d
 @pytest.mark.parametrize("name", SCHEMES)
 def test_points_pass_check(name, kind, tmp_path, cli):
     v = load_variant(name, overrides={"objective": {"kind": kind}})
-    inst = generate(v, 10, 3, seed=2)
+    inst = generate(v, 7, 2, seed=2)
     r = solve(v, inst, "splitllm", seed=2)
     assert r.status.value == "feasible", r.message
     assert r.verification["verdict"] == "ok" and r.verification["feasible"], r.verification
@@ -126,7 +126,7 @@ def test_two_tier_sl_needs_at_least_the_three_tier_peak(seed):
 
 def test_same_seed_same_result():
     v = load_variant("splitllm-2025")
-    inst = generate(v, 12, 3, seed=9)
+    inst = generate(v, 6, 2, seed=9)
     a, b = solve(v, inst, "splitllm", seed=1), solve(v, inst, "splitllm", seed=1)
     assert a.solution == b.solution and a.objective == b.objective
 
