@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from .base import Block, Param
+from .base import Block, Param, quantity
 from .tier import pinned_at
 
 GB = 1e9
@@ -75,16 +75,27 @@ class Memory(Block):
         return {"frozen_block_GB": frozen, "lora_block_GB": lora, "act_block_GB": act,
                 "block_GB": frozen + lora + act, "cut_GB": cut, "base_GB": base, "head_GB": head}
 
+    def quantities(self):
+        return (quantity("memory_GB", "GB", "device memory used: base + α·block (§2.3)"),)
+
+    def alpha_bounds(self, inst):
+        if not self.p["enforce"]:
+            return None
+        d = inst.block(self.name)   # base + α·block ≤ M^max is a bound on α (block > 0)
+        return -np.inf, (d["M_max_GB"] - d["base_GB"]) / d["block_GB"]
+
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
         base, blk, cap = d["base_GB"], d["block_GB"], d["M_max_GB"]
         m.device_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(base[n]) + float(blk[n]) * m.alpha[n])
+        ledger.quantities["memory_GB"] = [m.device_memory_GB[n] for n in m.U]
         if self.p["enforce"]:
             m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: m.device_memory_GB[n] <= float(cap[n]))
 
     def evaluate(self, sol, inst, ledger, viol):
+        ledger.quantities["memory_GB"] = user_memory_GB(inst, sol)["device"]
         if self.p["enforce"]:
-            viol.leq("device_memory", user_memory_GB(inst, sol)["device"], inst.block(self.name)["M_max_GB"])
+            viol.leq("device_memory", ledger.quantities["memory_GB"], inst.block(self.name)["M_max_GB"])
 
     @staticmethod
     def alpha_cap(inst) -> np.ndarray:
@@ -116,12 +127,18 @@ class TierMemory(Block):
               "(metrics peak_memory_GB.*), e.g. for a baseline scheme whose servers would need more memory"),
     )
 
+    def quantities(self):
+        return (quantity("edge_memory_GB", "GB", "edge memory of the user's stream (β−α)·block + 4·cut"),
+                quantity("cloud_memory_GB", "GB", "cloud memory if every stream were as deep as the user's (§3.3)"))
+
     def build(self, m, inst, ledger):
         Y = float(inst.block("llm")["layers"])
         e_l, e_0, c_l, c_0 = tier_coef(inst)
         m.edge_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(e_l[n]) * (m.beta[n] - m.alpha[n]) + float(e_0[n]))
         if inst.has_block("cloud"):
             m.cloud_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n]))
+        ledger.quantities["edge_memory_GB"] = [m.edge_memory_GB[n] for n in m.U]
+        ledger.quantities["cloud_memory_GB"] = [m.cloud_memory_GB[n] if inst.has_block("cloud") else 0.0 for n in m.U]
         if not self.p["enforce"]:
             return
         cap_e = inst.block(self.name)["edge_M_max_GB"]
@@ -135,18 +152,20 @@ class TierMemory(Block):
             m.cloud_memory = pyo.Constraint(m.U, rule=lambda m, n: m.cloud_memory_GB[n] <= float(self.p["cloud_M_max_GB"]))
 
     def evaluate(self, sol, inst, ledger, viol):
+        Y = float(inst.block("llm")["layers"])
+        _, _, c_l, c_0 = tier_coef(inst)   # the conservative per-user form (all E streams as deep as n's)
+        q = ledger.quantities
+        q["edge_memory_GB"] = user_memory_GB(inst, sol)["edge"]
+        q["cloud_memory_GB"] = c_l * (Y - sol["beta"]) + c_0 if inst.has_block("cloud") else np.zeros(inst.N)
         if not self.p["enforce"]:
             return
         s, cap_e = inst.servers_of(sol), inst.block(self.name)["edge_M_max_GB"]
-        use = user_memory_GB(inst, sol)
         if self.p["edge_streams"] == "one":
-            viol.leq("edge_memory", use["edge"], cap_e[s])
+            viol.leq("edge_memory", q["edge_memory_GB"], cap_e[s])
         else:
-            viol.leq("edge_memory", np.bincount(s, weights=use["edge"], minlength=inst.M), cap_e)
+            viol.leq("edge_memory", np.bincount(s, weights=q["edge_memory_GB"], minlength=inst.M), cap_e)
         if inst.has_block("cloud"):
-            Y = float(inst.block("llm")["layers"])
-            _, _, c_l, c_0 = tier_coef(inst)   # the conservative per-user form (all E streams as deep as n's)
-            viol.leq("cloud_memory", c_l * (Y - sol["beta"]) + c_0, self.p["cloud_M_max_GB"])
+            viol.leq("cloud_memory", q["cloud_memory_GB"], self.p["cloud_M_max_GB"])
 
 
 def tier_coef(inst):
