@@ -18,6 +18,7 @@ from mecsplit.blocks.memory import peak_memory_GB  # noqa: E402
 from mecsplit.evaluate import evaluate  # noqa: E402
 from mecsplit.instance import generate  # noqa: E402
 from mecsplit.model import build_model, load_solution  # noqa: E402
+from mecsplit.plugins import get_manager  # noqa: E402
 from mecsplit.solve import solve  # noqa: E402
 from mecsplit.variant import load_variant  # noqa: E402
 from mecsplit_splitllm.memory_search import min_peak_cuts  # noqa: E402
@@ -131,7 +132,13 @@ def test_same_seed_same_result():
     assert a.solution == b.solution and a.objective == b.objective
 
 
-def test_refuses_other_objectives_with_a_message():
-    v = load_variant("splitllm-2025", overrides={"objective": {"kind": "weighted_sum"}})
-    r = solve(v, generate(v, 3, 2, seed=0), "splitllm")
-    assert r.status.value == "error" and "max_delay, peak_memory" in r.message
+def test_refuses_what_it_does_not_model_with_a_reason():
+    from mecsplit.errors import InputError
+
+    for over, why in (({"objective": {"kind": "weighted_sum"}}, "objective kind 'weighted_sum'"),
+                      ({"blocks": {"memory_scheme": {"edge_streams": "per_user"}}}, "couples the users' cuts"),
+                      ({"constraints": [{"name": "phone", "for_each": "user", "expr": "memory_GB <= 3"}]}, "constraint 'phone'")):
+        v = load_variant("splitllm-2025", overrides=over)
+        with pytest.raises(InputError, match=why):
+            solve(v, generate(v, 3, 2, seed=0), "splitllm")
+    assert get_manager().solvers["splitllm"].capabilities.why_not(load_variant("default")) is not None

@@ -10,6 +10,7 @@ Per transformer block, for user n (tokens s_n, batch B, hidden h, heads a, FFN w
   recomputation; scaled by q_a/2 for other activation widths [I]);
 * cut tensor D_n = B·s_n·h elements, q_a bytes each (the activation sent uplink; its gradient comes back).
 
+``memory_scheme`` (baseline schemes): concurrency at the edge and which caps are constraints.
 ``memory`` (device tier, SFT §2.3):  q_w·P_emb + 2·q_a·D_n + l_n·M_blk,n ≤ M^max_n   — linear in l_n = α_n.
 ``tier_memory`` (SplitLLM §3.3): the edge holds layers α_n..β_n of one active user stream, the cloud
 layers β_n..Υ for E concurrent edge streams.
@@ -51,8 +52,6 @@ class Memory(Block):
         Param("lora_targets", "1", "qv", "adapted matrices: 'qv' (R = 4rh) or 'all' (R = 8rh + 2r(h+h_ff))", choices=("qv", "all")),
         Param("embedding_Mparam", "Mparam", 0.74, "P_emb, embedding parameters on the device (ViT-B/16 patch+position ≈ 0.74 M)", min=0, max=1e6),
         Param("head_Mparam", "Mparam", 0.077, "P_head, output-head parameters on the last tier (ViT-B → 100 classes ≈ 0.077 M)", min=0, max=1e6),
-        Param("enforce", "1", True, "true: the device cap is a constraint; false: device memory is only measured "
-              "(metrics peak_memory_GB.*), e.g. for a baseline scheme that cannot fit on the device"),
     )
 
     def derive(self, inst):
@@ -79,7 +78,7 @@ class Memory(Block):
         return (quantity("memory_GB", "GB", "device memory used: base + α·block (§2.3)"),)
 
     def alpha_bounds(self, inst):
-        if not self.p["enforce"]:
+        if not caps_enforced(inst, "device"):
             return None
         d = inst.block(self.name)   # base + α·block ≤ M^max is a bound on α (block > 0)
         return -np.inf, (d["M_max_GB"] - d["base_GB"]) / d["block_GB"]
@@ -89,12 +88,12 @@ class Memory(Block):
         base, blk, cap = d["base_GB"], d["block_GB"], d["M_max_GB"]
         m.device_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(base[n]) + float(blk[n]) * m.alpha[n])
         ledger.quantities["memory_GB"] = [m.device_memory_GB[n] for n in m.U]
-        if self.p["enforce"]:
+        if caps_enforced(inst, "device"):
             m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: m.device_memory_GB[n] <= float(cap[n]))
 
     def evaluate(self, sol, inst, ledger, viol):
         ledger.quantities["memory_GB"] = user_memory_GB(inst, sol)["device"]
-        if self.p["enforce"]:
+        if caps_enforced(inst, "device"):
             viol.leq("device_memory", ledger.quantities["memory_GB"], inst.block(self.name)["M_max_GB"])
 
     @staticmethod
@@ -113,7 +112,7 @@ class TierMemory(Block):
            "profile) (Υ−β_n)·(frozen + c·lora + E·act_n) + E·2·cut_n + head ≤ M^cloud, c = E (one LoRA "
            "copy per stream) or 1 (shared cloud LoRA). Without the 'cloud' block (two-tier split learning) the "
            "edge trains through layer Υ and holds the head: (Υ−α_n)·block_n + 2·cut_n + head. "
-           "edge_streams = 'per_user' (split federated learning): all users of an edge train at once, each "
+           "memory_scheme.edge_streams = 'per_user' (split federated learning): all users of an edge train at once, each "
            "with its own server-side model: Σ_{n∈m} stream_n ≤ M^edge_m.")
     params = (
         Param("edge_M_max_GB", "GB", {"dist": "uniform", "low": 16.0, "high": 24.0},
@@ -121,10 +120,6 @@ class TierMemory(Block):
         Param("cloud_M_max_GB", "GB", 80.0, "M^max_c, cloud GPU memory (A100-80GB [I])", min=1e-6, max=1e7),
         Param("cloud_lora", "1", "per_stream", "cloud LoRA copies: 'per_stream' (σ_c = 1, one per edge stream, "
               "aggregated at round end) or 'shared' (one copy; only activations scale with E)", choices=("per_stream", "shared")),
-        Param("edge_streams", "1", "one", "users an edge trains at once: 'one' (SplitLLM's schedule, §3.2 [V]) or "
-              "'per_user' (all of them, each with its own server-side model: SFL, §3.3 baseline)", choices=("one", "per_user")),
-        Param("enforce", "1", True, "true: the edge and cloud caps are constraints; false: only measured "
-              "(metrics peak_memory_GB.*), e.g. for a baseline scheme whose servers would need more memory"),
     )
 
     def quantities(self):
@@ -139,10 +134,10 @@ class TierMemory(Block):
             m.cloud_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n]))
         ledger.quantities["edge_memory_GB"] = [m.edge_memory_GB[n] for n in m.U]
         ledger.quantities["cloud_memory_GB"] = [m.cloud_memory_GB[n] if inst.has_block("cloud") else 0.0 for n in m.U]
-        if not self.p["enforce"]:
+        if not caps_enforced(inst, "servers"):
             return
         cap_e = inst.block(self.name)["edge_M_max_GB"]
-        if self.p["edge_streams"] == "one":
+        if edge_streams(inst) == "one":
             m.edge_memory = pyo.Constraint(m.U, rule=lambda m, n: m.edge_memory_GB[n]
                                            <= sum(m.chi[n, j] * float(cap_e[j]) for j in m.S))
         else:
@@ -157,15 +152,45 @@ class TierMemory(Block):
         q = ledger.quantities
         q["edge_memory_GB"] = user_memory_GB(inst, sol)["edge"]
         q["cloud_memory_GB"] = c_l * (Y - sol["beta"]) + c_0 if inst.has_block("cloud") else np.zeros(inst.N)
-        if not self.p["enforce"]:
+        if not caps_enforced(inst, "servers"):
             return
         s, cap_e = inst.servers_of(sol), inst.block(self.name)["edge_M_max_GB"]
-        if self.p["edge_streams"] == "one":
+        if edge_streams(inst) == "one":
             viol.leq("edge_memory", q["edge_memory_GB"], cap_e[s])
         else:
             viol.leq("edge_memory", np.bincount(s, weights=q["edge_memory_GB"], minlength=inst.M), cap_e)
         if inst.has_block("cloud"):
             viol.leq("cloud_memory", q["cloud_memory_GB"], self.p["cloud_M_max_GB"])
+
+
+class MemoryScheme(Block):
+    name = "memory_scheme"
+    requires = ("memory",)
+    doc = ("How a scheme uses the memory of its machines (the baselines of SplitLLM, docs/splitllm.md): "
+           "edge_streams — users an edge trains at once, 'one' (SplitLLM's schedule, §3.2 [V]) or 'per_user' (all "
+           "of them, each with its own server-side model: SFL, §3.3); caps — which memory caps are constraints: "
+           "'all', 'device' (the edge and cloud are only measured) or 'none' (only measured: metrics peak_memory_GB.*). "
+           "Without this block: one stream per edge, every cap enforced.")
+    params = (
+        Param("edge_streams", "1", "one", "users an edge trains at once: 'one' or 'per_user' (SFL)", choices=("one", "per_user")),
+        Param("caps", "1", "all", "memory caps enforced as constraints: 'all', 'device' or 'none' (the rest measured only)",
+              choices=("all", "device", "none")),
+    )
+
+
+def _scheme(inst, key: str, default: str) -> str:
+    return inst.variant.block("memory_scheme").p[key] if inst.has_block("memory_scheme") else default
+
+
+def edge_streams(inst) -> str:
+    """'one' (SplitLLM's schedule) or 'per_user' (SFL), from the ``memory_scheme`` block."""
+    return _scheme(inst, "edge_streams", "one")
+
+
+def caps_enforced(inst, tier: str) -> bool:
+    """Whether the device's (tier = 'device') or the edge's and cloud's (tier = 'servers') caps are constraints."""
+    caps = _scheme(inst, "caps", "all")
+    return caps == "all" or (caps == "device" and tier == "device")
 
 
 def tier_coef(inst):
@@ -230,7 +255,7 @@ def peak_memory_GB(inst, sol) -> dict[str, float]:
     out = {"device": float(np.max(use["device"])), "edge": 0.0, "cloud": 0.0}
     if inst.has_block("tier_memory"):
         edge = np.zeros(inst.M)
-        if inst.variant.block("tier_memory").p["edge_streams"] == "one":
+        if edge_streams(inst) == "one":
             np.maximum.at(edge, s, use["edge"])
         else:
             np.add.at(edge, s, use["edge"])
@@ -257,7 +282,7 @@ def peak_memory_epigraph(m, inst):
     m.peak_device = pyo.Constraint(m.U, rule=lambda m, n: m.device_memory_GB[n] <= m.peak_memory_GB)
     if not inst.has_block("tier_memory"):
         return m.peak_memory_GB
-    if inst.variant.block("tier_memory").p["edge_streams"] == "one":
+    if edge_streams(inst) == "one":
         m.peak_edge = pyo.Constraint(m.U, rule=lambda m, n: m.edge_memory_GB[n] <= m.peak_memory_GB)
     else:
         m.peak_edge = pyo.Constraint(m.S, rule=lambda m, j: sum(m.chi[n, j] * m.edge_memory_GB[n] for n in m.U) <= m.peak_memory_GB)
@@ -287,4 +312,4 @@ def set_peak_memory_epigraph(m, inst, sol) -> None:
             m.cloud_worst_GB[j].set_value(float(worst[j]))
 
 
-BLOCKS = (Memory, TierMemory)
+BLOCKS = (Memory, TierMemory, MemoryScheme)

@@ -224,6 +224,9 @@ class PinnedSplit(Block):
                                  "blocks.llm.alpha_min = 0 and blocks.edge_tier.edge_layers_min = 0")
         return {}
 
+    def alpha_bounds(self, inst):
+        return self._target(inst), self._target(inst)
+
     def reference(self, inst, sol):
         sol["alpha"] = np.full(inst.N, self._target(inst))
         if "beta" in sol:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mecsplit.capabilities import Capabilities
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
 
@@ -22,6 +23,21 @@ KINDS = ("max_delay", "peak_memory")
 OPTIONS = {"max_exact": 6}
 
 
+def _why_not(variant) -> str | None:
+    if variant.has_block("uplink") and variant.block("uplink").p["upload"] == "external":
+        return "needs the uplink to carry its own upload (upload = 'external' is for compression)"
+    ms = variant.block("memory_scheme").p if variant.has_block("memory_scheme") else {"edge_streams": "one", "caps": "all"}
+    if variant.has_block("tier_memory") and ms["caps"] == "all" and ms["edge_streams"] == "per_user":
+        return "enforced per-user edge memory couples the users' cuts (set memory_scheme.caps = 'device')"
+    return None
+
+
+# the SplitLLM family (models/splitllm-*.toml): blocks it models, objective kinds it optimises
+CAPABILITIES = Capabilities(objectives=KINDS, requires=("llm", "user_compute", "memory"),
+                            blocks=("llm", "association", "user_compute", "edge_tier", "cloud", "uplink", "memory",
+                                    "tier_memory", "memory_scheme", "pinned_split"), check=_why_not)
+
+
 def to_solution(variant, inst, sc, server, alpha, beta, res) -> dict[str, list]:
     full = {"server": server, "alpha": alpha, "beta": beta, "f_GHz": sc.f_max, "p_W": sc.p_max,
             "b_MHz": res["b_MHz"], "fe_GHz": res["fe_GHz"], "fc_GHz": res["fc_GHz"]}
@@ -30,12 +46,7 @@ def to_solution(variant, inst, sc, server, alpha, beta, res) -> dict[str, list]:
 
 def solve_splitllm(problem, options, tracer) -> Outcome:
     v, inst = problem.variant, problem.instance
-    if v.objective.kind not in KINDS:
-        return Outcome(Status.ERROR, message=f"splitllm handles objective kinds {', '.join(KINDS)}, not {v.objective.kind!r}")
-    try:
-        sc = Scheme.of(v, inst)
-    except NotImplementedError as e:
-        return Outcome(Status.ERROR, message=str(e))
+    sc = Scheme.of(v, inst)
     search = Search(sc, tracer, max_exact=int(options["max_exact"]))
     if v.objective.kind == "peak_memory":
         server = search.greedy_association()
@@ -61,7 +72,7 @@ def solve_splitllm(problem, options, tracer) -> Outcome:
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(
-        name="splitllm", solve=solve_splitllm, exact=False, variants=("splitllm-2025",), options=dict(OPTIONS),
+        name="splitllm", solve=solve_splitllm, exact=False, capabilities=CAPABILITIES, options=dict(OPTIONS),
         version=__version__, description="SplitLLM family (three-tier scheme and its baselines): per-user cut "
         "enumeration with Lagrangian screening + association moves around an exact min-max resource step; "
         "objective max_delay or peak_memory")

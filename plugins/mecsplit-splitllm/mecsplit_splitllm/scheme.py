@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mecsplit.blocks.memory import Memory, tier_coef
+from mecsplit.blocks.memory import Memory, caps_enforced, tier_coef
 from mecsplit.blocks.tier import Cloud, pinned_at
 
 
@@ -79,7 +79,7 @@ class Scheme:
         c = variant.block("cloud").per_layer(inst)[0] if cloud else zN
         h = (2 * Cloud.backhaul_Mbit(inst)[:, None] / inst.block("cloud")["backhaul_Mbps"][None, :]) if cloud else zNM
         alpha_hi = np.full(N, float(variant.block("llm").alpha_max(inst)))
-        if variant.block("memory").p["enforce"]:
+        if caps_enforced(inst, "device"):
             alpha_hi = np.minimum(alpha_hi, Memory.alpha_cap(inst))
         beta_lo = beta_hi = Y
         k_e = 0.0
@@ -92,10 +92,7 @@ class Scheme:
         if inst.has_block("tier_memory"):
             tm = variant.block("tier_memory")
             e_l, e_0, c_l, c_0 = (np.broadcast_to(x, (N,)).astype(float) for x in tier_coef(inst))
-            if tm.p["enforce"]:
-                if tm.p["edge_streams"] != "one":
-                    raise NotImplementedError("enforced per-user edge memory (tier_memory.edge_streams = 'per_user', "
-                                              "enforce = true) couples the users' cuts; set enforce = false")
+            if caps_enforced(inst, "servers"):   # (per-user edge streams with enforced caps: refused by the capabilities)
                 edge_cap = np.asarray(inst.block("tier_memory")["edge_M_max_GB"], float)
                 cloud_cap = float(tm.p["cloud_M_max_GB"]) if cloud else None
         return cls(N=N, M=M, Y=Y, pinned=pinned, cloud=cloud, t=t_ghz / f_max, f_max=f_max, p_max=p_max, e=e, c=c,
