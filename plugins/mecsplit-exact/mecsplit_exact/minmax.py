@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .bnb import Gap
 from .subproblems import SAFETY, rate
 from .timing import Timing
@@ -147,9 +149,7 @@ class MinMax(Gap):
             return "infeasible", None
         on, om, ok = np.nonzero(poss)
         nx = on.size
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("log_to_console", False)
+        h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
             h.setOptionValue(o, v)
         h.addVars(nx, np.zeros(nx), np.ones(nx))

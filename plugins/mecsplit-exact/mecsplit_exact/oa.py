@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .joint import deadline_options, joint
 from .subproblems import SAFETY, edge_solve
 from .timing import Timing
@@ -78,9 +80,7 @@ class AssignmentMILP:
         self.cut_keys: set = set()
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
-        h = self.h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("log_to_console", False)
+        h = self.h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
                      ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
             h.setOptionValue(o, v)

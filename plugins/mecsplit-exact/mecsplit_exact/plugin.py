@@ -10,11 +10,6 @@ from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
 
 from . import __version__
-from .bnb import BnB
-from .dinkelbach import solve_ratio
-from .fixed import to_solution
-from .minmax import MinMax
-from .subproblems import Data
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
            "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
@@ -45,6 +40,8 @@ def data_for(problem):
     """The exact solver's data for a problem: the one place it is built, from the instance's compiled
     form (mecsplit.compile): split bounds, and the variant's added per-user deadline (delay_s <= D),
     rate floor (rate_Mbps >= r) and per-server cap (n_users <= k) through Data.constrain."""
+    from .subproblems import Data   # imported here: registering the plugin imports no HiGHS
+
     D = Data(problem.variant, problem.instance)
     C = problem.instance.compiled
     return D.constrain(deadline_s=C.user_bound("delay_s", "<="), rate_min_Mbps=C.user_bound("rate_Mbps", ">="),
@@ -57,6 +54,11 @@ def solve_exact(problem, options, tracer):
 
 def run(D, options, tracer, time_limit_s=None, warm_start=None):
     """Solve the problem that ``D`` describes; ``options`` as OPTIONS (all keys). Returns an Outcome."""
+    from .bnb import BnB
+    from .dinkelbach import solve_ratio
+    from .fixed import to_solution
+    from .minmax import MinMax
+
     options = {**OPTIONS, **options}
     log = print if options["verbose"] else None
     colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
