@@ -104,7 +104,8 @@ class BnB(Gap):
             cur = vnm[rows, server]
             over = np.nonzero(cnt > D.user_cap)[0]
             if over.size:
-                delta = vnm - cur[:, None]
+                with np.errstate(invalid="ignore"):      # inf − inf: users with no option there (excluded below)
+                    delta = vnm - cur[:, None]
                 delta[:, cnt >= D.user_cap] = np.inf
                 delta[~np.isin(server, over)] = np.inf
             else:
@@ -168,6 +169,11 @@ class BnB(Gap):
         D = self.D
         N, M = D.N, D.M
         # incumbents: warm start, strongest-gain assignment, then the Lagrangian loop
+        if not D.possible.any(axis=(1, 2)).all():    # some user has no possible option at all
+            n = int(np.argmin(D.possible.any(axis=(1, 2))))
+            self.infeasible = (f"user {n} has no possible option: its split cap, rate floor or deadline cannot "
+                               "be met even with a whole server's resources")
+            return None, -np.inf, "infeasible"
         if warm is not None:
             k = np.searchsorted(D.alphas, np.clip(np.rint(warm["alpha"]), D.alphas[0], D.alphas[-1]))
             self.offer(np.asarray(warm["server"], int), np.minimum(k, D.k_hi))
@@ -178,11 +184,6 @@ class BnB(Gap):
             self.offer(start, np.argmax(D.possible[np.arange(N), start], axis=1))
         allowed = np.ones((N, M), bool)
         klo, khi = D.k_lo.copy(), D.k_hi.copy()
-        if not D.possible.any(axis=(1, 2)).all():    # some user has no possible option at all
-            n = int(np.argmin(D.possible.any(axis=(1, 2))))
-            self.infeasible = (f"user {n} has no possible option: its split cap, rate floor or deadline cannot "
-                               "be met even with a whole server's resources")
-            return None, -np.inf, "infeasible"
         if self.inc is None:      # no incumbent yet: the root works from zero prices (scaled like the data)
             lam, mu = np.zeros(M), np.zeros(M)
         else:

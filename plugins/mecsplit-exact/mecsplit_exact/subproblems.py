@@ -161,13 +161,15 @@ class Data:
                                  "weight > 0 for some user")
         # SplitLLM's per-tier memory (tier_memory): edge (N, M, K) and cloud (N, K) caps on the cut pairs
         self.tier_memory_ok = np.ones((self.N, self.M, self.K), bool)
-        if inst.has_block("tier_memory") and variant.block("tier_memory").p.get("enforce", True):
-            tmb = variant.block("tier_memory")
-            e_l, e_0, c_l, c_0 = tmb._coef(inst)
-            cap_e = np.asarray(inst.block("tier_memory")["edge_M_max_GB"], float)
-            edge = e_l[:, None, None] * w[None, None, :] + e_0[:, None, None] <= cap_e[None, :, None] * (1 + 1e-12)
-            cloud = c_l[:, None] * self.wc[None, :] + c_0[:, None] <= float(tmb.p["cloud_M_max_GB"]) * (1 + 1e-12)
-            self.tier_memory_ok = edge & cloud[:, None, :]
+        if inst.has_block("tier_memory"):
+            from mecsplit.blocks.memory import caps_enforced, tier_coef
+            if caps_enforced(inst, "servers"):   # one stream per edge (no memory_scheme block: Data refuses it)
+                e_l, e_0, c_l, c_0 = tier_coef(inst)
+                cap_e = np.asarray(inst.block("tier_memory")["edge_M_max_GB"], float)
+                edge = e_l[:, None, None] * w[None, None, :] + e_0[:, None, None] <= cap_e[None, :, None] * (1 + 1e-12)
+                cloud = (c_l[:, None] * self.wc[None, :] + c_0[:, None]
+                         <= float(variant.block("tier_memory").p["cloud_M_max_GB"]) * (1 + 1e-12))
+                self.tier_memory_ok = edge & cloud[:, None, :]
         # the split bounds every block and the variant's added α / memory bounds put on each user
         self.constrain(alpha_lo=C.alpha_lo, alpha_hi=C.alpha_hi)
 
