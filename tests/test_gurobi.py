@@ -158,7 +158,7 @@ def test_cli_prints_no_licence_banner_and_one_line_refusal(tmp_path):
                               "-o", str(tmp_path / f"i{n}.json")], check=True, capture_output=True)
     ok = subprocess.run(cli + ["solve", "--variant", "default", "--instance", str(tmp_path / "i2.json"), "--solver", "gurobi",
                                "--option", "formulation=raw", "--time-limit", "20"], capture_output=True, text=True)
-    assert ok.returncode in (0, 1) and ok.stdout.startswith("gurobi: status"), ok.stdout + ok.stderr
+    assert ok.returncode in (0, 1) and ok.stdout.startswith("gurobi on default 2x1: status"), ok.stdout + ok.stderr
     assert "licen" not in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
     bad = subprocess.run(cli + ["solve", "--variant", "default", "--instance", str(tmp_path / "i20.json"), "--solver", "gurobi"],
                          capture_output=True, text=True)
