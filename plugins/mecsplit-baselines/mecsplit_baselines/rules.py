@@ -1,7 +1,9 @@
 """Association rules and the simple resource rule (spec seed-models.md §1.11, Fig. 5 baselines).
 
-Association ("subject to bandwidth"): a server admits at most ⌈N/M⌉ users, so every admitted user
-gets at least the fair bandwidth share b_max·M/N. Greedy: users in order of their best channel pick
+Association ("subject to bandwidth", spec §1.11): a server admits at most ⌈N/M⌉ users, so every
+admitted user gets at least the fair bandwidth share b_max·M/N. The cap is our modelling choice — the
+paper does not say how bandwidth limits the baselines — and on `hardware-2024` it is what keeps these
+baselines far from the optimum (docs/liuzhao.md, "Where the association gap comes from"). Greedy: users in order of their best channel pick
 the server with the highest rate at the equal share they would get; random: a uniformly random
 server with room left. With equality budgets (liu-zhao-2024) no server may stay empty, so empty
 servers take the best-channel user from a server that has two or more.
