@@ -1,5 +1,5 @@
 """Per-instance pages of a report (HTML): every method's result on one problem (instance + objective)
-— the reference, a table of the methods, the gap of each incumbent over time, and per method the
+— the reference, a table of the methods, the gap of each incumbent and bound over time, and per method the
 verifier's verdict, the metrics, the trace and the solution."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from .doc import Cell, Doc, fmt, slug
 from .headline import fmt_gap
-from .plots import plot_gap_vs_time
+from .plots import plot_convergence
 
 PLOT_LIMIT = 40        # instances with a plot (a plot costs ~0.3 s; the seed figures have ~300 problems)
 TRACE_ROWS = 400       # trace rows shown per method (first and last halves)
@@ -70,8 +70,8 @@ def _page(d: Path, key: str, runs: list[dict], ref: dict | None, styles: dict, p
                      else float("nan")),
                 Cell(r["bound"], r["bound"] if r["bound"] is not None else float("nan")),
                 r["wall_time_s"], r["iterations"], r["verdict"], ", ".join(r["flags"])] for r in runs])
-    if plot and plot_gap_vs_time(runs, d / f"{key}.png", "this instance", styles):
-        doc.img(f"{key}.png", "gap of each incumbent to the reference vs time")
+    if plot and plot_convergence(runs, d / f"{key}.png", "this instance", styles, iterations=False):
+        doc.img(f"{key}.png", "gap of each incumbent and bound to the reference vs time")
     for r in runs:
         res = r["result"]
         doc.h(2, r["label"], method_anchor(r["label"]))

@@ -3,7 +3,7 @@
 * gap strips: per (variant, size) panel, one row per method, every run's gap to the reference on a
   log axis (median marked, runs without a verified point at the right edge);
 * convergence: gap of the incumbent (solid) and of the bound (dashed) to the reference, log scale, vs
-  time and vs iteration, on the instance with the richest traces; gap vs time for every cell;
+  time and vs iteration, on the instance with the richest traces (and on every instance page);
 * Dolan–Moré performance profiles (time; quality-conditioned);
 * seed-figure reproductions (metric vs swept weight, vs users, bars, association convergence).
 
@@ -137,9 +137,9 @@ def _median_key(rs):
     return (len(g) == 0, float(np.median(g)) if g else math.inf)
 
 
-def plot_convergence(rows, path: Path, title: str, styles: dict | None = None) -> bool:
+def plot_convergence(rows, path: Path, title: str, styles: dict | None = None, iterations: bool = True) -> bool:
     """Gap of the incumbent (solid) and of the bound (dashed, reference − bound) to the reference, in
-    % on a log axis, vs time and vs iteration, on the instance with the richest traces."""
+    % on a log axis, vs time (and vs iteration), on the instance with the richest traces."""
     by_key = defaultdict(list)
     for r in rows:
         if r.get("reference") is not None and r["result"].get("trace"):
@@ -149,7 +149,8 @@ def plot_convergence(rows, path: Path, title: str, styles: dict | None = None) -
     key = max(by_key, key=lambda k: (sum(len(r["result"]["trace"]) for r in by_key[k]), k))
     sel = by_key[key]
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+    fig, axes = plt.subplots(1, 1 + iterations, figsize=(14 if iterations else 9.5, 4.8), squeeze=False)
+    axes = axes[0]
     sty = styles or method_styles(_labels(sel))
     ref = sel[0]["reference"]
     for r in sorted(sel, key=lambda r: r["label"]):
@@ -157,7 +158,7 @@ def plot_convergence(rows, path: Path, title: str, styles: dict | None = None) -
         s = sty[r["label"]]
         t = [max(p["t_s"], 1e-4) for p in tr]
         it = [p.get("iteration") if p.get("iteration") is not None else i for i, p in enumerate(tr)]
-        for ax, x in ((axes[0], t), (axes[1], it)):
+        for ax, x in zip(axes, (t, it)):
             pts = [(a, gap_pct(p["incumbent"], ref)) for a, p in zip(x, tr) if p.get("incumbent") is not None]
             if pts:
                 ax.step(*zip(*pts), where="post", color=s["color"], marker=s["marker"], ms=4, mfc=s["mfc"],
@@ -165,57 +166,26 @@ def plot_convergence(rows, path: Path, title: str, styles: dict | None = None) -
             pts = [(a, gap_pct(2 * ref - p["bound"], ref)) for a, p in zip(x, tr) if p.get("bound") is not None]
             if pts:
                 ax.step(*zip(*pts), where="post", color=s["color"], ls="--", label=f"{r['label']} bound (ref − bound)")
-    for ax, xl in ((axes[0], "wall time (s, log scale)"), (axes[1], "iteration")):
+    for ax, xl in zip(axes, ("wall time (s, log scale)", "iteration")):
         ax.axhline(EPS_PCT, color="k", lw=0.8, ls=":", label="0.01 %")
         ax.set_yscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel(f"gap to the reference ({sel[0]['reference_kind']}), % (log; floor {GAP_FLOOR_PCT:g} %)")
         ax.grid(alpha=0.3, which="both")
-    its = [p.get("iteration") or 0 for r in sel for p in r["result"]["trace"]]
-    if max(its, default=0) > 50:
-        axes[1].set_xscale("symlog", linthresh=1.0)
-        axes[1].set_xlabel("iteration (symlog scale)")
-    axes[1].set_xlim(left=0)
+    if iterations:
+        if max((p.get("iteration") or 0 for r in sel for p in r["result"]["trace"]), default=0) > 50:
+            axes[1].set_xscale("symlog", linthresh=1.0)
+            axes[1].set_xlabel("iteration (symlog scale)")
+        axes[1].set_xlim(left=0)
+        axes[1].set_title("incumbent and bound vs iteration")
     axes[0].set_xscale("log")
     axes[0].set_title("incumbent and bound vs time")
-    axes[1].set_title("incumbent and bound vs iteration")
     h, l = axes[0].get_legend_handles_labels()
     fig.legend(h, l, loc="center right", fontsize=7)
     r0 = sel[0]
     fig.suptitle(f"{title}: {r0['variant']} {r0['n_users']}x{r0['n_servers']}, seed {r0['seed']}"
                  f"{', sweep ' + str(r0['sweep_param']) + '=' + format(r0['sweep_value'], 'g') if r0['sweep_param'] else ''}")
-    fig.tight_layout(rect=(0, 0, 0.83, 1))
-    save(fig, path)
-    return True
-
-
-def plot_gap_vs_time(rows, path: Path, title: str, styles: dict | None = None) -> bool:
-    """Gap of the incumbent to the reference (%, log) over time (log), every cell (one line each)."""
-    sel = [r for r in rows if r.get("reference") is not None and r["result"].get("trace")]
-    if not sel:
-        return False
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    sty = styles or method_styles(_labels(sel))
-    seen = set()
-    for r in sorted(sel, key=lambda r: r["label"]):
-        pts = [(max(p["t_s"], 1e-4), gap_pct(p["incumbent"], r["reference"]))
-               for p in r["result"]["trace"] if p.get("incumbent") is not None]
-        if not pts:
-            continue
-        s = sty[r["label"]]
-        ax.step(*zip(*pts), where="post", color=s["color"], ls=s["ls"], marker=s["marker"], ms=4, mfc=s["mfc"],
-                alpha=0.7, label=r["label"] if r["label"] not in seen else None)
-        seen.add(r["label"])
-    ax.axhline(EPS_PCT, color="k", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("wall time (s, log scale)")
-    ax.set_ylabel(f"gap to reference, % (log; floor {GAP_FLOOR_PCT:g} %)")
-    ax.set_title(f"{title}: incumbent gap to the reference vs time (dotted: 0.01 %)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.83 if iterations else 0.8, 1))
     save(fig, path)
     return True
 

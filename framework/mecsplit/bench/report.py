@@ -22,8 +22,7 @@ from ..errors import InputError
 from .doc import Cell, Doc, fmt as _fmt, slug as _slug
 from .headline import HEADER, NOTE, WITHIN, cells as headline_cells, fmt_gap, headline, markdown_table, text_table
 from .pages import PLOT_LIMIT, page_name, run_href, write_instance_pages
-from .plots import (_labels, _mean_std, method_styles, plot_convergence, plot_figure, plot_gap_strips,
-                    plot_gap_vs_time, plot_profiles)
+from .plots import _labels, _mean_std, method_styles, plot_convergence, plot_figure, plot_gap_strips, plot_profiles
 from .profiles import profile_costs, relative_gap_to, shifted_geometric_mean
 
 BEATS_TOL = 1e-6
@@ -238,8 +237,6 @@ def build_report(store, suite: str, out_dir: str | Path, instance_plots: int = P
                 figs.append((f"profiles_{gs}.png", f"{gname}: performance profiles"))
             if plot_convergence(grows, out / f"convergence_{gs}.png", gname, styles):
                 figs.append((f"convergence_{gs}.png", f"{gname}: convergence (gap to the reference)"))
-            if plot_gap_vs_time(grows, out / f"gap_time_{gs}.png", gname, styles):
-                figs.append((f"gap_time_{gs}.png", f"{gname}: gap vs time"))
             for f, alt in figs:
                 doc.img(f, alt)
             doc.table(["method", "variant", "size", "seed", "sweep", "objective", "gap to ref", "reference", "time (s)",
