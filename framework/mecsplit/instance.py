@@ -23,22 +23,22 @@ TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1"}
 
 
 class Instance:
-    """Instance data bound to its variant. ``block(name)`` returns that block's scalars, drawn
-    arrays and derived arrays in one dict."""
+    """Instance data bound to its variant, compiled once (``self.compiled``, :mod:`mecsplit.compile`).
+    ``block(name)`` returns that block's scalars, drawn arrays and derived coefficients in one dict."""
 
     def __init__(self, variant: Variant, seed: int, n_users: int, n_servers: int,
                  topology: dict[str, np.ndarray], data: dict[str, dict[str, Any]],
                  normalisation: dict[str, float] | None = None):
+        from .compile import compile_instance
+
         self.variant, self.seed, self.N, self.M = variant, int(seed), int(n_users), int(n_servers)
         self.topology, self.data = topology, data
-        self._merged: dict[str, dict[str, Any]] = {}
-        for b in variant.blocks:  # derive in block order: later blocks may use earlier derived data
-            self._merged[b.name] = {**b.scalars(), **data.get(b.name, {})}
-            self._merged[b.name].update(b.derive(self))
+        self._block_data: dict[str, dict[str, Any]] = {}
+        self.compiled = compile_instance(self)
         self.normalisation = normalisation if normalisation is not None else self._normalise()
 
     def block(self, name: str) -> dict[str, Any]:
-        return self._merged[name]
+        return self._block_data[name]
 
     def has_block(self, name: str) -> bool:
         return self.variant.has_block(name)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..expr import Symbol, parse_unit
 
 PER = ("scalar", "user", "server", "pair")
 DISTRIBUTIONS = {
@@ -116,6 +117,11 @@ class Param:
         return out
 
 
+def quantity(name: str, unit: str, doc: str) -> Symbol:
+    """A per-user quantity a block publishes for variant expressions (name, unit, one line)."""
+    return Symbol(name, parse_unit(unit), "user", doc)
+
+
 def smallest(value: Any) -> float:
     """Smallest value a constant or distribution can take."""
     if not isinstance(value, dict):
@@ -161,12 +167,14 @@ class VarSpec:
 @dataclass
 class Ledger:
     """Per-user cost terms. In the Pyomo model the entries are lists of Pyomo expressions per user;
-    in the evaluator they are numpy arrays (shape (N,)), summed per component."""
+    in the evaluator they are numpy arrays (shape (N,)), summed per component. ``quantities`` holds
+    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`)."""
 
     delay: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     stability: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    quantities: dict[str, Any] = field(default_factory=dict)
 
 
 class Violations:
@@ -231,8 +239,21 @@ class Block:
         return {prm.name: self.p[prm.name] for prm in self.params if prm.per == "scalar"}
 
     def derive(self, inst: "Any") -> dict[str, np.ndarray]:
-        """Derived data (e.g. FLOPs per layer) computed when an instance is loaded."""
+        """This block's numeric coefficients in model units, computed once when an instance is
+        compiled (:mod:`mecsplit.compile`); the Pyomo model, the evaluator and every solver read them
+        through ``inst.block(name)`` instead of re-deriving them."""
         return {}
+
+    def quantities(self) -> tuple[Symbol, ...]:
+        """Per-user quantities (beyond the decision variables) this block publishes for the
+        constraints and terms of variant files; ``build`` and ``evaluate`` put their values in
+        ``ledger.quantities`` under the same names."""
+        return ()
+
+    def alpha_bounds(self, inst: "Any") -> tuple[Any, Any] | None:
+        """Per-user bounds (lo, hi) this block puts on the split α (None: no bound). The compiled
+        problem intersects every block's bounds (``Compiled.alpha_lo/alpha_hi``)."""
+        return None
 
     # --- model ---------------------------------------------------------------------------------
     def variables(self, inst: "Any") -> list[VarSpec]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mecsplit.capabilities import GENERIC
 from mecsplit.plugins import hookimpl
 
 from . import __version__
@@ -25,16 +26,18 @@ def _enumerate(problem, options, tracer):
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(
-        name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__,
+        name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__, capabilities=GENERIC,
         description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
         options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0, "feastol": 1e-8,
                  "watchdog_grace_s": 2.0})
     registry.add_solver(
         name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("mecsplit.ipopt", "cyipopt", "highspy", "casadi"), version=__version__,
+        capabilities=GENERIC,
         description="Pyomo MindtPy OA (HiGHS MILP + Ipopt via mecsplit.ipopt); heuristic on this nonconvex model",
         options={"strategy": "OA", "init_strategy": "rNLP", "iteration_limit": 50, "no_good_cuts": True,
                  "heuristic_nonconvex": False, "rel_gap": 1e-6})
     registry.add_solver(
         name="enumerate", solve=_enumerate, exact=False, requires=("mecsplit.ipopt", "cyipopt", "casadi"), version=__version__,
+        capabilities=GENERIC,
         description="every integer assignment of a tiny instance, each continuous NLP by Ipopt; best verified point, no bound",
         options={"max_assignments": 5000, "starts": 1, "tol": 1e-9, "max_iter": 3000})
