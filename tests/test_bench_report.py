@@ -16,7 +16,7 @@ from mecsplit.errors import InputError
 ODD = 'B<i>&"x'   # a method label that must be escaped in HTML
 
 
-def _result(obj, t, *, status="feasible", verdict="ok", exact=False, flags=()):
+def _result(obj, t, *, status="feasible", verdict="ok", exact=False, flags=(), feasible=True):
     return json.dumps({
         "schema": "mecsplit.result/1", "status": status, "objective": obj, "bound": obj if exact else None,
         "gap": 1e-6 if exact else None, "wall_time_s": t, "iterations": 2,
@@ -25,15 +25,18 @@ def _result(obj, t, *, status="feasible", verdict="ok", exact=False, flags=()):
         "trace": [{"t_s": 0.1, "incumbent": obj * 1.5, "bound": None, "iteration": 1},
                   {"t_s": t, "incumbent": obj, "bound": None, "iteration": 2}],
         "provenance": {"solver": "x", "exact": exact},
-        "verification": {"verdict": verdict, "flags": list(flags), "feasible": verdict == "ok", "max_violation": 0.0,
+        "verification": {"verdict": verdict, "flags": list(flags), "feasible": feasible and verdict == "ok", "max_violation": 0.0,
                          "objective_evaluated": obj, "objective_agrees": True, "violations": {"power": 0.0}},
         "message": "", "extra": {}})
 
 
-# (instance, method) -> (objective, wall time s, verdict); exact certifies k1 and k2, k3 has no certificate
+# (instance, method) -> (objective, wall time s, verdict); exact certifies k1 and k2, k3 has no certificate.
+# "infeasible": the solver says "no feasible point" and hands back a point the evaluator finds infeasible
+# (verdict stays ok) — lower than every feasible one on k3, so it must be neither best-known nor compared.
 RUNS = {("k1", "exact"): (1.0, 4.0, "ok"), ("k2", "exact"): (2.0, 6.0, "ok"),
         ("k1", "A"): (1.00005, 1.0, "ok"), ("k2", "A"): (2.2, 2.0, "ok"), ("k3", "A"): (3.0, 10.0, "ok"),
-        ("k1", ODD): (1.5, 0.5, "ok"), ("k2", ODD): (2.1, 0.7, "flagged"), ("k3", ODD): (3.3, 0.9, "ok")}
+        ("k1", ODD): (1.5, 0.5, "ok"), ("k2", ODD): (2.1, 0.7, "flagged"), ("k3", ODD): (3.3, 0.9, "ok"),
+        ("k3", "C"): (2.5, 3.0, "infeasible")}
 
 
 @pytest.fixture()
@@ -50,8 +53,10 @@ def store(tmp_path):
         c = Cell("s", "g", "cell", "default", {}, None, None, 4, 2, seed, "exact" if label == "exact" else "fake",
                  label, {}, 10.0, 1.0, instance_hash=f"inst{k}", ref_key=k, cell_hash=f"h{i}")
         cells.append(c)
-        s.put(c.payload(), _result(obj, t, status="optimal" if label == "exact" else "feasible", verdict=verdict,
-                                   exact=label == "exact", flags=("infeasible_solution",) if verdict != "ok" else ()))
+        status = "optimal" if label == "exact" else "infeasible" if verdict == "infeasible" else "feasible"
+        s.put(c.payload(), _result(obj, t, status=status, verdict="flagged" if verdict == "flagged" else "ok",
+                                   exact=label == "exact", flags=("infeasible_solution",) if verdict == "flagged" else (),
+                                   feasible=verdict != "infeasible"))
     s.register("s", cells, suite.groups)
     yield s
     s.close()
@@ -61,15 +66,14 @@ def _expected():
     """Headline numbers computed here from RUNS: reference = certified optimum, else the lowest
     verified objective on the instance."""
     ref = {k: v[0] for (k, m), v in RUNS.items() if m == "exact"}
-    for (k, m), (obj, _, verdict) in RUNS.items():
-        if k not in ref or (k == "k3" and verdict == "ok"):
-            best = min(o for (k2, _), (o, _, vd) in RUNS.items() if k2 == k and vd == "ok")
-            ref.setdefault(k, best)
+    for k in {k for k, _ in RUNS} - set(ref):
+        ref[k] = min(v[0] for (k2, _), v in RUNS.items() if k2 == k and v[2] == "ok")
     out = {}
-    for method in ("exact", "A", ODD):
+    for method in ("exact", "A", ODD, "C"):
         runs = [(k, v) for (k, m), v in RUNS.items() if m == method]
         gaps = [(v[0] - ref[k]) / ref[k] for k, v in runs if v[2] == "ok"]
-        out[method] = {"runs": len(runs), "median": statistics.median(gaps), "worst": max(gaps),
+        out[method] = {"runs": len(runs), "median": statistics.median(gaps) if gaps else None,
+                       "worst": max(gaps) if gaps else None,
                        "within": sum(g <= 1e-4 for g in gaps), "time": statistics.median(v[1] for _, v in runs),
                        "no_point": sum(v[2] != "ok" for _, v in runs)}
     return out
@@ -88,10 +92,12 @@ def test_headline_matches_independent_numbers(store):
         x = lines[m]
         assert (x.runs, x.within, x.no_point) == (e["runs"], e["within"], e["no_point"]), m
         assert x.median_gap == pytest.approx(e["median"], abs=1e-15) and x.worst_gap == pytest.approx(e["worst"], abs=1e-15)
+        assert x.verified == e["runs"] - e["no_point"]
         assert x.median_time_s == pytest.approx(e["time"])
     assert lines["A"].references == {"certified": 2, "best-known": 1}
     assert lines["A"].worst_row["ref_key"] == "k2"          # 2.2 vs the certified 2.0
-    assert [x.method for x in headline(rows)] == ["exact", "A", ODD]   # best median gap first
+    assert [x.method for x in headline(rows)] == ["exact", "A", ODD, "C"]   # best median gap first, no point last
+    assert {r["label"]: r["reference"] for r in rows if r["ref_key"] == "k3"}["A"] == 3.0   # not C's infeasible 2.5
 
 
 def test_bench_run_prints_the_headline_first(store):

@@ -1,10 +1,11 @@
 """The headline table: per variant, size and method, how far the method is from the reference.
 
 For every (variant, users × servers, method) over the suite's runs (role "cell", each cell once):
-runs, median and worst gap to the reference in % (verified results only), how many runs are within
-0.01 % of it, the median wall time (every run), how many runs left no verified point (error, killed,
-flagged, no point), and which references were used (certified optimum / best-known value). Methods are
-listed best first (median gap, then median time); methods without any verified point come last.
+runs, median and worst gap to the reference in % (points the evaluator verified as feasible), how many
+runs are within 0.01 % of it, the median wall time (every run), how many runs left no verified point
+(error, killed, flagged, no point or an infeasible one), and which references were used (certified
+optimum / best-known value). Methods are listed best first (median gap, then median time); methods
+without any verified point come last.
 ``bench run`` prints it first, every report and ``index.html`` start with it, and
 ``bench report --readme`` writes it into the README.
 """
@@ -115,5 +116,5 @@ def markdown_table(lines: list[Line]) -> list[str]:
 NOTE = ("gap = (objective − reference) / |reference| for results the evaluator verified; the reference is the "
         "optimum certified by the exact solver (its proven relative gap is in the report), or, where marked, the "
         "best-known value (lowest verified objective of any stored run), which flatters the method that found it. "
-        "\"no verified point\": runs that errored, were killed at the hard limit, returned no point, or were "
-        "flagged by the verifier; median and worst gap are over the other runs.")
+        "\"no verified point\": runs that errored, were killed at the hard limit, returned no point or an "
+        "infeasible one, or were flagged by the verifier; median and worst gap are over the other runs.")

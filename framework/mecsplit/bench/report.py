@@ -53,7 +53,9 @@ def attach_references(store, rows: list[dict[str, Any]], groups: dict[str, dict]
             used[k] = ref
         r["reference"] = ref["value"] if ref else None
         r["reference_kind"] = ref["kind"] if ref else "none"
-        ok = r["verdict"] == "ok"
+        # a gap only for a point the evaluator verified as feasible (a solver that says "no feasible point"
+        # keeps verdict ok with its infeasible point)
+        ok = r["verdict"] == "ok" and (r["result"].get("verification") or {}).get("feasible") is True
         r["gap_to_reference"] = relative_gap_to(r["objective"], r["reference"]) if ok else None
         if ref and ref["kind"] == "certified" and r["gap_to_reference"] is not None \
                 and r["gap_to_reference"] < -(BEATS_TOL + (ref["gap"] or 0.0)):
