@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyomo.environ as pyo
 
 from .errors import InputError
+from .lazy import lazy_module
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 KINDS = ("weighted_sum", "max_delay", "cost_per_quality")
 LEDGERS = ("delay", "energy", "stability")

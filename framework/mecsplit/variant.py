@@ -4,7 +4,7 @@ A variant names its blocks with their parameters, the instance generator, defaul
 objective and the constraints/terms it adds (:mod:`mecsplit.constraints`); ``extends = "other"``
 deep-merges this file over another variant (``enabled = false`` drops an inherited block, constraint
 or term; constraints and terms merge by name). Files are found by path, then by name in ``$MECSPLIT_MODELS``
-(``os.pathsep``-separated folders), then among the variants shipped with mecsplit.
+(``os.pathsep``-separated folders), in ``./models``, then among the variants shipped with mecsplit.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ SHIPPED = Path(__file__).parent / "data" / "models"
 
 
 def search_path() -> list[Path]:
+    """$MECSPLIT_MODELS (os.pathsep-separated), ./models, then the variants shipped with mecsplit."""
     extra = [Path(p) for p in os.environ.get("MECSPLIT_MODELS", "").split(os.pathsep) if p]
-    return [*extra, SHIPPED]
+    return [*extra, Path.cwd() / "models", SHIPPED]
 
 
 def available_variants() -> dict[str, Path]:

@@ -18,9 +18,11 @@ layers β_n..Υ for E concurrent edge streams.
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
+from ..lazy import lazy_module
 from .base import Block, Param, quantity
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 GB = 1e9
 

@@ -19,11 +19,13 @@ the sequential schedule's busy time, so the fluid form reproduces the sub-round 
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from ..errors import InputError
+from ..lazy import lazy_module
 from .base import Block, Param, VarSpec, quantity
 from .core import EdgeCompute, _pair_sum
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 
 class SplitBounds(Block):
