@@ -226,6 +226,9 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     obj = Objective.from_table({k: v for k, v in obj_t.items() if k != "terms"}, where)
     if obj.kind == "cost_per_quality" and not any(b.name == "service_quality" for b in blocks):
         raise InputError(where, "objective.kind", "cost_per_quality needs a quality term", "add [blocks.service_quality]")
+    if (obj.kind == "peak_memory" or "peak_memory" in dict(obj.weights)) and not any(b.name == "memory" for b in blocks):
+        raise InputError(where, "objective.kind" if obj.kind == "peak_memory" else "objective.weights.peak_memory",
+                         "peak memory needs the memory profile", "add [blocks.memory]")
     symbols = variant_symbols(blocks)
     constraints = parse_constraints(table.get("constraints", []), symbols, where)
     terms = parse_terms(obj_t.get("terms", []), symbols, where)
