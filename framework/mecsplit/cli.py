@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 a check failed (infeasible point, objective disagreement, a flagged or
 failed solve); 2 bad input (the one-line message names the file, the field and the fix);
-130 interrupted.
+3 internal error (one line naming the saved traceback file); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import cliargs
 from .errors import InputError
 
 EPILOG = """examples:
@@ -24,18 +25,8 @@ EPILOG = """examples:
   mecsplit plugins
   mecsplit bench run default
 
-exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 130 interrupted
+exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 3 internal error, 130 interrupted
 """
-
-
-def _parse_option(s: str) -> tuple[str, Any]:
-    if "=" not in s:
-        raise InputError("<option>", "--option", f"got {s!r}", "key=value, value in JSON (e.g. iters=20, tol=1e-6)")
-    k, v = s.split("=", 1)
-    try:
-        return k.strip(), json.loads(v)
-    except json.JSONDecodeError:
-        return k.strip(), v
 
 
 def _variant(args):
@@ -99,7 +90,7 @@ def cmd_solve(args) -> int:
 
     variant = _variant(args)
     inst = _load_instance(args, variant)
-    options = dict(_parse_option(o) for o in args.option)
+    options = dict(args.option)
     res = solve(variant, inst, args.solver, options, args.time_limit, args.seed)
     text = res.to_json()
     if args.output:
@@ -116,37 +107,23 @@ def cmd_solve(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .result import Status
-    from .solve import verify
+    from .schema import read_json
+    from .solve import RESULT_WHAT, check_result
 
     variant = _variant(args)
     inst = _load_instance(args, variant)
-    try:
-        d = json.loads(Path(args.result).read_text())
-    except FileNotFoundError:
-        raise InputError(args.result, "<file>", "no such file", "a result JSON written by 'mecsplit solve -o'") from None
-    except json.JSONDecodeError as e:
-        raise InputError(args.result, "<json>", f"not valid JSON ({e})", "a result JSON written by 'mecsplit solve -o'") from None
-    if not isinstance(d, dict) or "solution" not in d:
-        raise InputError(args.result, "solution", "missing", "a result JSON with a 'solution' table")
-    obj = d.get("objective")
-    if obj is not None and (isinstance(obj, bool) or not isinstance(obj, (int, float))):
-        raise InputError(args.result, "objective", f"got {obj!r}", "a number or null")
-    try:
-        status = Status(d.get("status", "feasible"))
-    except ValueError:
-        raise InputError(args.result, "status", f"got {d.get('status')!r}", " | ".join(s.value for s in Status)) from None
-    from .evaluate import evaluate
-
-    ev = evaluate(variant, inst, d["solution"], where=args.result)
-    ver, _ = verify(variant, inst, None, status, d["solution"], obj, d.get("bound"))
-    print(f"objective (evaluated) = {ev.objective:.12g}   reported = {obj}")
-    for k, val in ev.metrics.items():
-        if k != "objective":
-            print(f"  {k:28s} {val:.6g}")
-    print("constraints (max relative violation):")
-    for k, val in sorted(ev.violations.items()):
-        print(f"  {k:28s} {val:.3g}{'  VIOLATED' if val > 1e-6 else ''}")
+    d = read_json(args.result, RESULT_WHAT)
+    ver, ev = check_result(variant, inst, d, args.result)
+    if ev is None:
+        print(f"no solution to evaluate (status {d.get('status')})")
+    else:
+        print(f"objective (evaluated) = {ev.objective:.12g}   reported = {d.get('objective')}")
+        for k, val in ev.metrics.items():
+            if k != "objective":
+                print(f"  {k:28s} {val:.6g}")
+        print("constraints (max relative violation):")
+        for k, val in sorted(ev.violations.items()):
+            print(f"  {k:28s} {val:.3g}{'  VIOLATED' if val > 1e-6 else ''}")
     print(f"verdict: {ver['verdict']} {ver['flags'] or ''}")
     return 0 if ver["verdict"] == "ok" else 1
 
@@ -196,7 +173,7 @@ def cmd_plugins(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
+    ap = cliargs.OneLineParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
                                  "variants, instances, solver plugins, verification and benchmarks.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plugins-dir", action="append", default=[], help="folder of single-file plugins (*.py); repeatable")
@@ -216,26 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("instance", help="generate a seeded instance")
     p.add_argument("--variant", default="default")
-    p.add_argument("--users", type=int)
-    p.add_argument("--servers", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output")
+    p.add_argument("--users", type=cliargs.users)
+    p.add_argument("--servers", type=cliargs.servers)
+    p.add_argument("--seed", type=cliargs.seed, default=0)
+    p.add_argument("-o", "--output", type=cliargs.output_file)
     p.set_defaults(fn=cmd_instance)
 
     p = sub.add_parser("solve", help="solve an instance with a registered solver; the result is verified")
     p.add_argument("--variant", default="default")
-    p.add_argument("--instance", required=True)
+    p.add_argument("--instance", required=True, type=cliargs.input_file)
     p.add_argument("--solver", required=True)
-    p.add_argument("--time-limit", type=float, metavar="SECONDS")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--seed", type=int, default=0, help="seed of the solver's own random choices")
-    p.add_argument("-o", "--output")
+    p.add_argument("--time-limit", type=cliargs.time_limit, metavar="SECONDS")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=cliargs.option)
+    p.add_argument("--seed", type=cliargs.seed, default=0, help="seed of the solver's own random choices")
+    p.add_argument("-o", "--output", type=cliargs.output_file)
     p.set_defaults(fn=cmd_solve)
 
     p = sub.add_parser("check", help="evaluate a result's solution independently; exit 1 if infeasible or disagreeing")
     p.add_argument("--variant", default="default")
-    p.add_argument("--instance", required=True)
-    p.add_argument("result")
+    p.add_argument("--instance", required=True, type=cliargs.input_file)
+    p.add_argument("result", type=cliargs.input_file)
     p.set_defaults(fn=cmd_check)
 
     try:
@@ -266,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # a bug: one line + the saved traceback, never the code of a failed check
+        return cliargs.report_crash(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

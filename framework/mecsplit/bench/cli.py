@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import cliargs
 from ..errors import InputError
 
 DEFAULT_OUT = Path("bench-results") / "report"
@@ -105,7 +106,7 @@ def add_parser(sub) -> None:
 
     r = bs.add_parser("run", help="run a suite (name from `bench list` or a .toml path); finished cells are skipped")
     r.add_argument("suite", metavar="SUITE")
-    r.add_argument("--workers", type=int, default=None, help=f"worker processes (default: cores = {os.cpu_count()})")
+    r.add_argument("--workers", type=cliargs.workers, default=None, help=f"worker processes (default: cores = {os.cpu_count()})")
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--timing", action="store_true", help="timing mode: one worker, one BLAS/OpenMP thread")
@@ -121,7 +122,7 @@ def add_parser(sub) -> None:
     r.set_defaults(fn=cmd_report)
 
     r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")
-    r.add_argument("--parquet", required=True, metavar="FILE")
+    r.add_argument("--parquet", required=True, metavar="FILE", type=cliargs.output_file)
     r.add_argument("--suite", default=None)
     r.add_argument("--db", default=default_db)
     r.set_defaults(fn=cmd_export)
