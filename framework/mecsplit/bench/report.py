@@ -38,7 +38,7 @@ def _plt():
 
 
 def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "x"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-.") or "x"  # never "." or "..": a folder name
 
 
 def _fmt(x, nd=4) -> str:
