@@ -87,7 +87,19 @@ def _output_file(s: str) -> str:
     return s
 
 
+def _output_dir(s: str) -> str:
+    p = Path(s or ".")
+    while not p.exists():  # created with its parents when written: the first existing ancestor decides
+        p = p.parent
+    if not p.is_dir():
+        raise InputError(s, "<folder>", f"{str(p)!r} is not a folder", "")
+    if not os.access(p, os.W_OK):
+        raise InputError(s, "<folder>", f"{str(p)!r} is not writable", "")
+    return s
+
+
 input_file = _checked(_input_file, "an existing readable file")
+output_dir = _checked(_output_dir, "a folder path (created if missing) under a writable folder")
 output_file = _checked(_output_file, "a file path in an existing writable folder")
 
 

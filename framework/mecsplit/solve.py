@@ -274,6 +274,9 @@ def check_result(variant, instance, d: Any, where: str) -> tuple[dict, Any]:
     solution = d["solution"]
     if solution is None and status in (Status.OPTIMAL, Status.FEASIBLE):
         raise InputError(where, "solution", f"null with status {status.value!r}", "a solution table")
+    if isinstance(solution, dict):  # a variable the variant does not have: a solution of another problem
+        schema.known_keys(where, "solution", solution, [v.name for v in variant.variables(instance)],
+                          "not a decision variable of the variant")
     ev = None if solution is None else evaluate(variant, instance, solution, where=where)
     objective = _opt_number(where, "objective", d.get("objective"))
     bound = _opt_number(where, "bound", d.get("bound"))

@@ -88,7 +88,13 @@ def _resolve(path: Path) -> tuple[dict[str, Any], list[str]]:
             chain = " -> ".join(p.stem for p in (*seen, path))
             raise InputError(str(files[-1][0]), "variant.extends", f"circular extends ({chain})", "a chain without cycles")
         seen.append(path.resolve())
-        raw = _read_toml(path)
+        try:
+            raw = _read_toml(path)
+        except InputError as e:
+            if not files or e.field != "variant":
+                raise
+            raise InputError(str(files[-1][0]), "variant.extends", f"{path.stem!r} is not a variant file (no [variant] table)",
+                             ", ".join(available_variants())) from None
         schema.known_keys(str(path), "", raw, TOP_KEYS, "unknown top-level table")
         meta = raw["variant"]
         schema.known_keys(str(path), "variant", meta, VARIANT_KEYS)

@@ -111,14 +111,14 @@ def add_parser(sub) -> None:
     r.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--timing", action="store_true", help="timing mode: one worker, one BLAS/OpenMP thread")
     r.add_argument("--db", default=default_db, help=f"SQLite store (default {default_db})")
-    r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
+    r.add_argument("--out", default=str(DEFAULT_OUT), type=cliargs.output_dir, help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
 
     r = bs.add_parser("report", help="markdown + HTML + PNG report from the store")
     r.add_argument("suite", nargs="?", help="one suite (default: every suite in the store)")
     r.add_argument("--db", default=default_db)
-    r.add_argument("--out", default=str(DEFAULT_OUT))
+    r.add_argument("--out", default=str(DEFAULT_OUT), type=cliargs.output_dir)
     r.set_defaults(fn=cmd_report)
 
     r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")
