@@ -167,7 +167,7 @@ def test_huge_instance_is_refused_before_allocating(work):
 # ----------------------------------------------------------------------------------- CLI arguments
 @pytest.mark.parametrize("args, field", [
     (["solve", "--instance", "{inst}", "--solver", "greedy", "--seed", "-1"], "--seed"),
-    (["solve", "--instance", "{inst}", "--solver", "greedy", "-o", "/nonexistent/x.json"], "-o/--output"),
+    (["solve", "--instance", "{inst}", "--solver", "greedy", "-o", "{dir}/nonexistent/x.json"], "-o/--output"),
     (["solve", "--instance", "{dir}", "--solver", "greedy"], "--instance"),
     (["instance", "--users", "18446744073709551616"], "--users"),
     (["solve", "--instance", "{inst}", "--solver", "greedy", "--time-limit", "nan"], "--time-limit"),

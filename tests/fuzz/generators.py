@@ -123,11 +123,18 @@ def put(tree, path, value):
     get(tree, path[:-1])[path[-1]] = value
 
 
-def nested(depth: int, kind: str):
-    x: Any = 1
-    for _ in range(depth):
-        x = [x] if kind == "list" else {"k": x}
-    return x
+def deep_toml(depth: int, kind: str) -> bytes:
+    """A top-level key holding ``depth`` nested arrays or inline tables, as TOML text (a writer would
+    recurse once per level)."""
+    if kind == "list":
+        return b"zz_deep = " + b"[" * depth + b"1" + b"]" * depth + b"\n"
+    return b"zz_deep = " + b"{k = " * depth + b"1" + b"}" * depth + b"\n"
+
+
+def deep_json(text: bytes, depth: int) -> bytes:
+    """``text`` (a JSON object) with a first key holding ``depth`` nested arrays."""
+    i = text.index(b"{")
+    return text[:i + 1] + b'"zz_deep": ' + b"[" * depth + b"1" + b"]" * depth + b", " + text[i + 1:]
 
 
 def wrong_kind(draw, v):
@@ -198,8 +205,7 @@ def variant_case(draw, max_depth: int = 80, max_chain: int = 30) -> Case:
         t["variant"]["extends"] = draw(st.sampled_from(["nope", "../default", "/etc/passwd", "notvariant", "a/b", "",
                                                          "default.toml", "x" * 300, "..", 5, ["default"]]))
     elif op == "deep":
-        p = draw(st.sampled_from(paths(t, leaves=False)))
-        get(t, p)["zz_deep"] = nested(draw(st.integers(33, max_depth)), draw(st.sampled_from(["list", "table"])))
+        text = deep_toml(draw(st.integers(33, max_depth)), draw(st.sampled_from(["list", "table"]))) + toml_bytes(t)
     elif op == "sizes_bad":
         t["sizes"] = {"users": draw(st.sampled_from([0, -1, 10**9, 1.5, "3", True, 10**30])), "servers": 2}
     elif op == "chain":
@@ -291,7 +297,7 @@ def instance_case(draw, max_depth: int = 80) -> Case:
             else:
                 vals[0] = bad
     elif op == "deep":
-        get(d, draw(st.sampled_from(paths(d, leaves=False))))["zz_deep"] = nested(draw(st.integers(33, max_depth)), "list")
+        text = deep_json(_dump(d), draw(st.integers(33, max_depth)))
     elif op == "data_changed":
         e = d["blocks"]["uplink"]["p_max_W"]["values"]
         e[0] *= draw(st.floats(0.9, 1.0))
@@ -380,7 +386,7 @@ def result_case(draw, max_depth: int = 80) -> Case:
         d["extra"] = {"diag": 1.2345e-300}
         text = _dump(d).replace(b"1.2345e-300", draw(st.sampled_from([b"NaN", b"-Infinity", b"1e999"])), 1)
     elif op == "deep":
-        d["extra"] = {"deep": nested(draw(st.integers(33, max_depth)), "list")}
+        text = deep_json(_dump(d), draw(st.integers(33, max_depth)))
     elif op == "benign":
         k, v = draw(st.sampled_from([("message", "hello"), ("extra", {"k": 1}), ("trace", []),
                                      ("verification", {"verdict": "bogus"}), ("wall_time_s", 12.5)]))
@@ -414,7 +420,7 @@ BAD = {
     "--users": ["0", "-3", "18446744073709551616", "10000000", "x", "1e3", "nan", "", "1.5", "100001"],
     "--servers": ["0", "-1", "10001", "abc"],
     "--seed": ["-1", "1.5", "abc", "18446744073709551616", "nan", ""],
-    "-o": ["/nonexistent/x.json", "adir", "", "nosuchdir/x.json"],
+    "-o": ["nosuchdir/x.json", "adir", "", "inst.json/x.json"],
     "--instance": ["missing.json", "adir", "notinst.json", "empty.json"],
     "--solver": ["nope", "", "../x"],
     "--time-limit": ["nan", "-1", "0", "inf", "abc", "1e10", "-0"],
@@ -423,7 +429,7 @@ BAD = {
     "--show": ["nope", "/etc/passwd", "notvariant.toml", "adir"],
     "--db": ["notdb.sqlite", "other.sqlite", "adir", "missing.sqlite"],
     "--out": ["inst.json"],
-    "--parquet": ["/nonexistent/x.parquet", "adir"],
+    "--parquet": ["nosuchdir/x.parquet", "adir"],
     "--plugins-dir": ["missing", "inst.json"],
 }
 COMMANDS = {  # command -> (argv prefix, [(option, required)])
@@ -521,7 +527,7 @@ def suite_case(draw, max_depth: int = 80) -> Case:
         tbl["variants"] = draw(st.sampled_from([["../../etc/passwd"], ["/etc/passwd"], ["notvariant.toml"], ["nope"],
                                                 [1], [], ["notvariant"]]))
     elif op == "deep":
-        tbl["zz_deep"] = nested(draw(st.integers(33, max_depth)), "list")
+        deep = deep_toml(draw(st.integers(33, max_depth)), draw(st.sampled_from(["list", "table"])))
     elif op == "solvers_bad":
         tbl["solvers"] = draw(st.sampled_from([[], [{"name": 1}], [{"name": "greedy", "options": {"tol": float("nan")}}],
                                                [{"name": "greedy", "bogus": 1}], ["greedy", "greedy"], 5, [{"name": "greedy", "options": 3}]]))
@@ -540,6 +546,8 @@ def suite_case(draw, max_depth: int = 80) -> Case:
                                      ("description", "x")]))
         (t if k == "description" else tbl)[k] = v
     text = toml_bytes(t)
+    if op == "deep":
+        text = deep + text
     if op == "non_utf8":
         text = b"# \xff\n" + text
     elif op == "truncate":  # cut after the solvers line: a cut suite must not fall back to every installed solver
