@@ -101,7 +101,10 @@ def _uplink_block(T, m, idx):
     pl = np.log(max(T["pmin"], 1e-7))
     bounds = [(pl, np.log(T["pmax"][n])) for n in idx] + [(np.log(T["bmin"]), np.log(Bm))] * k
     z0 = np.concatenate([np.log(T["pmax"][idx]) - 0.1, np.full(k, np.log(0.9 * Bm / k))])
-    return _slsqp(obj, z0, bounds, cons, [0.0, np.r_[np.full(k, -3.0), np.zeros(k)], np.r_[np.zeros(k), np.full(k, -2.0)]])
+    # a start near the power floor too: with an energy-only uplink the optimum is p = p_min, which
+    # scipy >= 1.16's SLSQP does not always reach from p_max (seen: 8e-6 relative above the optimum)
+    to_floor = np.r_[pl + 0.01 - z0[:k], np.zeros(k)]
+    return _slsqp(obj, z0, bounds, cons, [0.0, np.r_[np.full(k, -3.0), np.zeros(k)], np.r_[np.zeros(k), np.full(k, -2.0)], to_floor])
 
 
 def _fixed_reference(T, server, alpha, cache):
