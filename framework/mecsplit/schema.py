@@ -67,35 +67,26 @@ def read_text(path: str | os.PathLike, what: str) -> str:
         raise InputError(str(path), "<file>", f"not UTF-8 text (byte {e.start})", f"UTF-8 text: {what}") from None
 
 
-def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
-    """A TOML file as a table (depth and finiteness checked)."""
-    where = str(path)
-    text = read_text(path, what)
+def _parse(loads, text: str, where: str, fmt: str, what: str) -> Any:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(where, "<toml>", f"not valid TOML: {e}", what) from None
+        data = loads(text)
     except RecursionError:
-        raise InputError(where, "<toml>", "nested too deeply", f"at most {MAX_DEPTH} levels: {what}") from None
-    except ValueError as e:  # e.g. an integer of more than 4300 digits
-        raise InputError(where, "<toml>", f"not valid TOML: {e}", what) from None
+        raise InputError(where, f"<{fmt}>", "nested too deeply", f"at most {MAX_DEPTH} levels: {what}") from None
+    except ValueError as e:  # TOMLDecodeError / JSONDecodeError, or an integer of more than 4300 digits
+        raise InputError(where, f"<{fmt}>", f"not valid {fmt.upper()}: {e}", what) from None
     check_tree(where, data)
     return data
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A TOML file as a table (depth and finiteness checked)."""
+    return _parse(tomllib.loads, read_text(path, what), str(path), "toml", what)
 
 
 def parse_json(text: str, where: str, what: str) -> Any:
     """JSON text -> value; NaN/Infinity tokens and overflowing numbers (1e999) are refused by
     :func:`check_tree`, which names the field."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(where, "<json>", f"not valid JSON ({e})", what) from None
-    except RecursionError:
-        raise InputError(where, "<json>", "nested too deeply", f"at most {MAX_DEPTH} levels: {what}") from None
-    except ValueError as e:  # an integer of more than 4300 digits
-        raise InputError(where, "<json>", f"not valid JSON ({e})", what) from None
-    check_tree(where, data)
-    return data
+    return _parse(json.loads, text, where, "json", what)
 
 
 def read_json(path: str | os.PathLike, what: str) -> Any:
