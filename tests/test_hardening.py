@@ -430,3 +430,17 @@ def test_sigint_exits_130_releases_leases_and_resumes(tmp_path):
     r = subprocess.run(_cmd(suite, db, tmp_path / "out"), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"{n} cells ({done} already stored, {n - done} run" in r.stdout
+
+
+def test_html_report_escapes_every_name(tmp_path):
+    label = "<script>alert(1)</script>"
+    (tmp_path / "esc.toml").write_text(
+        "description = '<img src=x onerror=alert(2)>'\n[defaults]\nvariants = ['default']\nsizes = [[2, 1]]\n"
+        f"seeds = [1]\nreference = 'none'\nsolvers = [{{name = 'greedy', label = '{label}'}}]\n")
+    code, out, err = cli("bench", "run", str(tmp_path / "esc.toml"), "--db", str(tmp_path / "e.sqlite"),
+                         "--out", str(tmp_path / "rep"), "--no-progress", "--workers", "1")
+    assert code == 0, err
+    html = "".join(p.read_text() for p in (tmp_path / "rep").rglob("*.html"))
+    assert "&lt;script&gt;" in html
+    assert "<script>" not in html
+    assert "<img src=x" not in html
