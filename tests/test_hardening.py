@@ -307,6 +307,11 @@ def test_check_rederives_provenance_gap_metrics_and_solution_keys(work):
     res["solution"]["rho"] = [1.0] * 4  # a variable of another variant
     code, _, err = _check(work, res)
     assert code == 2 and "solution.rho" in err
+    for k, bad in (("server", True), ("alpha", "16")):  # numpy would read true as 1 and "16" as 16.0
+        res = json.loads(json.dumps(base))
+        res["solution"][k][0] = bad if k == "alpha" else bool(res["solution"]["server"][0] == 1)
+        code, _, err = _check(work, res)
+        assert code == 2 and f"solution.{k}" in err, err
 
 
 def test_optimal_claims_need_a_closed_gap():

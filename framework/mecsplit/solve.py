@@ -277,6 +277,8 @@ def check_result(variant, instance, d: Any, where: str) -> tuple[dict, Any]:
     if isinstance(solution, dict):  # a variable the variant does not have: a solution of another problem
         schema.known_keys(where, "solution", solution, [v.name for v in variant.variables(instance)],
                           "not a decision variable of the variant")
+        for k, values in solution.items():  # numbers only: true or "1.5" would pass numpy's float conversion
+            schema.numeric_array(where, f"solution.{k}", values, (instance.N,))
     ev = None if solution is None else evaluate(variant, instance, solution, where=where)
     objective = _opt_number(where, "objective", d.get("objective"))
     bound = _opt_number(where, "bound", d.get("bound"))
