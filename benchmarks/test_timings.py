@@ -97,3 +97,15 @@ def test_harness_40_greedy_cells_2_workers(benchmark, tmp_path):
     out = benchmark.pedantic(once, rounds=3, warmup_rounds=0)
     benchmark.extra_info.update(cells=out["ran"], solve_s=out["solve_s"], wall_s=out["wall_s"],
                                 overhead_per_cell_s=(2 * out["wall_s"] - out["solve_s"]) / out["ran"])
+
+
+@pytest.mark.benchmark(group="compile")
+def test_compile_1000x50(benchmark):
+    """The one numeric compilation (mecsplit.compile) of a seed-scale instance: every block's
+    coefficients, the split bounds and the added constraints (issue 15: ≤ 1 s at 1000 x 50)."""
+    from mecsplit.compile import compile_instance
+
+    v = load_variant("default-constrained")
+    inst = generate(v, 1000, 50, 1)
+    c = benchmark(compile_instance, inst)
+    benchmark.extra_info.update(users=c.N, servers=c.M, constraints=len(c.constraints))

@@ -111,7 +111,7 @@ def test_unsupported_variant_is_refused(setup):
     from mecsplit.errors import InputError
 
     v, inst = setup
-    with pytest.raises(InputError, match="does not support"):
+    with pytest.raises(InputError, match="cannot take variant .*supports the variants sft-2025"):
         solve(v, inst, "only-sft")
 
 

@@ -57,13 +57,33 @@ def cmd_variants(args) -> int:
 
 def cmd_blocks(args) -> int:
     from .plugins import get_manager
+    from .servers import CLASS_KEYS
+
+    def show(params) -> None:
+        for p in params:
+            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
+            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
 
     mgr = get_manager()
     for name, cls in sorted(mgr.blocks.items()):
         print(f"[blocks.{name}]  (plugin {mgr.block_origin[name]})  {cls.doc}")
-        for p in cls.params:
-            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
-            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+        show(cls.params)
+        try:   # what variant expressions may use (a block with its default parameters)
+            blk = cls({})
+            quantities = [(v.name, v.unit, v.doc) for v in blk.variables(None) if v.name != "server"] + \
+                [(q.name, str(q.unit), q.doc) for q in blk.quantities()]
+        except Exception:  # a block that needs an instance to list its variables
+            quantities = []
+        for qname, unit, doc in quantities:
+            print(f"    quantity {qname:20s} {unit:9s} per user  — {doc}")
+    print("quantities of every variant: delay_s (s), energy_J (J) per user (the sums of the delay and energy terms), "
+          "stability and quality (1) with those blocks; n_users per server; aggregates sum_over_users, mean_over_users, "
+          "max_over_users, min_over_users, sum_users (models/README.md)")
+    for name, gen in sorted(mgr.generators.items()):
+        print(f"[generator] name = \"{name}\"  {gen.description}")
+        show(gen.params)
+    print("[[generator.server_classes]]  (any generator; models/README.md, \"Servers\")")
+    show(CLASS_KEYS)
     return 0
 
 
@@ -137,9 +157,12 @@ def probe(spec, timeout_s: float = 30.0) -> str:
     missing = spec.missing_requirements()
     if missing:
         return f"unavailable: missing {', '.join(missing)}"
-    name = "default" if spec.variants is None or "default" in spec.variants else spec.variants[0]
     try:
-        v = load_variant(name)
+        v = next((v for v in map(load_variant, ("default", "dashf-layers-2024", "dashf-2024", "sft-2025", "splitllm-2025"))
+                  if spec.supports(v)), None)
+        if v is None:
+            return "not probed (takes none of the shipped variants)"
+        name = v.name
         inst = generate(v, 2, 1, 0)
         t = time.perf_counter()
         r = solve(v, inst, spec.name, time_limit_s=timeout_s)
@@ -154,13 +177,20 @@ def cmd_plugins(args) -> int:
     from .plugins import get_manager
 
     mgr = get_manager()
+    if args.variant:   # capability matching: which solvers take this variant, and why not
+        from .variant import load_variant
+
+        v = load_variant(args.variant)
+        for s in sorted(mgr.solvers.values(), key=lambda s: s.name):
+            why = s.why_not(v)
+            print(f"{s.name:22s} {'exact' if s.exact else 'heuristic':9s} {'takes ' + v.name if why is None else 'no: ' + why}")
+        return 0
     for pname, info in mgr.info.items():
         print(f"{pname} {info['version']}  [{info['source']}]")
         for s in sorted((s for s in mgr.solvers.values() if s.plugin == pname), key=lambda s: s.name):
             avail = "not probed" if args.no_probe else probe(s)
             kind = "exact" if s.exact else "heuristic"
-            scope = ",".join(s.variants) if s.variants else ("blocks " + ",".join(s.blocks) if s.blocks else "any variant")
-            print(f"    solver {s.name:22s} {kind:9s} {scope:28s} {avail}")
+            print(f"    solver {s.name:22s} {kind:9s} {avail}")
         steps = sorted(st.name for st in mgr.steps.values() if st.plugin == pname)
         if steps:
             print(f"    steps: {', '.join(steps)}")
@@ -189,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list plugins, their solvers and availability (probed by solving a 2x1 model)")
     p.add_argument("--no-probe", action="store_true")
+    p.add_argument("--variant", metavar="V", help="say for each solver whether it takes variant V, or the first feature it lacks")
     p.set_defaults(fn=cmd_plugins)
 
     p = sub.add_parser("instance", help="generate a seeded instance")

@@ -2,7 +2,8 @@
 
 Given a variant, an instance and a candidate solution (one value per user for every decision
 variable, see :meth:`Variant.variables`), it computes per-user and total energy (J), delay (s),
-stability, the objective, and every constraint's violation (relative to its right-hand side).
+stability, the objective (with the variant's added terms), and every constraint's violation
+(relative to its right-hand side), the variant's added constraints included.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .blocks.base import Ledger, Violations
+from .constraints import check_constraints, term_values
 from .errors import InputError
 
 FEASIBILITY_TOL = 1e-6  # relative constraint violation accepted as feasible
@@ -76,12 +78,27 @@ def ledger_totals(variant, inst, sol: dict[str, np.ndarray]) -> dict[str, np.nda
     return _totals(ledger, inst.N)
 
 
+def quantity_values(variant, inst, sol: dict[str, np.ndarray], ledger: Ledger, tot: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Every name of :meth:`Variant.symbols` -> its value: per-user arrays (N,), ``n_users`` (M,)."""
+    vals: dict[str, Any] = {k: v for k, v in sol.items() if k != "server"}
+    vals.update(ledger.quantities)
+    vals.update(delay_s=tot["delay"], energy_J=tot["energy"], stability=tot["stability"], quality=tot["quality"])
+    vals["n_users"] = np.bincount(inst.servers_of(sol), minlength=inst.M).astype(float)
+    return vals
+
+
 def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str = "<solution>") -> Evaluation:
     s = coerce_solution(variant, inst, sol, where)
     ledger, viol = _run_blocks(variant, inst, s)
     tot = _totals(ledger, inst.N)
+    terms: dict[str, float] = {}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         obj = variant.objective.evaluate(inst, tot)
+        if variant.constraints or variant.terms:
+            vals = quantity_values(variant, inst, s, ledger, tot)
+            check_constraints(variant.constraints, vals, inst.servers_of(s), inst.M, viol)
+            terms = term_values(variant.terms, vals, inst.servers_of(s), inst.M)
+            obj += sum(terms.values())
     if not np.isfinite(obj):
         viol.add("objective_finite", np.inf)
     metrics = {
@@ -93,6 +110,7 @@ def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str =
     }
     if variant.has_block("service_quality"):
         metrics["total_quality"] = float(np.sum(tot["quality"]))
+    metrics.update({f"term.{k}": v for k, v in terms.items()})
     for k in ("delay", "energy"):
         unit = "s" if k == "delay" else "J"
         for comp, vals in getattr(ledger, k).items():

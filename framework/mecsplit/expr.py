@@ -49,7 +49,7 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Unit:
-    """A product of named unit symbols with rational exponents (no conversions: MHz ≠ Hz)."""
+    """A product of named unit symbols with rational exponents (no prefix conversions: MHz ≠ Hz)."""
 
     dims: tuple[tuple[str, Fraction], ...] = ()
 
@@ -73,6 +73,9 @@ class Unit:
     def __str__(self) -> str:
         if not self.dims:
             return "1"
+        for name, u in DERIVED.items():
+            if u.dims == self.dims:
+                return name
         num = [s if v == 1 else f"{s}^{v}" for s, v in self.dims if v > 0]
         den = [s if v == -1 else f"{s}^{-v}" for s, v in self.dims if v < 0]
         top = "*".join(num) or "1"
@@ -80,10 +83,13 @@ class Unit:
 
 
 ONE = Unit()
+#: derived units written by their usual name (W = J/s): quantities in W and J/s compare
+DERIVED = {"W": Unit((("J", Fraction(1)), ("s", Fraction(-1))))}
 
 
 def parse_unit(text: str) -> Unit:
-    """``"Mbit/s"``, ``"W"``, ``"J/GHz^2"``, ``"1"`` -> :class:`Unit` (symbols are opaque names)."""
+    """``"Mbit/s"``, ``"W"``, ``"J/GHz^2"``, ``"1"`` -> :class:`Unit`. Symbols are opaque names (no
+    prefix conversions: MHz is not 1e6 Hz); W is J/s (``DERIVED``)."""
     src = text.strip().replace("^", "**")
     if src in ("", "1"):
         return ONE
@@ -94,7 +100,7 @@ def parse_unit(text: str) -> Unit:
 
     def walk(n) -> Unit:
         if isinstance(n, ast.Name):
-            return Unit(((n.id, Fraction(1)),))
+            return DERIVED.get(n.id) or Unit(((n.id, Fraction(1)),))
         if isinstance(n, ast.Constant) and n.value == 1:
             return ONE
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Mult, ast.Div)):
@@ -520,6 +526,8 @@ def to_pyomo(e: Expr | Node, values: Mapping[str, PyomoValue], m, add_component:
                     add_component(pyo.Constraint(m.U, rule=lambda _m, i: xs[i] <= t))
                 else:
                     add_component(pyo.Constraint(m.U, rule=lambda _m, i: xs[i] >= t))
+                if isinstance(getattr(m, "epigraphs", None), list):   # model.load_solution sets τ from a point
+                    m.epigraphs.append((t, xs, n.op[:3]))
                 return PyomoValue("global", t)
             # sum_users: Σ_n χ[n, j]·x_n per server j
             return PyomoValue("server", [sum(m.chi[i, j] * xs[i] for i in m.U) for j in m.S])

@@ -6,10 +6,12 @@ these hooks with ``@mecsplit.hookimpl``::
 
     from mecsplit.plugins import hookimpl
 
+    from mecsplit.capabilities import CORE_BLOCKS, Capabilities
+
     @hookimpl
     def register_solvers(registry):
-        registry.add_solver(name="my-heuristic", solve=my_solve, exact=False,
-                            variants=["default"], options={"iters": 10})
+        registry.add_solver(name="my-heuristic", solve=my_solve, exact=False, options={"iters": 10},
+                            capabilities=Capabilities(objectives=("weighted_sum",), requires=CORE_BLOCKS))
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ hookspec = pluggy.HookspecMarker("mecsplit")
 @hookspec
 def register_solvers(registry):
     """Called once when the plugin manager starts. Add solvers with
-    ``registry.add_solver(name=, solve=, exact=, variants=|blocks=, options=, description=,
-    version=, requires=)`` (see :class:`mecsplit.plugins.SolverRegistry`). Also add reusable
-    decomposition steps with ``registry.add_step(name=, kind=, fn=, description=)``."""
+    ``registry.add_solver(name=, solve=, exact=, capabilities=, options=, description=,
+    version=, requires=)`` (see :class:`mecsplit.plugins.SolverRegistry`); ``capabilities``
+    (:class:`mecsplit.capabilities.Capabilities`) says which variants the solver takes — objective
+    kinds, blocks, classes of added constraints, terms (the older ``variants=`` names / ``blocks=``
+    still work). Also add reusable decomposition steps with
+    ``registry.add_step(name=, kind=, fn=, description=)``."""
 
 
 @hookspec

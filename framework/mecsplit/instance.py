@@ -1,7 +1,8 @@
 """Seeded instances of a variant, and their JSON form (``mecsplit.instance/1``, see docs/formats.md).
 
 Every random draw comes from ``seed``: the generator uses ``default_rng([seed, 0])`` and block
-``b`` uses ``default_rng([seed, crc32(b)])``. Same variant + sizes + seed -> byte-identical JSON.
+``b`` uses ``default_rng([seed, crc32(b)])``, server class ``c`` ``default_rng([seed, crc32("server_class:" + c)])``
+(:mod:`mecsplit.servers`). Same variant + sizes + seed -> byte-identical JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import schema
+from . import schema, servers
 from .errors import InputError
 from .variant import Variant
 
@@ -23,22 +24,22 @@ TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1"}
 
 
 class Instance:
-    """Instance data bound to its variant. ``block(name)`` returns that block's scalars, drawn
-    arrays and derived arrays in one dict."""
+    """Instance data bound to its variant, compiled once (``self.compiled``, :mod:`mecsplit.compile`).
+    ``block(name)`` returns that block's scalars, drawn arrays and derived coefficients in one dict."""
 
     def __init__(self, variant: Variant, seed: int, n_users: int, n_servers: int,
                  topology: dict[str, np.ndarray], data: dict[str, dict[str, Any]],
                  normalisation: dict[str, float] | None = None):
+        from .compile import compile_instance
+
         self.variant, self.seed, self.N, self.M = variant, int(seed), int(n_users), int(n_servers)
         self.topology, self.data = topology, data
-        self._merged: dict[str, dict[str, Any]] = {}
-        for b in variant.blocks:  # derive in block order: later blocks may use earlier derived data
-            self._merged[b.name] = {**b.scalars(), **data.get(b.name, {})}
-            self._merged[b.name].update(b.derive(self))
+        self._block_data: dict[str, dict[str, Any]] = {}
+        self.compiled = compile_instance(self)
         self.normalisation = normalisation if normalisation is not None else self._normalise()
 
     def block(self, name: str) -> dict[str, Any]:
-        return self._merged[name]
+        return self._block_data[name]
 
     def has_block(self, name: str) -> bool:
         return self.variant.has_block(name)
@@ -114,8 +115,10 @@ def generate(variant: Variant, n_users: int | None = None, n_servers: int | None
                       variant.sizes["servers"] if n_servers is None else n_servers)
     seed = schema.seed("<option>", "seed", seed)
     gname, gparams = variant.generator
+    servers.check_sizes(variant.blocks, gparams, M, str(variant.path), "the requested number of servers")
     topo = get_manager().generators[gname].fn(np.random.default_rng([seed, 0]), N, M, gparams)
     data = {b.name: b.generate(np.random.default_rng([seed, zlib.crc32(b.name.encode())]), N, M) for b in variant.blocks}
+    servers.apply_classes(variant, data, seed, M)
     return Instance(variant, seed, N, M, topo, data)
 
 

@@ -11,19 +11,44 @@ import numpy as np
 import pyomo.environ as pyo
 
 from .blocks.base import Ledger
+from .constraints import build_pyomo
+from .expr import PyomoValue
 
 
 def build_model(variant, inst, relax_integers: bool = False) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name=f"{variant.name}-{inst.N}x{inst.M}-seed{inst.seed}")
     m.U = pyo.RangeSet(0, inst.N - 1)
     m.S = pyo.RangeSet(0, inst.M - 1)
+    m.epigraphs = []   # (τ, per-user expressions, "max" | "min") of max/min aggregates, see load_solution
     ledger = Ledger()
     for b in variant.blocks:
         b.build(m, inst, ledger)
-    variant.objective.build(m, inst, ledger)
+    extra = 0.0
+    if variant.constraints or variant.terms:
+        extra = build_pyomo(variant.constraints, variant.terms, quantity_values(m, variant, inst, ledger), m)
+    variant.objective.build(m, inst, ledger, extra)
     if relax_integers:
         pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
     return m
+
+
+def quantity_values(m, variant, inst, ledger: Ledger) -> dict[str, PyomoValue]:
+    """Every name of :meth:`Variant.symbols` as Pyomo expressions (per user; ``n_users`` per server);
+    a pair variable is read at the user's server, Σ_j χ[n, j]·x[n, j]."""
+    vals: dict[str, PyomoValue] = {}
+    for v in variant.variables(inst):
+        if v.name == "server":
+            continue
+        comp = getattr(m, v.component or v.name)
+        vals[v.name] = PyomoValue("user", [sum(m.chi[n, j] * comp[n, j] for j in m.S) if v.pair else comp[n] for n in m.U])
+    for k, xs in ledger.quantities.items():
+        vals[k] = PyomoValue("user", list(xs))
+    for k, name in (("delay", "delay_s"), ("energy", "energy_J"), ("stability", "stability"), ("quality", "quality")):
+        comps = getattr(ledger, k).values()
+        vals[name] = PyomoValue("user", [sum(c[n] for c in comps) for n in m.U])
+    if hasattr(m, "chi"):
+        vals["n_users"] = PyomoValue("server", [sum(m.chi[n, j] for n in m.U) for j in m.S])
+    return vals
 
 
 def extract_solution(m, variant, inst) -> dict[str, list[float]]:
@@ -69,3 +94,6 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
                 comp[idx].fix()
     if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user
         m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+    for t, xs, kind in getattr(m, "epigraphs", []):    # the variant's max/min aggregates, innermost first
+        vals = [pyo.value(x) for x in xs]
+        t.set_value(max(vals) if kind == "max" else min(vals), skip_validation=True)

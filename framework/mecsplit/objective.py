@@ -62,21 +62,22 @@ class Objective:
         return {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
 
     # --- Pyomo ----------------------------------------------------------------------------------
-    def build(self, m, inst, ledger) -> None:
+    def build(self, m, inst, ledger, extra=0.0) -> None:
+        """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it."""
         om = self.omega(inst)
         per_user = {k: [sum(c[n] for c in getattr(ledger, k).values()) for n in m.U] for k in LEDGERS + ("quality",)}
         if self.kind == "weighted_sum":
-            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)))
+            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)) + extra)
         elif self.kind == "max_delay":
             # epigraph: τ ≥ delay_n ∀n (s). m.delay_user[n] is user n's delay; after loading a point
             # (model.load_solution) set τ = max_n value(m.delay_user[n]) to read the objective.
             m.delay_user = pyo.Expression(m.U, rule=lambda m, n: per_user["delay"][n])
             m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
             m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
-            m.obj = pyo.Objective(expr=m.tau)
+            m.obj = pyo.Objective(expr=m.tau + extra)
         else:
             cost = sum(om[k] * per_user[k][n] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
-            m.obj = pyo.Objective(expr=cost / sum(per_user["quality"][n] for n in m.U))
+            m.obj = pyo.Objective(expr=cost / sum(per_user["quality"][n] for n in m.U) + extra)
 
     # --- numpy ----------------------------------------------------------------------------------
     def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
+from .capabilities import Capabilities, from_legacy
 from .errors import InputError
 
 hookimpl = pluggy.HookimplMarker("mecsplit")
@@ -32,8 +33,9 @@ GROUP = "mecsplit"
 @dataclass
 class SolverSpec:
     """A registered solver. ``solve(problem, options, tracer) -> Outcome``; ``exact`` solvers return
-    valid lower bounds; ``variants`` (names) or ``blocks`` (required block names) say what it
-    supports (None: anything); ``requires`` lists importable modules it needs."""
+    valid lower bounds; ``capabilities`` say which variants it takes (:mod:`mecsplit.capabilities`;
+    the older ``variants`` names / ``blocks`` required block names still work); ``requires`` lists
+    importable modules it needs."""
 
     name: str
     solve: Callable[..., Any]
@@ -45,11 +47,18 @@ class SolverSpec:
     version: str = ""
     requires: tuple[str, ...] = ()
     plugin: str = ""
+    capabilities: Capabilities | None = None
+
+    def __post_init__(self) -> None:
+        if self.capabilities is None:
+            self.capabilities = from_legacy(self.variants, self.blocks)
+
+    def why_not(self, variant) -> str | None:
+        """None if this solver takes ``variant``, else the first feature it lacks."""
+        return self.capabilities.why_not(variant)
 
     def supports(self, variant) -> bool:
-        if self.variants is not None and variant.name not in self.variants and not set(self.variants) & set(variant.chain):
-            return False
-        return self.blocks is None or all(variant.has_block(b) for b in self.blocks)
+        return self.why_not(variant) is None
 
     def missing_requirements(self) -> list[str]:
         return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
@@ -72,13 +81,14 @@ class SolverRegistry:
 
     def add_solver(self, name: str, solve: Callable[..., Any], exact: bool, description: str = "",
                    variants=None, blocks=None, options: dict | None = None, version: str = "",
-                   requires=()) -> None:
+                   requires=(), capabilities: Capabilities | None = None) -> None:
         if name in self._m.solvers:
             raise ValueError(f"solver {name!r} registered twice ({self._m.solvers[name].plugin} and {self._m.current})")
         self._m.solvers[name] = SolverSpec(name, solve, bool(exact), description,
                                            tuple(variants) if variants is not None else None,
                                            tuple(blocks) if blocks is not None else None,
-                                           dict(options or {}), version, tuple(requires), self._m.current)
+                                           dict(options or {}), version, tuple(requires), self._m.current,
+                                           capabilities)
 
     def add_step(self, name: str, kind: str, fn: Callable[..., Any], description: str = "") -> None:
         self._m.steps[name] = StepSpec(name, kind, fn, description, self._m.current)

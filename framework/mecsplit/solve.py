@@ -137,9 +137,10 @@ def solve(variant, instance, solver: str, options: dict[str, Any] | None = None,
           seed: int = 0, warm_start: dict[str, list] | None = None) -> Result:
     mgr = get_manager()
     spec = mgr.solver(solver)
-    if not spec.supports(variant):
-        raise InputError("<option>", "solver", f"{solver!r} does not support variant {variant.name!r}",
-                         ", ".join(n for n, s in sorted(mgr.solvers.items()) if s.supports(variant)))
+    reason = spec.why_not(variant)
+    if reason is not None:
+        raise InputError("<option>", "solver", f"{solver!r} cannot take variant {variant.name!r}: {reason}",
+                         ", ".join(n for n, s in sorted(mgr.solvers.items()) if s.supports(variant)) or "(no installed solver)")
     missing = spec.missing_requirements()
     if missing:
         raise InputError("<option>", "solver", f"{solver!r} needs the missing module(s) {', '.join(missing)}",
@@ -170,6 +171,14 @@ def finish(variant, instance, spec: SolverSpec, out: Outcome, wall: float, trace
         out.solution, out.objective = tracer.best_solution, tracer.best_objective
     bound = out.bound if out.bound is not None else tracer.best_bound
     verification, metrics = verify(variant, instance, spec, status, out.solution, out.objective, bound)
+    checked = set(spec.capabilities.only_checked(variant))
+    violated = {k.removeprefix("constraints.") for k in verification["violations"]}
+    if status == Status.FEASIBLE and not verification["feasible"] and violated and violated <= checked:
+        # a heuristic that does not model these constraints found no point meeting them (capabilities.checked)
+        status = Status.INFEASIBLE
+        out.message = (f"no feasible point found: the point found violates {', '.join(sorted(violated))} "
+                       f"(taken but not modelled by {spec.name}); the point is kept for inspection")
+        verification, metrics = verify(variant, instance, spec, status, out.solution, out.objective, bound)
     if tracer.trace and tracer.trace[-1].get("incumbent") != out.objective and out.objective is not None:
         tracer.trace.append({"t_s": wall, "incumbent": out.objective, "bound": bound, "iteration": out.iterations})
     prov = {"solver": spec.name, "solver_version": spec.version, "plugin": spec.plugin, "exact": spec.exact,
@@ -225,7 +234,7 @@ def verify(variant, instance, spec: SolverSpec | None, status: Status, solution,
             agrees = objective is not None and math.isfinite(ev.objective) and abs(ev.objective - objective) <= tol
             ver.update(feasible=ev.feasible, max_violation=ev.max_violation, objective_evaluated=ev.objective,
                        objective_agrees=agrees, violations={k: v for k, v in ev.violations.items() if v > 0})
-            if not ev.feasible:
+            if not ev.feasible and status != Status.INFEASIBLE:   # an infeasible claim may show the point it gave up on
                 flags.append("infeasible_solution")
             if not agrees:
                 flags.append("objective_mismatch")

@@ -1,8 +1,9 @@
 """Declarative problem variants: TOML files under ``models/`` (format: ``models/README.md``).
 
-A variant names its blocks with their parameters, the instance generator, default sizes and the
-objective; ``extends = "other"`` deep-merges this file over another variant (``enabled = false``
-drops an inherited block). Files are found by path, then by name in ``$MECSPLIT_MODELS``
+A variant names its blocks with their parameters, the instance generator, default sizes, the
+objective and the constraints/terms it adds (:mod:`mecsplit.constraints`); ``extends = "other"``
+deep-merges this file over another variant (``enabled = false`` drops an inherited block, constraint
+or term; constraints and terms merge by name). Files are found by path, then by name in ``$MECSPLIT_MODELS``
 (``os.pathsep``-separated folders), then among the variants shipped with mecsplit.
 """
 
@@ -16,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import schema
+from . import schema, servers
 from .blocks.base import Block
+from .constraints import Constraint, Term, merge_by_name, parse_constraints, parse_terms
 from .errors import InputError
+from .expr import ONE, Symbol, parse_unit
+from .generators import migrate_old_keys
 from .objective import Objective
 
-TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "notes"}
+TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "constraints", "notes"}
 VARIANT_KEYS = {"name", "description", "extends"}
 SIZE_KEYS = {"users", "servers"}
+NAMED_ARRAYS = ("constraints", "terms")   # arrays of named tables: extends merges them by name
 SHIPPED = Path(__file__).parent / "data" / "models"
 
 
@@ -71,6 +76,8 @@ def deep_merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict) and "dist" not in v:
             out[k] = deep_merge(out[k], v)
+        elif k in NAMED_ARRAYS and isinstance(v, list) and isinstance(out.get(k), list):
+            out[k] = copy.deepcopy(merge_by_name(out[k], v))
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -96,6 +103,7 @@ def _resolve(path: Path) -> tuple[dict[str, Any], list[str]]:
             raise InputError(str(files[-1][0]), "variant.extends", f"{path.stem!r} is not a variant file (no [variant] table)",
                              ", ".join(available_variants())) from None
         schema.known_keys(str(path), "", raw, TOP_KEYS, "unknown top-level table")
+        raw = migrate_old_keys(raw, str(path))
         meta = raw["variant"]
         schema.known_keys(str(path), "variant", meta, VARIANT_KEYS)
         for k in ("name", "description"):
@@ -131,6 +139,8 @@ class Variant:
     sizes: dict[str, int]
     objective: Objective
     table: dict[str, Any] = field(repr=False)
+    constraints: tuple[Constraint, ...] = ()
+    terms: tuple[Term, ...] = ()
 
     def block(self, name: str) -> Block:
         for b in self.blocks:
@@ -149,10 +159,33 @@ class Variant:
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
         """A copy with a nested table merged over this one (e.g. a suite's weight sweep)."""
-        return build_variant(deep_merge(self.table, overrides), self.path, self.chain)
+        return build_variant(deep_merge(self.table, migrate_old_keys(overrides, "<overrides>")), self.path, self.chain)
 
     def variables(self, inst) -> list:
         return [v for b in self.blocks for v in b.variables(inst)]
+
+    def symbols(self) -> dict[str, Symbol]:
+        """Every name a constraint or term of this variant may use, with its unit and scope."""
+        return variant_symbols(self.blocks)
+
+
+def variant_symbols(blocks: list[Block]) -> dict[str, Symbol]:
+    out: dict[str, Symbol] = {}
+    names = {b.name for b in blocks}
+    for b in blocks:
+        for v in b.variables(None):
+            if v.name != "server":
+                out[v.name] = Symbol(v.name, parse_unit(v.unit), "user", v.doc)
+        out.update({q.name: q for q in b.quantities()})
+    out["delay_s"] = Symbol("delay_s", parse_unit("s"), "user", "the user's delay per round: the sum of its delay terms")
+    out["energy_J"] = Symbol("energy_J", parse_unit("J"), "user", "the user's energy per round: the sum of its energy terms")
+    if "stability" in names:
+        out["stability"] = Symbol("stability", ONE, "user", "the stability bound AS_n (eq. 10)")
+    if "service_quality" in names:
+        out["quality"] = Symbol("quality", ONE, "user", "the service quality U_n")
+    if "association" in names:
+        out["n_users"] = Symbol("n_users", ONE, "server", "number of users the server serves")
+    return out
 
 
 def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Variant:
@@ -161,7 +194,7 @@ def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | No
     if overrides:
         schema.table(str(path), "overrides", overrides)
         schema.known_keys(str(path), "overrides", overrides, TOP_KEYS - {"variant"}, "unknown table in overrides")
-        table = deep_merge(table, overrides)
+        table = deep_merge(table, migrate_old_keys(overrides, "<overrides>"))
     return build_variant(table, path, chain)
 
 
@@ -203,14 +236,20 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         raise InputError(where, "generator", "must be a table", "[generator] name = ...")
     gen = dict(gen)
     gname = schema.string(where, "generator.name", gen.pop("name", "uniform-square"), sorted(pm.generators))
+    classes = gen.pop("server_classes", None)
     gparams = pm.generators[gname].validate(gen, where)
     sizes_t = schema.table(where, "sizes", table.get("sizes", {}), "[sizes] users = N, servers = M")
     schema.known_keys(where, "sizes", sizes_t, SIZE_KEYS)
     n, m = schema.sizes(where, sizes_t.get("users", 50), sizes_t.get("servers", 10), "sizes.users", "sizes.servers")
     sizes = {"users": n, "servers": m}
-    obj = Objective.from_table(schema.table(where, "objective", table.get("objective", {}),
-                                            "[objective] kind = ..., weights = {...}"), where)
+    gparams = servers.attach(gparams, classes, blocks, sizes["servers"], where)
+    obj_t = schema.table(where, "objective", table.get("objective", {}), "[objective] kind = ..., weights = {...}")
+    obj = Objective.from_table({k: v for k, v in obj_t.items() if k != "terms"}, where)
     if obj.kind == "cost_per_quality" and not any(b.name == "service_quality" for b in blocks):
         raise InputError(where, "objective.kind", "cost_per_quality needs a quality term", "add [blocks.service_quality]")
+    symbols = variant_symbols(blocks)
+    constraints = parse_constraints(table.get("constraints", []), symbols, where)
+    terms = parse_terms(obj_t.get("terms", []), symbols, where)
     return Variant(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
-                   chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table)
+                   chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table,
+                   constraints=constraints, terms=terms)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError
+from ..expr import Symbol, parse_unit
 from ..schema import describe
 
 PER = ("scalar", "user", "server", "pair")
@@ -41,7 +42,8 @@ DISTRIBUTIONS = {
 class Param:
     """A block parameter. ``per`` says whether the generator draws one value per user, per server,
     per (user, server) pair, or whether it is a scalar constant. ``default`` is a number, a string
-    (for ``choices``), a bool, or a distribution table like ``{dist = "uniform", low = 1, high = 2}``."""
+    (for ``choices``), a bool, or a distribution table like ``{dist = "uniform", low = 1, high = 2}``;
+    a per-server parameter may also be an explicit list, one value per server (``[2.0, 1.0, 1.0]``)."""
 
     name: str
     unit: str
@@ -68,7 +70,19 @@ class Param:
                 raise InputError(where, field_path, "a distribution was given for a constant",
                                  f"a number in {self.unit}")
             return self._validate_dist(value, where, field_path)
+        if isinstance(value, list):
+            return self._validate_list(value, where, field_path)
         return self._number(value, where, field_path)
+
+    def _validate_list(self, values: list, where: str, field_path: str) -> list:
+        """An explicit per-server list: value i belongs to server i (its length is checked against
+        the number of servers by :mod:`mecsplit.servers`)."""
+        if self.per != "server":
+            raise InputError(where, field_path, f"a list was given for a per-{self.per} parameter",
+                             f"a number in {self.unit}" + ("" if self.per == "scalar" else " or a distribution table"))
+        if not values:
+            raise InputError(where, field_path, "empty list", f"one number in {self.unit} per server")
+        return [self._number(v, where, f"{field_path}[{i}]") for i, v in enumerate(values)]
 
     def _number(self, value: Any, where: str, field_path: str) -> float:
         rng = f"a {'whole ' if self.integer else ''}number in {self.unit}" + self._range_text()
@@ -120,21 +134,44 @@ class Param:
         return out
 
 
+def quantity(name: str, unit: str, doc: str) -> Symbol:
+    """A per-user quantity a block publishes for variant expressions (name, unit, one line)."""
+    return Symbol(name, parse_unit(unit), "user", doc)
+
+
 def smallest(value: Any) -> float:
-    """Smallest value a constant or distribution can take."""
+    """Smallest value a constant, explicit list or distribution can take."""
+    if isinstance(value, list):
+        return float(min(value))
     if not isinstance(value, dict):
         return float(value)
     return float(min(value["values"])) if "values" in value else float(value["low"])
 
 
 def largest(value: Any) -> float:
+    if isinstance(value, list):
+        return float(max(value))
     if not isinstance(value, dict):
         return float(value)
     return float(max(value["values"])) if "values" in value else float(value["high"])
 
 
+def check_ordered(block: "Block", p: dict[str, Any], where: str, prefix: str) -> None:
+    """``low <= high`` for every ``block.ordered`` pair of the parameter values ``p``."""
+    for lo_name, hi_name in block.ordered:
+        if smallest(p[hi_name]) < largest(p[lo_name]):
+            raise InputError(where, f"{prefix}.{lo_name}",
+                             f"{largest(p[lo_name])} exceeds the smallest possible {hi_name} ({smallest(p[hi_name])})",
+                             f"{lo_name} <= {hi_name}")
+
+
 def draw(value: Any, rng: np.random.Generator, shape: tuple[int, ...], integer: bool) -> np.ndarray:
-    """Draw an array of ``shape`` from a validated constant or distribution."""
+    """Draw an array of ``shape`` from a validated constant, explicit list or distribution (an
+    explicit list draws nothing)."""
+    if isinstance(value, list):
+        if len(value) != shape[0]:
+            raise ValueError(f"explicit list of {len(value)} values for shape {shape}")  # checked earlier by servers.check_sizes
+        return np.asarray(value, dtype=int if integer else float)
     if not isinstance(value, dict):
         return np.full(shape, value, dtype=int if integer else float)
     kind = value["dist"]
@@ -165,12 +202,14 @@ class VarSpec:
 @dataclass
 class Ledger:
     """Per-user cost terms. In the Pyomo model the entries are lists of Pyomo expressions per user;
-    in the evaluator they are numpy arrays (shape (N,)), summed per component."""
+    in the evaluator they are numpy arrays (shape (N,)), summed per component. ``quantities`` holds
+    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`)."""
 
     delay: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     stability: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    quantities: dict[str, Any] = field(default_factory=dict)
 
 
 class Violations:
@@ -218,11 +257,7 @@ class Block:
         for name, prm in known.items():
             raw = settings.get(name, prm.default)
             self.p[name] = prm.validate(raw, where, f"blocks.{self.name}.{name}")
-        for lo_name, hi_name in self.ordered:
-            if smallest(self.p[hi_name]) < largest(self.p[lo_name]):
-                raise InputError(where, f"blocks.{self.name}.{lo_name}",
-                                 f"{largest(self.p[lo_name])} exceeds the smallest possible {hi_name} ({smallest(self.p[hi_name])})",
-                                 f"{lo_name} <= {hi_name}")
+        check_ordered(self, self.p, where, f"blocks.{self.name}")
 
     # --- instance generation -------------------------------------------------------------------
     def generate(self, rng: np.random.Generator, n_users: int, n_servers: int) -> dict[str, np.ndarray]:
@@ -235,8 +270,21 @@ class Block:
         return {prm.name: self.p[prm.name] for prm in self.params if prm.per == "scalar"}
 
     def derive(self, inst: "Any") -> dict[str, np.ndarray]:
-        """Derived data (e.g. FLOPs per layer) computed when an instance is loaded."""
+        """This block's numeric coefficients in model units, computed once when an instance is
+        compiled (:mod:`mecsplit.compile`); the Pyomo model, the evaluator and every solver read them
+        through ``inst.block(name)`` instead of re-deriving them."""
         return {}
+
+    def quantities(self) -> tuple[Symbol, ...]:
+        """Per-user quantities (beyond the decision variables) this block publishes for the
+        constraints and terms of variant files; ``build`` and ``evaluate`` put their values in
+        ``ledger.quantities`` under the same names."""
+        return ()
+
+    def alpha_bounds(self, inst: "Any") -> tuple[Any, Any] | None:
+        """Per-user bounds (lo, hi) this block puts on the split α (None: no bound). The compiled
+        problem intersects every block's bounds (``Compiled.alpha_lo/alpha_hi``)."""
+        return None
 
     # --- model ---------------------------------------------------------------------------------
     def variables(self, inst: "Any") -> list[VarSpec]:

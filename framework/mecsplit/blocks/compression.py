@@ -24,7 +24,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..errors import InputError
-from .base import Block, Param, VarSpec
+from .base import Block, Param, VarSpec, quantity
 from .core import _pair_sum
 
 LN2 = math.log(2.0)
@@ -76,6 +76,9 @@ class Compression(Block):
     def variables(self, inst):
         return [VarSpec("rho", "1", "ρ_n, Top-K keep ratio of the cut activation")]
 
+    def quantities(self):
+        return (quantity("distortion", "1", "δ_n(ρ_n) = (1 − ρ) + c_q ρ/(2^b − 1)², the user's relative distortion (A1)"),)
+
     def reference(self, inst, sol):
         sol["rho"] = np.full(inst.N, float(np.clip(self.rho_budget(), self.p["rho_min"], self.p["rho_max"])))
 
@@ -92,9 +95,14 @@ class Compression(Block):
             return (float(D[n]) * (r * b + h2) + c0) / 1e6
 
         m.upload_Mbit = pyo.Expression(m.U, rule=lambda m, n: size_Mbit(n))
-        ledger.energy["uplink"] = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] * m.p[n] / m.rate[n, j]) for n in m.U]
+        up_e = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] * m.p[n] / m.rate[n, j]) for n in m.U]
+        up_s = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] / m.rate[n, j]) for n in m.U]
+        ledger.energy["uplink"] = up_e
         if inst.block("uplink")["delay"]:
-            ledger.delay["uplink"] = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] / m.rate[n, j]) for n in m.U]
+            ledger.delay["uplink"] = up_s
+        eps = self.eps_coef()
+        ledger.quantities.update(upload_Mbit=[m.upload_Mbit[n] for n in m.U], uplink_delay_s=up_s, uplink_energy_J=up_e,
+                                 distortion=[(1 - m.rho[n]) + eps * m.rho[n] for n in m.U])
         if self.p["accuracy"] == "distortion_budget":
             eps, N = self.eps_coef(), float(inst.N)
             m.distortion_budget = pyo.Constraint(
@@ -119,6 +127,8 @@ class Compression(Block):
         ledger.energy["uplink"] = p * t
         if up["delay"]:
             ledger.delay["uplink"] = t
+        ledger.quantities.update(upload_Mbit=self.size_Mbit(inst, rho), uplink_delay_s=t, uplink_energy_J=p * t,
+                                 distortion=(1 - rho) + self.eps_coef() * rho)
         viol.add("rho_min", self.p["rho_min"] - rho)
         viol.add("rho_max", rho - self.p["rho_max"])
         if self.p["accuracy"] == "distortion_budget":

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pyomo.environ as pyo
 
-from .base import Block, Ledger, Param, VarSpec, Violations
+from .base import Block, Ledger, Param, VarSpec, Violations, quantity
 
 LN2 = math.log(2.0)
 
@@ -53,9 +53,14 @@ class LLM(Block):
     def alpha_max(self, inst) -> float:
         return float(self.p["layers"]) - (1.0 if inst.has_block("stability") else 0.0)
 
+    def alpha_bounds(self, inst):
+        return float(self.p["alpha_min"]), float(self.p["layers"])
+
     def build(self, m, inst, ledger):
         dom = pyo.Integers if self.p["split"] == "integer" else pyo.Reals
-        m.alpha = pyo.Var(m.U, domain=dom, bounds=(self.p["alpha_min"], self.alpha_max(inst)), initialize=self.p["alpha_min"])
+        c = inst.compiled   # per-user bounds from every block (stability, split_bounds, memory, ...)
+        m.alpha = pyo.Var(m.U, domain=dom, bounds=lambda m, n: (float(c.alpha_lo[n]), float(c.alpha_hi[n])),
+                          initialize=lambda m, n: float(c.alpha_lo[n]))
 
     def evaluate(self, sol, inst, ledger, viol):
         a = sol["alpha"]
@@ -98,13 +103,21 @@ class UserCompute(Block):
     )
     ordered = (("f_min_GHz", "f_max_GHz"),)
 
-    def per_layer(self, inst):
-        """(time per layer at 1 GHz [s·GHz], energy per layer per GHz² [J/GHz²]), shape (N,):
-        T = α·t/f and E = α·e·f² (eqs. 1, 2). Solvers should use this, not re-derive it."""
+    def derive(self, inst):
+        """t_layer (N,) s·GHz and e_layer (N,) J/GHz²: T = α·t/f and E = α·e·f² (eqs. 1, 2)."""
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
         cd = d["cores"] * d["flops_per_cycle"]
         # T per layer = ψ·1e12 / (f·1e9·C·D) s ; E per layer = κ·(f·1e9)²·ψ·1e12/(C·D) J
-        return psi * 1e3 / cd, self.p["kappa"] * 1e30 * psi / cd
+        return {"t_layer": psi * 1e3 / cd, "e_layer": self.p["kappa"] * 1e30 * psi / cd}
+
+    def per_layer(self, inst):
+        """(t_layer [s·GHz], e_layer [J/GHz²]), shape (N,), from the compiled instance."""
+        d = inst.block(self.name)
+        return d["t_layer"], d["e_layer"]
+
+    def quantities(self):
+        return (quantity("user_compute_delay_s", "s", "local training time α·t/f (1)"),
+                quantity("user_compute_energy_J", "J", "local training energy α·e·f² (2)"))
 
     def variables(self, inst):
         return [VarSpec("f_GHz", "GHz", "f_n, user GPU frequency", component="f")]
@@ -119,6 +132,8 @@ class UserCompute(Block):
         t, e = self.per_layer(inst)
         ledger.delay["user_compute"] = [m.alpha[n] * float(t[n]) / m.f[n] for n in m.U]
         ledger.energy["user_compute"] = [m.alpha[n] * float(e[n]) * m.f[n] ** 2 for n in m.U]
+        ledger.quantities.update(user_compute_delay_s=ledger.delay["user_compute"],
+                                 user_compute_energy_J=ledger.energy["user_compute"])
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
@@ -126,6 +141,8 @@ class UserCompute(Block):
         t, e = self.per_layer(inst)
         ledger.delay["user_compute"] = a * t / f
         ledger.energy["user_compute"] = a * e * f**2
+        ledger.quantities.update(user_compute_delay_s=ledger.delay["user_compute"],
+                                 user_compute_energy_J=ledger.energy["user_compute"])
         viol.leq("f_max", f, d["f_max_GHz"])
         viol.add("f_min", (self.p["f_min_GHz"] - f) / self.p["f_min_GHz"])
 
@@ -146,12 +163,20 @@ class EdgeCompute(Block):
     )
     ordered = (("fe_min_GHz", "F_max_GHz"),)
 
-    def per_layer(self, inst):
-        """(time per layer at 1 GHz, energy per layer per GHz²), shape (N, M): T = (Υ−α)·t/f_e,
-        E = (Υ−α)·e·f_e² (eqs. 5, 6)."""
+    def derive(self, inst):
+        """t_layer (N, M) s·GHz and e_layer (N, M) J/GHz²: T = (Υ−α)·t/f_e, E = (Υ−α)·e·f_e² (eqs. 5, 6)."""
         d, psi = inst.block(self.name), inst.block("llm")["psi_TFLOP"]
         cd = d["cores"] * d["flops_per_cycle"]  # (M,)
-        return psi[:, None] * 1e3 / cd[None, :], self.p["kappa"] * 1e30 * psi[:, None] / cd[None, :]
+        return {"t_layer": psi[:, None] * 1e3 / cd[None, :], "e_layer": self.p["kappa"] * 1e30 * psi[:, None] / cd[None, :]}
+
+    def per_layer(self, inst):
+        """(t_layer [s·GHz], e_layer [J/GHz²]), shape (N, M), from the compiled instance."""
+        d = inst.block(self.name)
+        return d["t_layer"], d["e_layer"]
+
+    def quantities(self):
+        return (quantity(f"{self.name}_delay_s", "s", "training time at the edge server (5)"),
+                quantity(f"{self.name}_energy_J", "J", "training energy at the edge server (6)"))
 
     def variables(self, inst):
         return [VarSpec("fe_GHz", "GHz", "f_{n,m(n)}, GPU-frequency share of the user's server", component="fe", pair=True)]
@@ -175,6 +200,8 @@ class EdgeCompute(Block):
         t, e = self.per_layer(inst)
         ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
         ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
+        ledger.quantities[f"{self.name}_delay_s"] = ledger.delay["edge_compute"]
+        ledger.quantities[f"{self.name}_energy_J"] = ledger.energy["edge_compute"]
         F = d["F_max_GHz"]
         if self.p["budget"] == "eq":
             rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) == float(F[j])
@@ -189,6 +216,8 @@ class EdgeCompute(Block):
         rows = np.arange(inst.N)
         ledger.delay["edge_compute"] = k * t[rows, s] / fe
         ledger.energy["edge_compute"] = k * e[rows, s] * fe**2
+        ledger.quantities[f"{self.name}_delay_s"] = ledger.delay["edge_compute"]
+        ledger.quantities[f"{self.name}_energy_J"] = ledger.energy["edge_compute"]
         used = np.bincount(s, weights=fe, minlength=inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("edge_freq_budget", used, d["F_max_GHz"])
         viol.leq("fe_max", fe, d["F_max_GHz"][s])
@@ -226,6 +255,12 @@ class Uplink(Block):
         # g·p/(σ²·b[Hz]) = snr·p/b[MHz] with snr = g/(σ²·1e6)
         return {"snr_per_W_MHz": inst.topology["gain"] / (sigma2_W_per_Hz * 1e6), "upload_Mbit": np.asarray(s, float)}
 
+    def quantities(self):
+        return (quantity("rate_Mbps", "Mbit/s", "achieved uplink rate b·log2(1 + g·p/(σ²·b))"),
+                quantity("upload_Mbit", "Mbit", "data uploaded per round (compressed size with 'compression')"),
+                quantity("uplink_delay_s", "s", "upload time upload/rate (counted in delay_s only when delay = true)"),
+                quantity("uplink_energy_J", "J", "upload energy p·upload/rate (3)"))
+
     def variables(self, inst):
         return [VarSpec("p_W", "W", "p_n, transmit power", component="p"),
                 VarSpec("b_MHz", "MHz", "b_{n,m(n)}, bandwidth from the user's server", component="b", pair=True)]
@@ -247,10 +282,14 @@ class Uplink(Block):
             return m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2
 
         m.rate = pyo.Expression(m.U, m.S, rule=lambda m, n, j: rate(n, j))
+        up_s = [_pair_sum(m, n, lambda j: float(s[n]) / m.rate[n, j]) for n in m.U]
+        up_e = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
         if self.p["upload"] != "external":
-            ledger.energy["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
+            ledger.energy["uplink"] = up_e
         if self.p["delay"] and self.p["upload"] != "external":
-            ledger.delay["uplink"] = [_pair_sum(m, n, lambda j: float(s[n]) / m.rate[n, j]) for n in m.U]
+            ledger.delay["uplink"] = up_s
+        ledger.quantities.update(rate_Mbps=[_pair_sum(m, n, lambda j: m.rate[n, j]) for n in m.U],
+                                 upload_Mbit=[float(x) for x in s], uplink_delay_s=up_s, uplink_energy_J=up_e)
         B = d["b_max_MHz"]
         if self.p["budget"] == "eq":
             rule = lambda m, j: sum(m.chi[n, j] * m.b[n, j] for n in m.U) == float(B[j])
@@ -269,6 +308,8 @@ class Uplink(Block):
             ledger.energy["uplink"] = p * t
         if self.p["delay"] and self.p["upload"] != "external":
             ledger.delay["uplink"] = t
+        ledger.quantities.update(rate_Mbps=r, upload_Mbit=np.asarray(d["upload_Mbit"], float), uplink_delay_s=t,
+                                 uplink_energy_J=p * t)
         used = np.bincount(s_idx, weights=b, minlength=inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("bandwidth_budget", used, d["b_max_MHz"])
         viol.leq("p_max", p, d["p_max_W"])
@@ -288,8 +329,15 @@ class Stability(Block):
         Param("samples", "sample", {"dist": "uniform_int", "low": 100, "high": 1000}, "k_n, local training-set size (not given)", per="user", min=1, max=1e12, integer=True),
     )
 
+    def derive(self, inst):
+        """c (N,): AS_n = c_n / (1 − α_n/Υ), c_n = 2L²/k_n (eq. 10)."""
+        return {"c": 2 * self.p["lipschitz"] ** 2 / inst.block(self.name)["samples"]}
+
+    def alpha_bounds(self, inst):
+        return -np.inf, float(inst.block("llm")["layers"]) - 1.0   # AS is infinite at α = Υ
+
     def _c(self, inst):
-        return 2 * self.p["lipschitz"] ** 2 / inst.block(self.name)["samples"]
+        return inst.block(self.name)["c"]
 
     def build(self, m, inst, ledger):
         Y, c = float(inst.block("llm")["layers"]), self._c(inst)

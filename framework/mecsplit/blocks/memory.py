@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from .base import Block, Param
+from .base import Block, Param, quantity
 
 GB = 1e9
 
@@ -64,14 +64,23 @@ class Memory(Block):
                 "base_GB": qw * self.p["embedding_Mparam"] * 1e6 / GB + 2 * cut,
                 "head_GB": qw * self.p["head_Mparam"] * 1e6 / GB}
 
+    def quantities(self):
+        return (quantity("memory_GB", "GB", "device memory used: base + α·block (§2.3)"),)
+
+    def alpha_bounds(self, inst):
+        d = inst.block(self.name)   # base + α·block ≤ M^max is a bound on α (block > 0)
+        return -np.inf, (d["M_max_GB"] - d["base_GB"]) / d["block_GB"]
+
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
         base, blk, cap = d["base_GB"], d["block_GB"], d["M_max_GB"]
-        m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: float(base[n]) + float(blk[n]) * m.alpha[n] <= float(cap[n]))
+        ledger.quantities["memory_GB"] = [float(base[n]) + float(blk[n]) * m.alpha[n] for n in m.U]
+        m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: ledger.quantities["memory_GB"][n] <= float(cap[n]))
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
-        viol.leq("device_memory", d["base_GB"] + d["block_GB"] * sol["alpha"], d["M_max_GB"])
+        ledger.quantities["memory_GB"] = d["base_GB"] + d["block_GB"] * sol["alpha"]
+        viol.leq("device_memory", ledger.quantities["memory_GB"], d["M_max_GB"])
 
     @staticmethod
     def alpha_cap(inst) -> np.ndarray:
@@ -103,21 +112,29 @@ class TierMemory(Block):
         cloud_layer = mem["frozen_block_GB"] + copies * mem["lora_block_GB"] + E * mem["act_block_GB"]
         return mem["block_GB"], 4 * mem["cut_GB"], cloud_layer, E * 2 * mem["cut_GB"] + mem["head_GB"]
 
+    def quantities(self):
+        return (quantity("edge_memory_GB", "GB", "edge memory of the user's stream (β−α)·block + 4·cut"),
+                quantity("cloud_memory_GB", "GB", "cloud memory if every stream were as deep as the user's (§3.3)"))
+
     def build(self, m, inst, ledger):
         Y = float(inst.block("llm")["layers"])
         cap_e = inst.block(self.name)["edge_M_max_GB"]
         e_l, e_0, c_l, c_0 = self._coef(inst)
-        m.edge_memory = pyo.Constraint(m.U, rule=lambda m, n: float(e_l[n]) * (m.beta[n] - m.alpha[n]) + float(e_0[n])
-                                       <= sum(m.chi[n, j] * float(cap_e[j]) for j in m.S))
-        m.cloud_memory = pyo.Constraint(m.U, rule=lambda m, n: float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n])
-                                        <= float(self.p["cloud_M_max_GB"]))
+        q = ledger.quantities
+        q["edge_memory_GB"] = [float(e_l[n]) * (m.beta[n] - m.alpha[n]) + float(e_0[n]) for n in m.U]
+        q["cloud_memory_GB"] = [float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n]) for n in m.U]
+        m.edge_memory = pyo.Constraint(m.U, rule=lambda m, n: q["edge_memory_GB"][n] <= sum(m.chi[n, j] * float(cap_e[j]) for j in m.S))
+        m.cloud_memory = pyo.Constraint(m.U, rule=lambda m, n: q["cloud_memory_GB"][n] <= float(self.p["cloud_M_max_GB"]))
 
     def evaluate(self, sol, inst, ledger, viol):
         Y = float(inst.block("llm")["layers"])
         s = inst.servers_of(sol)
         e_l, e_0, c_l, c_0 = self._coef(inst)
-        viol.leq("edge_memory", e_l * (sol["beta"] - sol["alpha"]) + e_0, inst.block(self.name)["edge_M_max_GB"][s])
-        viol.leq("cloud_memory", c_l * (Y - sol["beta"]) + c_0, self.p["cloud_M_max_GB"])
+        q = ledger.quantities
+        q["edge_memory_GB"] = e_l * (sol["beta"] - sol["alpha"]) + e_0
+        q["cloud_memory_GB"] = c_l * (Y - sol["beta"]) + c_0
+        viol.leq("edge_memory", q["edge_memory_GB"], inst.block(self.name)["edge_M_max_GB"][s])
+        viol.leq("cloud_memory", q["cloud_memory_GB"], self.p["cloud_M_max_GB"])
 
 
 def peak_memory_GB(inst, sol) -> dict[str, float]:

@@ -22,7 +22,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..errors import InputError
-from .base import Block, Param, VarSpec
+from .base import Block, Param, VarSpec, quantity
 from .core import EdgeCompute, _pair_sum
 
 
@@ -45,11 +45,8 @@ class SplitBounds(Block):
         if "alpha" in sol:
             sol["alpha"] = np.minimum(sol["alpha"], self.alpha_max(inst))
 
-    def build(self, m, inst, ledger):
-        hi = self.alpha_max(inst)
-        for n in m.U:
-            ub = m.alpha[n].ub
-            m.alpha[n].setub(hi if ub is None else min(ub, hi))
+    def alpha_bounds(self, inst):
+        return -np.inf, self.alpha_max(inst)
 
     def evaluate(self, sol, inst, ledger, viol):
         viol.add("server_layers_min", sol["alpha"] - self.alpha_max(inst))
@@ -78,7 +75,10 @@ class EdgeTier(EdgeCompute):
         if lo > hi:
             raise InputError(str(inst.variant.path), "blocks.edge_tier.edge_layers_min",
                              f"no room for the edge tier (β ∈ [{lo:g}, {hi:g}])", "layers >= alpha_min + k_e + k_c")
-        return {}
+        return super().derive(inst)
+
+    def alpha_bounds(self, inst):
+        return -np.inf, self._beta_bounds(inst)[1] - self.p["edge_layers_min"]   # α + k_e ≤ β ≤ Υ − k_c
 
     def variables(self, inst):
         return [VarSpec("beta", "layer", "β_n, last layer trained on the edge (the second cut)", integer=True)] + super().variables(inst)
@@ -131,9 +131,14 @@ class Cloud(Block):
     )
 
     def per_layer(self, inst):
-        psi = inst.block("llm")["psi_TFLOP"]
-        cd = float(self.p["cores"]) * float(self.p["flops_per_cycle"])
-        return psi * 1e3 / cd, self.p["kappa"] * 1e30 * psi / cd
+        """(t_layer [s·GHz], e_layer [J/GHz²]), shape (N,), from the compiled instance."""
+        d = inst.block(self.name)
+        return d["t_layer"], d["e_layer"]
+
+    def quantities(self):
+        return (quantity("cloud_compute_delay_s", "s", "training time of the cloud layers"),
+                quantity("cloud_compute_energy_J", "J", "training energy of the cloud layers"),
+                quantity("backhaul_delay_s", "s", "edge–cloud transfer time 2·S/R"))
 
     def slot_GHz(self, inst) -> float:
         return float(self.p["F_max_GHz"]) / inst.M
@@ -150,7 +155,9 @@ class Cloud(Block):
         if self.p["fc_min_GHz"] > slot:
             raise InputError(str(inst.variant.path), "blocks.cloud.fc_min_GHz", f"above the stream slot F_max/E = {slot:g} GHz",
                              f"a value <= {slot:g}")
-        return {}
+        psi = inst.block("llm")["psi_TFLOP"]
+        cd = float(self.p["cores"]) * float(self.p["flops_per_cycle"])
+        return {"t_layer": psi * 1e3 / cd, "e_layer": self.p["kappa"] * 1e30 * psi / cd}
 
     def build(self, m, inst, ledger):
         Y = float(inst.block("llm")["layers"])
@@ -161,6 +168,8 @@ class Cloud(Block):
         ledger.delay["cloud_compute"] = [(Y - m.beta[n]) * float(t[n]) / m.fc[n] for n in m.U]
         ledger.energy["cloud_compute"] = [(Y - m.beta[n]) * float(e[n]) * m.fc[n] ** 2 for n in m.U]
         ledger.delay["backhaul"] = [sum(m.chi[n, j] * (2 * float(S[n]) / float(R[j])) for j in m.S) for n in m.U]
+        ledger.quantities.update(cloud_compute_delay_s=ledger.delay["cloud_compute"], backhaul_delay_s=ledger.delay["backhaul"],
+                                 cloud_compute_energy_J=ledger.energy["cloud_compute"])
         m.cloud_freq_budget = pyo.Constraint(m.S, rule=lambda m, j: sum(m.chi[n, j] * m.fc[n] for n in m.U) <= slot)
 
     def evaluate(self, sol, inst, ledger, viol):
@@ -171,6 +180,8 @@ class Cloud(Block):
         ledger.delay["cloud_compute"] = (Y - bt) * t / fc
         ledger.energy["cloud_compute"] = (Y - bt) * e * fc**2
         ledger.delay["backhaul"] = 2 * S / R[s]
+        ledger.quantities.update(cloud_compute_delay_s=ledger.delay["cloud_compute"], backhaul_delay_s=ledger.delay["backhaul"],
+                                 cloud_compute_energy_J=ledger.energy["cloud_compute"])
         slot = self.slot_GHz(inst)
         viol.leq("cloud_freq_budget", np.bincount(s, weights=fc, minlength=inst.M), np.full(inst.M, slot))
         viol.leq("fc_max", fc, slot)

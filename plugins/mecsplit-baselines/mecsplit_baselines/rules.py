@@ -1,7 +1,8 @@
 """Association rules and the simple resource rule (spec seed-models.md §1.11, Fig. 5 baselines).
 
-Association ("subject to bandwidth"): a server admits at most ⌈N/M⌉ users, so every admitted user
-gets at least the fair bandwidth share b_max·M/N. Greedy: users in order of their best channel pick
+Association ("subject to bandwidth" — a modelling choice of ours, not a constraint of the problem):
+a server admits at most ⌈N/M⌉ users, so every admitted user gets at least the fair bandwidth share
+b_max·M/N; a variant's own cap ``n_users <= k`` lowers that. Greedy: users in order of their best channel pick
 the server with the highest rate at the equal share they would get; random: a uniformly random
 server with room left. With equality budgets (liu-zhao-2024) no server may stay empty, so empty
 servers take the best-channel user from a server that has two or more.
@@ -16,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def capacity(n_users: int, n_servers: int) -> int:
-    return -(-n_users // n_servers)
+def capacity(inst) -> np.ndarray:
+    """(M,) users each server admits: ⌈N/M⌉, or the variant's ``n_users <= k`` cap if smaller."""
+    return np.minimum(-(-inst.N // inst.M), inst.compiled.max_users())
 
 
 def _equal_share_rate(inst, n: int, counts: np.ndarray) -> np.ndarray:
@@ -27,7 +29,7 @@ def _equal_share_rate(inst, n: int, counts: np.ndarray) -> np.ndarray:
 
 
 def greedy_association(inst) -> np.ndarray:
-    cap, counts = capacity(inst.N, inst.M), np.zeros(inst.M)
+    cap, counts = capacity(inst), np.zeros(inst.M)
     server = np.empty(inst.N, dtype=int)
     for n in np.argsort(-inst.topology["gain"].max(axis=1), kind="stable"):
         rate = np.where(counts < cap, _equal_share_rate(inst, n, counts), -np.inf)
@@ -37,7 +39,7 @@ def greedy_association(inst) -> np.ndarray:
 
 
 def random_association(inst, rng: np.random.Generator) -> np.ndarray:
-    cap, counts = capacity(inst.N, inst.M), np.zeros(inst.M, dtype=int)
+    cap, counts = capacity(inst), np.zeros(inst.M, dtype=int)
     server = np.empty(inst.N, dtype=int)
     for n in rng.permutation(inst.N):
         server[n] = int(rng.choice(np.flatnonzero(counts < cap)))
@@ -78,13 +80,11 @@ def simple_resources(variant, inst, server: np.ndarray) -> dict[str, np.ndarray]
     f = np.clip(f, uc["f_min_GHz"], uc["f_max_GHz"])
     A = om["delay"] * a_T / f + om["energy"] * a_E * f**2        # cost per local layer
     B = om["delay"] * e_T / fe + om["energy"] * e_E * fe**2      # cost per edge layer
-    Y = float(llm["layers"])
-    hi = Y - 1 if variant.has_block("stability") else Y
-    alphas = np.arange(int(np.ceil(llm["alpha_min"])), int(hi) + 1, dtype=float)
+    Y, C = float(llm["layers"]), inst.compiled
+    alphas = np.arange(C.alpha_lo.min(), C.alpha_hi.max() + 1, dtype=float)   # the compiled split bounds
     cost = alphas[None, :] * A[:, None] + (Y - alphas[None, :]) * B[:, None]
     if variant.has_block("stability"):
-        st = inst.block("stability")
-        c = 2 * st["lipschitz"] ** 2 / st["samples"]
-        cost = cost + om["stability"] * c[:, None] / (1 - alphas[None, :] / Y)
+        cost = cost + om["stability"] * inst.block("stability")["c"][:, None] / (1 - alphas[None, :] / Y)
+    cost[(alphas[None, :] < C.alpha_lo[:, None]) | (alphas[None, :] > C.alpha_hi[:, None])] = np.inf
     alpha = alphas[np.argmin(cost, axis=1)]
     return {"server": server, "alpha": alpha, "f_GHz": f, "fe_GHz": fe, "p_W": up["p_max_W"].astype(float), "b_MHz": b}

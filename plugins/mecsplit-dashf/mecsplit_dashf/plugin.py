@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from mecsplit.capabilities import CORE_BLOCKS, Capabilities
+from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 
 from . import __version__
 from .solver import OPTIONS, run
 from .steps import dinkelbach, hungarian_slots, sdr_association
 
-VARIANTS = ("dashf-2024",)   # and every variant extending it
+
+def _why_not(variant) -> str | None:
+    from .model import check_supported
+
+    try:
+        check_supported(variant)
+    except InputError as e:
+        return f"{e.field}: {e.problem} (allowed: {e.allowed})"
+    return None
+
+
+# DASHF's problem (spec §2.2); added deadlines, rate floors and server caps are checked, not modelled
+CAPABILITIES = Capabilities(objectives=("cost_per_quality",), blocks=CORE_BLOCKS + ("service_quality",),
+                            requires=CORE_BLOCKS + ("service_quality",),
+                            checked=("user:delay_s<=", "user:rate_Mbps>=", "server:n_users<="), check=_why_not)
 REQUIRES = ("cvxpy", "scipy", "mecsplit_liuzhao")
 
 SOLVERS = {
@@ -38,7 +54,7 @@ def _solver(mode):
 @hookimpl
 def register_solvers(registry):
     for name, (mode, doc) in SOLVERS.items():
-        registry.add_solver(name=name, solve=_solver(mode), exact=False, description=doc, variants=VARIANTS,
+        registry.add_solver(name=name, solve=_solver(mode), exact=False, description=doc, capabilities=CAPABILITIES,
                             options=dict(OPTIONS), version=__version__, requires=REQUIRES)
     for name, (kind, fn, doc) in STEP_DOCS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=doc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mecsplit.capabilities import CORE_BLOCKS, SPLIT_BOUND_CLASSES, Capabilities
 from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
@@ -65,6 +66,24 @@ def solve_exact(problem, options, tracer):
     return Outcome(st, solution=sol, objective=inc["obj"], bound=lb, iterations=iterations, message=msg, extra=extra)
 
 
+def _why_not(variant) -> str | None:
+    """What the exact core needs beyond its blocks (Data checks the same at solve time)."""
+    if variant.block("llm").p["split"] != "integer":
+        return "blocks.llm.split: needs integer splits (split = \"integer\"; docs/exact.md §6)"
+    if variant.block("uplink").p["upload"] == "external":
+        return "blocks.uplink.upload: needs the uplink's own upload (tokens | activations), not 'external'"
+    ratio = variant.objective.kind == "cost_per_quality"
+    if variant.has_block("service_quality") and (not ratio or variant.block("service_quality").depends_on() != "alpha"):
+        return ("blocks.service_quality.kind: takes service_quality only in the cost_per_quality ratio with an "
+                "α-dependent kind (offload_log | local_log)")
+    return None
+
+
+CAPABILITIES = Capabilities(objectives=("weighted_sum", "cost_per_quality"),
+                            blocks=CORE_BLOCKS + ("stability", "service_quality", "memory", "split_bounds"),
+                            requires=CORE_BLOCKS, constraints=SPLIT_BOUND_CLASSES, check=_why_not)
+
+
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(
@@ -75,4 +94,4 @@ def register_solvers(registry):
                     "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment, "
                     "polished by move/swap local search; the "
                     "cost_per_quality ratio (whole-layer splits) by Dinkelbach over it",
-        variants=("liu-zhao-2024", "default", "dashf-layers-2024"), options=dict(OPTIONS), version=__version__, requires=("highspy",))
+        capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__, requires=("highspy",))

@@ -30,12 +30,14 @@ CORE_BLOCKS = ("llm", "association", "user_compute", "edge_compute", "uplink", "
 
 
 class Data:
-    """Everything the exact solver needs, in model units (TFLOP, GHz, MHz, Mbit, W, s, J)."""
+    """Everything the exact solver needs, in model units (TFLOP, GHz, MHz, Mbit, W, s, J), read from
+    the instance's compiled form (``inst.compiled``, :mod:`mecsplit.compile`) and weighted by ω."""
 
     def __init__(self, variant, inst):
         names = [b.name for b in variant.blocks]
         ratio = variant.objective.kind == "cost_per_quality"
-        extra = sorted(set(names) - set(CORE_BLOCKS) - ({"service_quality"} if ratio else set()))
+        # memory / split_bounds only bound the splits: they are in the compiled α bounds (inst.compiled)
+        extra = sorted(set(names) - set(CORE_BLOCKS) - {"memory", "split_bounds"} - ({"service_quality"} if ratio else set()))
         if extra:
             raise InputError("<exact>", f"variant.blocks.{extra[0]}", "block not supported by the exact solver",
                              ", ".join(CORE_BLOCKS) + " (and service_quality with objective cost_per_quality)")
@@ -52,34 +54,33 @@ class Data:
                              "splits (docs/exact.md §6)", "split = \"integer\" (e.g. the variant dashf-layers-2024)")
         if up["upload"] == "external":
             raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
-        om = variant.objective.omega(inst)
+        C = inst.compiled
+        om = C.omega
         wt, we = om["delay"], om["energy"]
         ws = 0.0 if ratio else om["stability"]      # cost_per_quality's cost is delay + energy only (objective.py)
         self.N, self.M = inst.N, inst.M
         self.Y = float(llm["layers"])
         self.has_stab = inst.has_block("stability")
-        amax = self.Y - 1.0 if self.has_stab else self.Y
-        self.alphas = np.arange(math.ceil(float(llm["alpha_min"]) - 1e-9), math.floor(amax + 1e-9) + 1, dtype=float)
-        if self.alphas.size == 0:
-            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range", f"alpha_min <= {amax}")
+        # one grid of splits for all users; a split outside a user's own bounds (C.alpha_lo/hi) is an
+        # infeasible option (+inf constant below)
+        self.alphas = np.arange(C.alpha_lo.min(), C.alpha_hi.max() + 1, dtype=float)
+        if self.alphas.size == 0 or np.any(C.alpha_lo > C.alpha_hi):
+            raise InputError("<exact>", "blocks.llm.alpha_min", "no integer split in range for some user",
+                             "alpha_min <= the largest split every block allows")
         self.K = self.alphas.size
-        psi = np.asarray(llm["psi_TFLOP"], float)
-        cd = uc["cores"] * uc["flops_per_cycle"]
-        aT, aE = wt * psi * 1e3 / cd, we * uc["kappa"] * 1e30 * psi / cd
+        aT, aE = wt * uc["t_layer"], we * uc["e_layer"]
         fmin, fmax = float(uc["f_min_GHz"]), np.asarray(uc["f_max_GHz"], float)
         with np.errstate(divide="ignore", invalid="ignore"):
             fs = np.where(aE > 0, np.cbrt(aT / (2 * np.where(aE > 0, aE, 1.0))), np.where(aT > 0, np.inf, fmin))
         self.f = np.clip(fs, fmin, fmax)
         self.A = aT / self.f + aE * self.f**2                     # per-layer user cost at its optimal f
-        cdE = ec["cores"] * ec["flops_per_cycle"]
-        self.t = wt * psi[:, None] * 1e3 / cdE[None, :]            # (N, M) ω_t·e_T
-        self.e = we * ec["kappa"] * 1e30 * psi[:, None] / cdE[None, :]   # (N, M) ω_e·e_E
+        self.t = wt * ec["t_layer"]                                 # (N, M) ω_t·e_T
+        self.e = we * ec["e_layer"]                                 # (N, M) ω_e·e_E
         self.fe_lo = float(ec["fe_min_GHz"])
         self.F = np.asarray(ec["F_max_GHz"], float)
         self.eq_f = ec["budget"] == "eq"
         if self.has_stab:
-            st = inst.block("stability")
-            self.stab_c = ws * 2 * float(st["lipschitz"]) ** 2 / np.asarray(st["samples"], float)
+            self.stab_c = ws * np.asarray(inst.block("stability")["c"], float)
         else:
             self.stab_c = np.zeros(self.N)
         s = np.asarray(up["upload_Mbit"], float)
@@ -102,6 +103,8 @@ class Data:
             stab = np.where(w > 0, self.stab_c[:, None] * self.Y / np.where(w > 0, w, 1.0)[None, :],
                             np.where(self.stab_c[:, None] > 0, np.inf, 0.0))
         self.user_part = self.alphas[None, :] * self.A[:, None] + stab
+        outside = (self.alphas[None, :] < C.alpha_lo[:, None]) | (self.alphas[None, :] > C.alpha_hi[:, None])
+        self.user_part[outside] = np.inf
         self.w = w
         # cost_per_quality (DASHF, spec §2.2): quality per option U_nk = w_n (q0 + g(α_k)), (N, K); the
         # ratio is solved by Dinkelbach (dinkelbach.py), each step a weighted-sum problem of this core

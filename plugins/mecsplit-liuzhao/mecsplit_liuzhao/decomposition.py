@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mecsplit.evaluate import evaluate
+from mecsplit.evaluate import FEASIBILITY_TOL, evaluate
 
 from .cccp import cccp_association
 from .fp import fp_resources
@@ -196,9 +196,11 @@ def _record(ctx: Context, st: State, k: int) -> State | None:
     ev = evaluate_state(ctx, st)
     ctx.log.append({"step": "outer", "cycle": k, "objective": ev.objective, "feasible": ev.feasible,
                     "max_violation": ev.max_violation})
-    if not ev.feasible:
+    # feasible for P2; constraints a variant adds (deadlines, ...) are not modelled here: a point that
+    # violates only those is kept, and the framework reports it as "no feasible point found"
+    if any(v > FEASIBILITY_TOL for k2, v in ev.violations.items() if not k2.startswith("constraints.")):
         return None
     st = State(st.server.copy(), {k2: v.copy() for k2, v in st.x.items()}, ev.objective)
-    if ctx.tracer is not None:
+    if ctx.tracer is not None and ev.feasible:
         ctx.tracer.incumbent(ev.objective, st.solution())
     return st

@@ -70,26 +70,19 @@ def pairs(variant, inst, omega: dict | None = None) -> Pairs:
     overrides the variant's weights — e.g. for a Dinkelbach/FP outer loop on a ratio objective that
     calls the FP step on a weighted sum; then any objective kind is accepted."""
     check_supported(variant, any_objective=omega is not None)
-    om = dict(omega) if omega is not None else variant.objective.omega(inst)
+    C = inst.compiled   # the shared numeric form (mecsplit.compile): coefficients derived once by the blocks
+    om = dict(omega) if omega is not None else C.omega
     llm, uc, ec, up = (inst.block(k) for k in ("llm", "user_compute", "edge_compute", "uplink"))
-    psi = np.asarray(llm["psi_TFLOP"], float)
-    cdu = uc["cores"] * uc["flops_per_cycle"]
-    cde = ec["cores"] * ec["flops_per_cycle"]
     Y = float(llm["layers"])
     stab = variant.has_block("stability")
-    if stab:
-        st = inst.block("stability")
-        c = om["stability"] * 2 * st["lipschitz"] ** 2 / np.asarray(st["samples"], float)
-    else:
-        c = np.zeros(inst.N)
+    c = om["stability"] * np.asarray(inst.block("stability")["c"], float) if stab else np.zeros(inst.N)
     p_hi = np.asarray(up["p_max_W"], float)
     return Pairs(
         N=inst.N, M=inst.M, om=om, Y=Y,
-        a_T=psi * 1e3 / cdu, a_E=uc["kappa"] * 1e30 * psi / cdu,
-        e_T=psi[:, None] * 1e3 / cde[None, :], e_E=ec["kappa"] * 1e30 * psi[:, None] / cde[None, :],
+        a_T=uc["t_layer"], a_E=uc["e_layer"], e_T=ec["t_layer"], e_E=ec["e_layer"],
         snr=np.asarray(up["snr_per_W_MHz"], float), s=np.asarray(up["upload_Mbit"], float),
         delay=bool(up["delay"]), c_stab=c,
-        alpha_lo=float(llm["alpha_min"]), alpha_hi=Y - 1.0 if stab else Y, integer=llm["split"] == "integer",
+        alpha_lo=float(C.alpha_lo.max()), alpha_hi=float(C.alpha_hi.min()), integer=llm["split"] == "integer",
         f_lo=float(uc["f_min_GHz"]), f_hi=np.asarray(uc["f_max_GHz"], float),
         fe_lo=float(ec["fe_min_GHz"]), F=np.asarray(ec["F_max_GHz"], float),
         p_lo=max(float(up["p_min_W"]), 1e-9 * float(np.min(p_hi))), p_min=float(up["p_min_W"]), p_hi=p_hi,

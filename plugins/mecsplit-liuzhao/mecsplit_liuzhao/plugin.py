@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from mecsplit.capabilities import CORE_BLOCKS, Capabilities
 from mecsplit.plugins import hookimpl
 
 from . import __version__
 from .baselines import DESCRIPTIONS, OPTIONS, PLANS, solver_fn
 from .decomposition import STEPS
 
-VARIANTS = ("liu-zhao-2024", "default")   # and every variant extending them (e.g. hardware-2024)
+# the Liu–Zhao problem P2 (spec §1.7); added deadlines, rate floors and server caps are not modelled by
+# the decomposition: the framework checks its point against them (an unmet one -> "no feasible point found")
+CAPABILITIES = Capabilities(
+    objectives=("weighted_sum",), blocks=CORE_BLOCKS + ("stability",), requires=CORE_BLOCKS,
+    constraints=("user:alpha<=", "user:alpha>="), checked=("user:delay_s<=", "user:rate_Mbps>=", "server:n_users<="),
+    check=lambda v: "needs the uplink's own upload (tokens | activations), not 'external'"
+    if v.block("uplink").p["upload"] == "external" else None)
 STEP_DOCS = {
     "fp-resources": "FP resource step (P4, closed-form z, ν, q; numpy KKT block solves); α relaxed then rounded",
     "fp-resources-fixed-alpha": "FP resource step with α fixed",
@@ -27,6 +34,6 @@ STEP_DOCS = {
 def register_solvers(registry):
     for name in PLANS:
         registry.add_solver(name=name, solve=solver_fn(name), exact=False, description=DESCRIPTIONS[name],
-                            variants=VARIANTS, options=dict(OPTIONS), version=__version__, requires=("highspy",))
+                            capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__, requires=("highspy",))
     for name, (kind, fn) in STEPS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=STEP_DOCS[name])

@@ -71,9 +71,10 @@ def solve_mindtpy(problem, options, tracer):
     sol, ev = verified_point(problem, m)
     extra["max_violation"] = ev.max_violation
     it = int(extra["iterations"] or 0)
-    if not ev.feasible:
-        return Outcome(Status.FEASIBLE, solution=sol, objective=ev.objective, iterations=it,
-                       message=f"MindtPy's point violates a constraint by {ev.max_violation:.3g}", extra=extra)
+    if not ev.feasible:   # a heuristic here: its violating point is kept for inspection, never called feasible
+        return Outcome(Status.INFEASIBLE, solution=sol, objective=ev.objective, iterations=it,
+                       message=f"no feasible point found: MindtPy's point violates a constraint by {ev.max_violation:.3g}",
+                       extra=extra)
     tracer.incumbent(ev.objective, sol)
     st = Status.TIME_LIMIT if "maxTimeLimit" in extra["termination"] else Status.FEASIBLE
     return Outcome(st, solution=sol, objective=ev.objective, iterations=it,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mecsplit.capabilities import GENERIC
 from mecsplit.plugins import hookimpl
 
 from . import __version__
@@ -10,6 +11,11 @@ from . import __version__
 def _scip(problem, options, tracer):
     from .scip import solve_scip
     return solve_scip(problem, options, tracer)
+
+
+def _gurobi(problem, options, tracer):
+    from .gurobi import solve_gurobi
+    return solve_gurobi(problem, options, tracer)
 
 
 def _mindtpy(problem, options, tracer):
@@ -25,16 +31,24 @@ def _enumerate(problem, options, tracer):
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(
-        name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__,
+        name="scip", solve=_scip, exact=True, requires=("pyscipopt",), version=__version__, capabilities=GENERIC,
         description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
         options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0, "feastol": 1e-8,
                  "watchdog_grace_s": 2.0})
     registry.add_solver(
+        name="gurobi", solve=_gurobi, exact=True, requires=("gurobipy",), version=__version__,
+        capabilities=GENERIC,   # 'auto' takes the variant's own model beyond the core
+        description="Gurobi (global MINLP, gurobipy >= 12): structured core formulation or the variant's model; optimal only when Gurobi proves it",
+        options={"rel_gap": 1e-4, "formulation": "auto", "cuts": "band", "threads": 1, "feastol": 1e-7,
+                 "numeric_focus": 2})
+    registry.add_solver(
         name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("mecsplit.ipopt", "cyipopt", "highspy", "casadi"), version=__version__,
+        capabilities=GENERIC,
         description="Pyomo MindtPy OA (HiGHS MILP + Ipopt via mecsplit.ipopt); heuristic on this nonconvex model",
         options={"strategy": "OA", "init_strategy": "rNLP", "iteration_limit": 50, "no_good_cuts": True,
                  "heuristic_nonconvex": False, "rel_gap": 1e-6})
     registry.add_solver(
         name="enumerate", solve=_enumerate, exact=False, requires=("mecsplit.ipopt", "cyipopt", "casadi"), version=__version__,
+        capabilities=GENERIC,
         description="every integer assignment of a tiny instance, each continuous NLP by Ipopt; best verified point, no bound",
         options={"max_assignments": 5000, "starts": 1, "tol": 1e-9, "max_iter": 3000})
