@@ -157,6 +157,13 @@ def test_instance_fields_are_checked_not_ignored(work, mutate, field):
     refused("solve", "--instance", _solve_on(work, d), "--solver", "greedy", field=field)
 
 
+def test_a_variant_whose_reference_point_is_infinite_gives_no_instance(work):
+    # found by the fuzz campaign: noise 0 dBm/Hz makes every rate underflow to 0, the reference energy
+    # infinite, and the instance unwritable as JSON (ValueError in json.dumps before)
+    v = variant_file(work, "[blocks.uplink]\nnoise_dBm_per_Hz = 0\n")
+    refused("instance", "--variant", v, "--users", "3", "--servers", "2", "-o", str(work / "i.json"), field="normalisation")
+
+
 def test_huge_instance_is_refused_before_allocating(work):
     t = time.perf_counter()
     refused("instance", "--users", "10000000", "--servers", "2", field="--users")

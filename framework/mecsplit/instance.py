@@ -57,8 +57,15 @@ class Instance:
         from .evaluate import ledger_totals
 
         totals = ledger_totals(self.variant, self, self.reference_solution())
-        return {"delay_ref_s": float(np.sum(totals["delay"])), "energy_ref_J": float(np.sum(totals["energy"])),
+        norm = {"delay_ref_s": float(np.sum(totals["delay"])), "energy_ref_J": float(np.sum(totals["energy"])),
                 "stability_ref": float(np.sum(totals["stability"]))}
+        for k, v in norm.items():  # e.g. a maximum frequency, power or bandwidth of 0: no usable instance
+            if not np.isfinite(v):
+                raise InputError(str(self.variant.path), "normalisation", f"the reference solution's {k} is {v} "
+                                 f"(seed {self.seed}, {self.N} x {self.M})",
+                                 "parameters for which the reference point (alpha = layers/2, full power and "
+                                 "frequency, equal shares) has finite delay, energy and stability")
+        return norm
 
     # --- JSON ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
