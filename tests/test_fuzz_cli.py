@@ -41,7 +41,7 @@ def test_fuzz_cli_in_process(kind, tmp_path_factory):
     check()
 
 
-@settings(max_examples=4, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(case=st.one_of(*(STRATEGIES[k]() for k in ("variant", "instance", "result", "cli"))))
 def test_fuzz_cli_subprocess(case, tmp_path_factory):
     """The same property for the installed entry point in a fresh interpreter."""
