@@ -94,13 +94,15 @@ class Suite:
     groups: list[Group]
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "suites"  # package data (in the repo: benchmarks/suites)
+
+
 def suite_dirs() -> list[Path]:
     """Where suite names are looked up: $MECSPLIT_SUITES (os.pathsep-separated), ./benchmarks/suites,
-    and the repository's benchmarks/suites next to the installed (editable) package."""
+    and the suites shipped with mecsplit."""
     extra = [Path(p) for p in os.environ.get("MECSPLIT_SUITES", "").split(os.pathsep) if p]
-    repo = Path(__file__).resolve().parents[3] / "benchmarks" / "suites"
     out: list[Path] = []
-    for d in [*extra, Path.cwd() / "benchmarks" / "suites", repo]:
+    for d in [*extra, Path.cwd() / "benchmarks" / "suites", SHIPPED]:
         if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
             out.append(d)
     return out
@@ -215,16 +217,19 @@ def _group(where: str, raw: dict[str, Any], defaults: dict[str, Any], idx: int) 
                  overrides=dict(d["overrides"]), sweep=sweep, figure=dict(fig))
 
 
-def _check_variants(where: str, f: str, g: Group) -> None:
+def _check_variants(suite: Suite, f: str, g: Group) -> None:
     """Every variant of the group loads with the group's overrides at every sweep point (cheap: no
     instance is generated), so `bench list` and `bench run` refuse a bad suite before any work."""
     from ..variant import deep_merge, load_variant
+    from .cells import _relative_to
+
+    where = str(suite.path)
 
     points = [{"objective": {"weights": {k: w}}} for k, ws in g.sweep.items() for w in ws] or [{}]
     for j, vname in enumerate(g.variants):
         for pt in points:
             try:
-                load_variant(vname, overrides=deep_merge(g.overrides, pt) or None)
+                load_variant(_relative_to(suite, vname), overrides=deep_merge(g.overrides, pt) or None)
             except InputError as e:
                 raise InputError(where, f"{f}.variants[{j}]", f"variant {schema.describe(vname)} with the group's "
                                  f"overrides: {e.where}: field '{e.field}': {e.problem}", e.allowed) from None
@@ -259,8 +264,9 @@ def parse_suite(raw: dict[str, Any], path: Path) -> Suite:
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise InputError(where, "group.name", f"duplicate group names {names}", "distinct names")
-    for i, g in enumerate(groups):
-        _check_variants(where, f"group[{i}]", g)
     name = schema.name(where, "name", raw.get("name", path.stem))  # becomes a folder of the report
     description = schema.string(where, "description", raw.get("description", ""), allowed="a one-line string")
-    return Suite(name=name, description=description, path=path, groups=groups)
+    suite = Suite(name=name, description=description, path=path, groups=groups)
+    for i, g in enumerate(groups):
+        _check_variants(suite, f"group[{i}]", g)
+    return suite

@@ -7,25 +7,9 @@ from mecsplit.plugins import hookimpl
 
 from . import __version__
 
-
-def _scip(problem, options, tracer):
-    from .scip import solve_scip
-    return solve_scip(problem, options, tracer)
-
-
-def _gurobi(problem, options, tracer):
-    from .gurobi import solve_gurobi
-    return solve_gurobi(problem, options, tracer)
-
-
-def _mindtpy(problem, options, tracer):
-    from .mindtpy import solve_mindtpy
-    return solve_mindtpy(problem, options, tracer)
-
-
-def _enumerate(problem, options, tracer):
-    from .enumerate import solve_enumerate
-    return solve_enumerate(problem, options, tracer)
+# the solvers' modules import Pyomo (and gurobipy): they are imported on the first solve, not when registering
+_scip, _gurobi, _mindtpy, _enumerate = ("mecsplit_peers.scip:solve_scip", "mecsplit_peers.gurobi:solve_gurobi",
+                                        "mecsplit_peers.mindtpy:solve_mindtpy", "mecsplit_peers.enumerate:solve_enumerate")
 
 
 @hookimpl
