@@ -164,8 +164,10 @@ def from_dict(d: Any, variant: Variant, where: str = "<instance>") -> Instance:
     if d.get("variant") != variant.name or d.get("structure_hash") != variant.structure_hash():
         theirs = d["variant"] if isinstance(d.get("variant"), str) and schema.NAME_RE.fullmatch(d["variant"]) \
             else schema.describe(d.get("variant"))
-        raise InputError(where, "variant", f"instance is of variant {theirs} (structure "
-                         f"{schema.describe(d.get('structure_hash'))}), not {variant.name} ({variant.structure_hash()})",
+        structure = d.get("structure_hash") if isinstance(d.get("structure_hash"), str) else None
+        raise InputError(where, "variant", f"instance is of variant {schema.describe(d.get('variant'))} (structure "
+                         f"{schema.describe(structure, 20)[1:-1] if structure else None}), not {variant.name!r} "
+                         f"({variant.structure_hash()})",
                          f"--variant {theirs} or regenerate the instance with --variant {variant.name}")
     N, M = check_size(where, variant, d.get("n_users"), d.get("n_servers"), ("n_users", "n_servers"))
     seed = schema.seed(where, "seed", d.get("seed"))
