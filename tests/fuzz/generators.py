@@ -138,8 +138,9 @@ def deep_json(text: bytes, depth: int) -> bytes:
 
 
 def wrong_kind(draw, v):
-    """A value of another kind than ``v`` (never a valid replacement for a typed field)."""
-    pool: list[Any] = [[1], {"zz_unknown": 1}]
+    """A value of another kind than ``v`` (never a valid replacement for a typed field; not ``[1]``:
+    that is a valid per-server list when there is one server)."""
+    pool: list[Any] = [["zz"], {"zz_unknown": 1}]
     if not isinstance(v, str):
         pool.append("str")
     if not isinstance(v, bool):
