@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..expr import Symbol, parse_unit
+from ..schema import describe
 
 PER = ("scalar", "user", "server", "pair")
 DISTRIBUTIONS = {
@@ -58,11 +59,11 @@ class Param:
         """Return the validated value or raise InputError naming the field and the fix."""
         if self.choices is not None:
             if value not in self.choices:
-                raise InputError(where, field_path, f"got {value!r}", " | ".join(map(repr, self.choices)))
+                raise InputError(where, field_path, f"got {describe(value)}", " | ".join(map(repr, self.choices)))
             return value
         if isinstance(value, bool) or isinstance(self.default, bool):
             if not isinstance(value, bool) or not isinstance(self.default, bool):
-                raise InputError(where, field_path, f"got {value!r}", "true | false")
+                raise InputError(where, field_path, f"got {describe(value)}", "true | false")
             return value
         if isinstance(value, dict):
             if self.per == "scalar":
@@ -86,14 +87,17 @@ class Param:
     def _number(self, value: Any, where: str, field_path: str) -> float:
         rng = f"a {'whole ' if self.integer else ''}number in {self.unit}" + self._range_text()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(where, field_path, f"got {value!r}", rng)
-        v = float(value)
+            raise InputError(where, field_path, f"got {describe(value)}", rng)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer beyond the float range
+            v = float("inf")
         if not np.isfinite(v):
-            raise InputError(where, field_path, f"got {value!r} (not finite)", rng)
+            raise InputError(where, field_path, f"got {describe(value)} (not finite)", rng)
         if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
-            raise InputError(where, field_path, f"got {value!r}, out of range", rng)
+            raise InputError(where, field_path, f"got {describe(value)}, out of range", rng)
         if self.integer and v != int(v):
-            raise InputError(where, field_path, f"got {value!r}, not a whole number", rng)
+            raise InputError(where, field_path, f"got {describe(value)}, not a whole number", rng)
         return int(v) if self.integer else v
 
     def _range_text(self) -> str:
@@ -103,15 +107,15 @@ class Param:
 
     def _validate_dist(self, d: dict, where: str, field_path: str) -> dict:
         kind = d.get("dist")
-        if kind not in DISTRIBUTIONS:
-            raise InputError(where, f"{field_path}.dist", f"got {kind!r}", " | ".join(DISTRIBUTIONS))
+        if not isinstance(kind, str) or kind not in DISTRIBUTIONS:
+            raise InputError(where, f"{field_path}.dist", f"got {describe(kind)}", " | ".join(DISTRIBUTIONS))
         keys = set(DISTRIBUTIONS[kind]) | {"dist", "unit"}
         extra = set(d) - keys
         if extra:
             raise InputError(where, f"{field_path}.{sorted(extra)[0]}", "unknown key",
                              ", ".join(sorted(keys)))
         if "unit" in d and d["unit"] != self.unit:
-            raise InputError(where, f"{field_path}.unit", f"got {d['unit']!r}", repr(self.unit))
+            raise InputError(where, f"{field_path}.unit", f"got {describe(d['unit'])}", repr(self.unit))
         out = {"dist": kind}
         for k in DISTRIBUTIONS[kind]:
             if k not in d:
