@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .slots import draw_fades, slot_mean
 from .variant import Variant
 
 SCHEMA = "mecsplit.instance/1"
-TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1"}
+TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1", "gain_slots": "1"}
 
 
 class Instance:
@@ -32,6 +33,7 @@ class Instance:
         from .compile import compile_instance
 
         self.variant, self.seed, self.N, self.M = variant, int(seed), int(n_users), int(n_servers)
+        self.T = variant.slots.T   # small-timescale slots (mecsplit.slots); topology["gain_slots"] when T > 1
         self.topology, self.data = topology, data
         self._block_data: dict[str, dict[str, Any]] = {}
         self.compiled = compile_instance(self)
@@ -46,6 +48,19 @@ class Instance:
     def servers_of(self, sol: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(sol["server"]).astype(int) if "server" in sol else np.zeros(self.N, dtype=int)
 
+    @property
+    def slot_gain(self) -> np.ndarray:
+        """(T, N, M) linear channel gain of every slot (the static gain when T = 1)."""
+        return self.topology["gain_slots"] if self.T > 1 else self.topology["gain"][None]
+
+    def slot_instance(self, t: int) -> "Instance":
+        """Slot t alone, as a static instance (T = 1, gain = slot t's gain, this instance's
+        normalisation): the problem a single-timescale method re-solves in that slot."""
+        static = self.variant.with_overrides({"generator": {"slots": 1}})
+        topo = {k: v for k, v in self.topology.items() if k != "gain_slots"}
+        topo["gain"] = self.slot_gain[t]
+        return Instance(static, self.seed, self.N, self.M, topo, self.data, self.normalisation)
+
     def reference_solution(self) -> dict[str, np.ndarray]:
         sol: dict[str, np.ndarray] = {}
         for b in sorted(self.variant.blocks, key=lambda b: b.name != "association"):
@@ -56,8 +71,8 @@ class Instance:
         from .evaluate import ledger_totals
 
         totals = ledger_totals(self.variant, self, self.reference_solution())
-        return {"delay_ref_s": float(np.sum(totals["delay"])), "energy_ref_J": float(np.sum(totals["energy"])),
-                "stability_ref": float(np.sum(totals["stability"]))}
+        return {"delay_ref_s": slot_mean(totals["delay"], self.T), "energy_ref_J": slot_mean(totals["energy"], self.T),
+                "stability_ref": slot_mean(totals["stability"], self.T)}
 
     # --- JSON ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -71,10 +86,13 @@ class Instance:
                     entry[prm.name] = {"unit": prm.unit, "per": prm.per, "values": self.data[b.name][prm.name].tolist()}
             blocks[b.name] = entry
         gname, gparams = self.variant.generator
+        gen = {"name": gname, "params": gparams}
+        if self.variant.slots.record():
+            gen["slots"] = self.variant.slots.record()
         return {
             "schema": SCHEMA, "variant": self.variant.name, "structure_hash": self.variant.structure_hash(),
             "seed": self.seed, "n_users": self.N, "n_servers": self.M,
-            "generator": {"name": gname, "params": gparams},
+            "generator": gen,
             "topology": {k: {"unit": TOPOLOGY_UNITS[k], "values": v.tolist()} for k, v in self.topology.items()},
             "blocks": blocks,
             "normalisation": self.normalisation,
@@ -103,6 +121,8 @@ def generate(variant: Variant, n_users: int | None = None, n_servers: int | None
         raise InputError("<option>", "seed", f"got {seed!r}", "a whole number >= 0")
     gname, gparams = variant.generator
     topo = get_manager().generators[gname].fn(np.random.default_rng([seed, 0]), N, M, gparams)
+    if variant.slots.T > 1:   # block fading per slot, from the slots' own stream (mecsplit.slots)
+        topo["gain_slots"] = topo["gain"][None] * draw_fades(variant.slots, seed, (N, M))
     data = {b.name: b.generate(np.random.default_rng([seed, zlib.crc32(b.name.encode())]), N, M) for b in variant.blocks}
     return Instance(variant, seed, N, M, topo, data)
 
@@ -159,10 +179,13 @@ def from_dict(d: Any, variant: Variant, where: str = "<instance>") -> Instance:
     if not isinstance(topo_in, dict):
         raise InputError(where, "topology", "missing", "user_xy_km, server_xy_km, gain")
     shapes = {"user_xy_km": (N, 2), "server_xy_km": (M, 2), "gain": (N, M)}
-    topo = {k: _array(where, f"topology.{k}", topo_in.get(k), s, False, 0.0 if k == "gain" else None, None)
+    if variant.slots.T > 1:
+        shapes["gain_slots"] = (variant.slots.T, N, M)
+    topo = {k: _array(where, f"topology.{k}", topo_in.get(k), s, False, 0.0 if k.startswith("gain") else None, None)
             for k, s in shapes.items()}
-    if np.any(topo["gain"] <= 0):
-        raise InputError(where, "topology.gain.values", "gains must be > 0", "positive linear channel gains")
+    for k in ("gain", "gain_slots"):
+        if k in topo and np.any(topo[k] <= 0):
+            raise InputError(where, f"topology.{k}.values", "gains must be > 0", "positive linear channel gains")
     blocks_in = d.get("blocks")
     if not isinstance(blocks_in, dict):
         raise InputError(where, "blocks", "missing", ", ".join(b.name for b in variant.blocks))

@@ -18,6 +18,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from .errors import InputError
+from .slots import at, ix, sets
 
 KINDS = ("weighted_sum", "max_delay", "cost_per_quality")
 LEDGERS = ("delay", "energy", "stability")
@@ -61,27 +62,46 @@ class Objective:
         ref = inst.normalisation
         return {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
 
-    # --- Pyomo ----------------------------------------------------------------------------------
+    # --- Pyomo ---------------------------------------------------------------------------------
     def build(self, m, inst, ledger, extra=0.0) -> None:
-        """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it."""
-        om = self.omega(inst)
-        per_user = {k: [sum(c[n] for c in getattr(ledger, k).values()) for n in m.U] for k in LEDGERS + ("quality",)}
+        """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it.
+        With T > 1 slots (:mod:`mecsplit.slots`) the objective is the slot average of the per-slot one."""
+        om, T = self.omega(inst), inst.T
+        slots = range(T)
+        per_user = {k: [[sum(at(c[n], t) for c in getattr(ledger, k).values()) for t in slots] for n in m.U]
+                    for k in LEDGERS + ("quality",)}
+
+        def mean(f):   # the slot average of f(t); f(0) itself for the static channel
+            return f(0) if T == 1 else sum(f(t) for t in slots) / T
+
         if self.kind == "weighted_sum":
-            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)) + extra)
+            m.obj = pyo.Objective(expr=mean(lambda t: sum(om[k] * per_user[k][n][t] for k in LEDGERS for n in m.U
+                                                          if getattr(ledger, k))) + extra)
         elif self.kind == "max_delay":
-            # epigraph: τ ≥ delay_n ∀n (s). m.delay_user[n] is user n's delay; after loading a point
-            # (model.load_solution) set τ = max_n value(m.delay_user[n]) to read the objective.
-            m.delay_user = pyo.Expression(m.U, rule=lambda m, n: per_user["delay"][n])
-            m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
-            m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
-            m.obj = pyo.Objective(expr=m.tau + extra)
+            # epigraph: τ ≥ delay_n ∀n (s), one τ per slot with T > 1. m.delay_user[n(, t)] is user n's
+            # delay; after loading a point (model.load_solution) τ is set to the slowest user's.
+            idx = sets(m, inst, m.U)
+            m.delay_user = pyo.Expression(*idx, rule=lambda m, n, *t: per_user["delay"][n][t[0] if t else 0])
+            if T == 1:
+                m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
+                m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
+            else:
+                m.tau = pyo.Var(m.T, domain=pyo.NonNegativeReals, initialize=0.0)
+                m.tau_epigraph = pyo.Constraint(m.U, m.T, rule=lambda m, n, t: m.delay_user[n, t] <= m.tau[t])
+            m.obj = pyo.Objective(expr=mean(lambda t: m.tau[ix(inst, t=t)] if T > 1 else m.tau) + extra)
         else:
-            cost = sum(om[k] * per_user[k][n] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
-            m.obj = pyo.Objective(expr=cost / sum(per_user["quality"][n] for n in m.U) + extra)
+            def ratio(t):
+                cost = sum(om[k] * per_user[k][n][t] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
+                return cost / sum(per_user["quality"][n][t] for n in m.U)
+            m.obj = pyo.Objective(expr=mean(ratio) + extra)
 
     # --- numpy ----------------------------------------------------------------------------------
     def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:
-        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,))."""
+        """``totals[k]`` is the per-user sum of ledger ``k``: shape (N,), or (T, N) per slot (then
+        the slot average of the per-slot objective)."""
+        if np.ndim(totals["delay"]) == 2:
+            return float(np.mean([self.evaluate(inst, {k: v[t] for k, v in totals.items()})
+                                  for t in range(np.shape(totals["delay"])[0])]))
         om = self.omega(inst)
         if self.kind == "weighted_sum":
             return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS))

@@ -23,6 +23,7 @@ from .constraints import Constraint, Term, merge_by_name, parse_constraints, par
 from .errors import InputError
 from .expr import ONE, Symbol, parse_unit
 from .objective import Objective
+from .slots import SlotSpec, parse as parse_slots
 
 TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "constraints", "notes"}
 NAMED_ARRAYS = ("constraints", "terms")   # arrays of named tables: extends merges them by name
@@ -118,6 +119,7 @@ class Variant:
     table: dict[str, Any] = field(repr=False)
     constraints: tuple[Constraint, ...] = ()
     terms: tuple[Term, ...] = ()
+    slots: SlotSpec = SlotSpec()      # channel dynamics ([generator] slots = T, mecsplit.slots)
 
     def block(self, name: str) -> Block:
         for b in self.blocks:
@@ -132,6 +134,8 @@ class Variant:
         """Hash of everything that shapes an instance (blocks, generator) — not the objective, so
         a weight sweep reuses instances."""
         key = {"blocks": {b.name: b.p for b in self.blocks}, "generator": self.generator}
+        if self.slots.record():   # the static channel (T = 1) keeps the hash it always had
+            key["slots"] = self.slots.record()
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
@@ -207,6 +211,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     gname = gen.pop("name", "uniform-square")
     if gname not in pm.generators:
         raise InputError(where, "generator.name", f"unknown generator {gname!r}", ", ".join(sorted(pm.generators)))
+    slots = parse_slots(gen, where)
     gparams = pm.generators[gname].validate(gen, where)
     sizes = dict(table.get("sizes", {}))
     for k in ("users", "servers"):
@@ -225,4 +230,4 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     terms = parse_terms(obj_t.get("terms", []), symbols, where)
     return Variant(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
                    chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table,
-                   constraints=constraints, terms=terms)
+                   constraints=constraints, terms=terms, slots=slots)

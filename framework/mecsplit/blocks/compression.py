@@ -24,6 +24,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from ..errors import InputError
+from ..slots import ix, per_slot
 from .base import Block, Param, VarSpec, quantity
 from .core import _pair_sum
 
@@ -95,8 +96,9 @@ class Compression(Block):
             return (float(D[n]) * (r * b + h2) + c0) / 1e6
 
         m.upload_Mbit = pyo.Expression(m.U, rule=lambda m, n: size_Mbit(n))
-        up_e = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] * m.p[n] / m.rate[n, j]) for n in m.U]
-        up_s = [_pair_sum(m, n, lambda j: m.upload_Mbit[n] / m.rate[n, j]) for n in m.U]
+        up_e = [per_slot(inst, lambda t: _pair_sum(m, n, lambda j: m.upload_Mbit[n] * m.p[ix(inst, n, t=t)] / m.rate[ix(inst, n, j, t=t)]))
+                for n in m.U]
+        up_s = [per_slot(inst, lambda t: _pair_sum(m, n, lambda j: m.upload_Mbit[n] / m.rate[ix(inst, n, j, t=t)])) for n in m.U]
         ledger.energy["uplink"] = up_e
         if inst.block("uplink")["delay"]:
             ledger.delay["uplink"] = up_s
@@ -121,7 +123,7 @@ class Compression(Block):
     def evaluate(self, sol, inst, ledger, viol):
         up = inst.block("uplink")
         s_idx, p, b, rho = inst.servers_of(sol), sol["p_W"], sol["b_MHz"], sol["rho"]
-        a = up["snr_per_W_MHz"][np.arange(inst.N), s_idx]
+        a = inst.variant.block("uplink").snr(inst, s_idx)     # (N,), or (T, N) per slot
         with np.errstate(divide="ignore", invalid="ignore"):
             t = self.size_Mbit(inst, rho) / (b * np.log2(1 + a * p / b))
         ledger.energy["uplink"] = p * t
