@@ -1,12 +1,16 @@
-"""Size vs time-to-certify (and gap at the limit) of the exact plugin, with SCIP as the anchor.
+"""Size vs time-to-certify (and gap at the limit) of the exact plugin, with SCIP and Gurobi as anchors.
 
     python benchmarks/bench_exact.py --sizes 10x3 50x10 200x20 1000x50 --seeds 0 1 --limit 60 \
-        --scip-sizes 2x1 3x2 4x2 --scip-limit 60 [--variant default] [-o table.md]
+        --scip-sizes 2x1 3x2 4x2 --scip-limit 60 [--anchors scip gurobi] [--variant default] [-o table.md]
 
 Prints a markdown table: per (solver, size, seed) the status, wall time (s), objective, bound, gap,
-nodes and the framework's verification verdict. SCIP runs through the ``scip`` solver of
-plugins/mecsplit-peers when it is installed, else it is skipped (noted in the table). On the SCIP
-sizes the exact plugin runs too and the two optima/bounds are cross-checked (``agree`` column).
+nodes and the framework's verification verdict. The anchors run through the ``scip`` and ``gurobi``
+solvers of plugins/mecsplit-peers when installed, else they are skipped (noted in the table); Gurobi
+with Threads = 1, every solve one at a time. On the anchor sizes (``--scip-sizes``) the exact plugin
+runs first and each anchor's optimum and bound are cross-checked against it (``agree`` rows: a bound
+above the other's verified objective by more than 1e-6 relative, or two certified optima apart by
+more than 1e-6), and a last table gives each anchor's time as a multiple of exact's (where both
+certified) or its gap at the limit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import sys
 import time
 
+from mecsplit.errors import InputError
 from mecsplit.instance import generate
 from mecsplit.plugins import get_manager
 from mecsplit.result import relative_gap
@@ -51,15 +56,56 @@ def row(solver, n, m, seed, r):
             f"{r.wall_time_s:.2f} | {f(r.objective)} | {f(r.bound)} | {gap} | {tg} | {nodes} | {r.verification['verdict']} |")
 
 
+def profiled(outdir, name, fn, *args, **kw):
+    """fn(*args, **kw), under cProfile with CPU time (process_time: robust to other jobs on the machine) when
+    ``outdir`` is set; the stats go to outdir/name.pstats and the top 25 by cumulative time to stderr."""
+    if not outdir:
+        return fn(*args, **kw)
+    import cProfile
+    import os
+    import pstats
+
+    os.makedirs(outdir, exist_ok=True)
+    prof = cProfile.Profile(time.process_time)
+    out = prof.runcall(fn, *args, **kw)
+    prof.dump_stats(os.path.join(outdir, f"{name}.pstats"))
+    print(f"--- profile {name} (CPU s)", file=sys.stderr)
+    pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+    return out
+
+
+def cross_check(anchor, re_, ra):
+    """Disagreements between exact's result and an anchor's (both verified by the framework)."""
+    bad = []
+    if ra.objective is not None and re_.bound is not None and re_.bound > ra.objective * (1 + 1e-6):
+        bad.append(f"exact bound > {anchor} objective")
+    if ra.bound is not None and re_.objective is not None and ra.bound > re_.objective * (1 + 1e-6):
+        bad.append(f"{anchor} bound > exact objective")
+    if ra.status.value == "optimal" and re_.status.value == "optimal" and \
+            abs(ra.objective - re_.objective) > 1e-6 * abs(re_.objective):
+        bad.append("optima differ")
+    if ra.bound is not None and re_.objective is not None and ra.bound > re_.objective:
+        bad.append(f"({anchor} bound exceeds exact's objective by {ra.bound / re_.objective - 1:.1e} relative)")
+    return bad
+
+
+def ratio(re_, ra, rel_gap):
+    if ra.status.value == "optimal" and re_.status.value == "optimal":
+        return f"{ra.wall_time_s / re_.wall_time_s:.3g}× ({ra.wall_time_s:.2f} s vs {re_.wall_time_s:.2f} s)"
+    gap = "—" if ra.gap is None else f"{ra.gap:.1e}"
+    return f"{ra.status.value} at {ra.wall_time_s:.0f} s, gap {gap} (exact {re_.status.value} in {re_.wall_time_s:.2f} s)"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="default")
-    ap.add_argument("--sizes", nargs="+", default=["10x3", "50x10", "200x20", "1000x50"])
+    ap.add_argument("--sizes", nargs="*", default=["10x3", "50x10", "200x20", "1000x50"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--limit", type=float, default=60.0, help="time limit per exact run (s)")
     ap.add_argument("--limits", nargs="*", type=float, default=None, help="per-size time limits (s), overrides --limit")
-    ap.add_argument("--scip-sizes", nargs="*", default=["2x1", "3x2", "4x2"])
-    ap.add_argument("--scip-limit", type=float, default=60.0)
+    ap.add_argument("--scip-sizes", nargs="*", default=["2x1", "3x2", "4x2"], help="sizes on which the anchors run")
+    ap.add_argument("--scip-limit", type=float, default=60.0, help="time limit per anchor run (s)")
+    ap.add_argument("--anchors", nargs="*", default=["scip", "gurobi"], choices=("scip", "gurobi"))
     ap.add_argument("--rel-gap", type=float, default=1e-7)
     ap.add_argument("--method", default="oa", choices=("oa", "bnb"),
                     help="exact's method: outer-approximation MILP (oa) or Lagrangian branch-and-bound (bnb)")
@@ -67,44 +113,51 @@ def main(argv=None):
                     help="exact's local search for incumbents (off: the ablation)")
     ap.add_argument("--colgen", default="off", choices=("off", "root", "all"),
                     help="exact's server-subset (set-partitioning) bound: off | root | all nodes")
+    ap.add_argument("--node-limit", type=int, default=None,
+                    help="exact's node_limit (oa: HiGHS nodes per MILP round; 1 stops right after the root)")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="profile each exact run of --sizes (cProfile, CPU time): DIR/exact-NxM-seedS.pstats, top functions to stderr")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args(argv)
     v = load_variant(a.variant)
     xopts = {"rel_gap": a.rel_gap, "colgen": a.colgen, "method": a.method, "local_search": a.local_search == "on"}
+    if a.node_limit is not None:
+        xopts["node_limit"] = a.node_limit
     lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, local search {a.local_search}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; t(gap ≤ g): first time (s) the trace held a "
              "certificate at relative gap g", "",
              "| solver | size | seed | status | time (s) | objective | bound | gap | t(gap ≤ 1e-4) | t(≤ 1e-5) | t(≤ 1e-6) | nodes | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    have_scip = "scip" in get_manager().solvers
+    mgr = get_manager()
+    ratios = []
     for s in a.scip_sizes:
         n, m = size(s)
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
             re_ = solve(v, inst, "exact", xopts, time_limit_s=a.scip_limit, seed=seed)
             lines.append(row("exact", n, m, seed, re_))
-            if have_scip:
-                sopts = {"rel_gap": a.rel_gap} if "rel_gap" in get_manager().solver("scip").options else None
-                rs = solve(v, inst, "scip", sopts, time_limit_s=a.scip_limit, seed=seed)
-                lines.append(row("scip", n, m, seed, rs))
-                bad = []
-                if rs.objective is not None and re_.bound is not None and re_.bound > rs.objective * (1 + 1e-6):
-                    bad.append("exact bound > scip objective")
-                if rs.bound is not None and re_.objective is not None and rs.bound > re_.objective * (1 + 1e-6):
-                    bad.append("scip bound > exact objective")
-                if rs.status.value == "optimal" and re_.status.value == "optimal" and \
-                        abs(rs.objective - re_.objective) > 1e-6 * abs(re_.objective):
-                    bad.append("optima differ")
+            for anchor in a.anchors:
+                if anchor not in mgr.solvers or mgr.solver(anchor).missing_requirements():
+                    lines.append(f"| {anchor} | {n}×{m} | {seed} | not installed | | | | | | | | | |")
+                    continue
+                opts = {"rel_gap": a.rel_gap} | ({"threads": 1} if anchor == "gurobi" else {})
+                try:
+                    ra = solve(v, inst, anchor, opts, time_limit_s=a.scip_limit, seed=seed)
+                except InputError as e:   # e.g. Gurobi's size-limited licence: "unavailable for this size"
+                    lines.append(f"| {anchor} | {n}×{m} | {seed} | unavailable | | | | | | | | | | <!-- {e.problem} -->")
+                    ratios.append((anchor, n, m, seed, "unavailable (licence size limit)"))
+                    continue
+                lines.append(row(anchor, n, m, seed, ra))
+                bad = cross_check(anchor, re_, ra)
                 lines.append(f"| agree | {n}×{m} | {seed} | {'yes' if not bad else '; '.join(bad)} | | | | | | | | | |")
-            else:
-                lines.append(f"| scip | {n}×{m} | {seed} | not installed | | | | | | | | | |")
-            print("\n".join(lines[-3:]), file=sys.stderr)
+                ratios.append((anchor, n, m, seed, ratio(re_, ra, a.rel_gap)))
+            print("\n".join(lines[-1 - 2 * len(a.anchors):]), file=sys.stderr)
     for j, s in enumerate(a.sizes):
         n, m = size(s)
         lim = a.limits[j] if a.limits else a.limit
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
-            r = solve(v, inst, "exact", xopts, time_limit_s=lim, seed=seed)
+            r = profiled(a.profile, f"exact-{n}x{m}-seed{seed}", solve, v, inst, "exact", xopts, time_limit_s=lim, seed=seed)
             if "dinkelbach_steps" in r.extra:   # ratio objective (docs/exact.md §6): one exact solve per step
                 steps = ", ".join(f"{x['status']}/{x['oa_rounds']}" for x in r.extra["inner"])
                 note = f"Dinkelbach steps {r.extra['dinkelbach_steps']} (status/oa rounds: {steps})"
@@ -113,6 +166,10 @@ def main(argv=None):
                         f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
             lines.append(row("exact", n, m, seed, r) + f" <!-- limit {lim:g} s, {note} -->")
             print(lines[-1], file=sys.stderr)
+    if ratios:
+        lines += ["", f"Anchor time ÷ exact time at rel_gap {a.rel_gap:g} (both certified), else the anchor's status and gap:", "",
+                  "| anchor | size | seed | anchor ÷ exact |", "|---|---|---|---|"]
+        lines += [f"| {an} | {n}×{m} | {seed} | {txt} |" for an, n, m, seed, txt in ratios]
     out = "\n".join(lines)
     print(out)
     if a.output:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mecsplit.evaluate import evaluate
 from mecsplit.instance import generate, load
 from mecsplit.model import build_model, extract_solution, load_solution
+from mecsplit.servers import fixed_server_count
 from mecsplit.variant import available_variants, load_variant
 
 from conftest import CORE_VARIANTS, random_feasible_point
@@ -204,7 +205,7 @@ def test_shipped_variant_files_all_load():
     assert {"liu-zhao-2024", "default", "hardware-2024"} <= set(names)
     for name in names:
         v = load_variant(name)
-        inst = generate(v, 2, 1, 0)
+        inst = generate(v, 2, fixed_server_count(v) or 1, 0)
         build_model(v, inst)  # builds without error for every shipped variant
 
 

@@ -22,6 +22,7 @@ from mecsplit.evaluate import evaluate  # noqa: E402
 from mecsplit.instance import generate  # noqa: E402
 from mecsplit.model import build_model, load_solution  # noqa: E402
 from mecsplit.plugins import get_manager  # noqa: E402
+from mecsplit.servers import fixed_server_count  # noqa: E402
 from mecsplit.solve import solve  # noqa: E402
 from mecsplit.variant import available_variants, load_variant  # noqa: E402
 
@@ -41,7 +42,7 @@ def tiny(name):
             v = load_variant(name, overrides={"blocks": {"llm": {"layers": 4}}})
         except InputError:
             pass
-    return v, generate(v, 2, 1, seed=3)
+    return v, generate(v, 2, fixed_server_count(v) or 1, seed=3)  # explicit per-server lists fix M
 
 
 _cache: dict = {}

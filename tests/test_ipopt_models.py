@@ -1,5 +1,6 @@
-"""Exact derivatives of every variant in models/ (3 users x 2 servers, integers relaxed) against
-central finite differences, and a solve of each relaxed NLP."""
+"""Exact derivatives of every variant in models/ (3 users x 2 servers, or as many servers as its
+per-server lists fix; integers relaxed) against central finite differences, and a solve of each
+relaxed NLP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mecsplit.instance import generate
 from mecsplit.ipopt import solve_nlp
 from mecsplit.ipopt.check import derivative_errors
 from mecsplit.model import build_model
+from mecsplit.servers import fixed_server_count
 from mecsplit.variant import load_variant
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.toml"))
@@ -24,7 +26,7 @@ def test_models_directory_is_not_empty():
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
 def test_variant_derivatives_match_finite_differences(path):
     variant = load_variant(path)
-    inst = generate(variant, n_users=3, n_servers=2, seed=0)
+    inst = generate(variant, n_users=3, n_servers=fixed_server_count(variant) or 2, seed=0)
     m = build_model(variant, inst, relax_integers=True)
     err = derivative_errors(m, n_points=3, seed=0, relax_integers=True)
     assert err["value"] < 1e-12, err
@@ -34,7 +36,7 @@ def test_variant_derivatives_match_finite_differences(path):
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
 def test_variant_relaxed_nlp_solves(path):
     variant = load_variant(path)
-    m = build_model(variant, generate(variant, n_users=3, n_servers=2, seed=0), relax_integers=True)
+    m = build_model(variant, generate(variant, n_users=3, n_servers=fixed_server_count(variant) or 2, seed=0), relax_integers=True)
     r = solve_nlp(m, relax_integers=True)
     assert r.status == "optimal", r.message
     # the loaded point satisfies every active constraint

@@ -66,13 +66,17 @@ def cmd_variants(args) -> int:
 
 def cmd_blocks(args) -> int:
     from .plugins import get_manager
+    from .servers import CLASS_KEYS
+
+    def show(params) -> None:
+        for p in params:
+            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
+            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
 
     mgr = get_manager()
     for name, cls in sorted(mgr.blocks.items()):
         print(f"[blocks.{name}]  (plugin {mgr.block_origin[name]})  {cls.doc}")
-        for p in cls.params:
-            default = p.default if not isinstance(p.default, dict) else json.dumps(p.default)
-            print(f"    {p.name:20s} {p.unit:18s} per {p.per:7s} default {default}  — {p.doc}")
+        show(cls.params)
         try:   # what variant expressions may use (a block with its default parameters)
             blk = cls({})
             quantities = [(v.name, v.unit, v.doc) for v in blk.variables(None) if v.name != "server"] + \
@@ -81,9 +85,14 @@ def cmd_blocks(args) -> int:
             quantities = []
         for qname, unit, doc in quantities:
             print(f"    quantity {qname:20s} {unit:9s} per user  — {doc}")
-    print("quantities of every variant: delay_s (s), energy_J (J) per user (the sums of the delay and energy terms), stability and quality (1) with those blocks; "
-          "n_users per server; aggregates sum_over_users, mean_over_users, max_over_users, min_over_users, sum_users "
-          "(models/README.md)")
+    print("quantities of every variant: delay_s (s), energy_J (J) per user (the sums of the delay and energy terms), "
+          "stability and quality (1) with those blocks; n_users per server; aggregates sum_over_users, mean_over_users, "
+          "max_over_users, min_over_users, sum_users (models/README.md)")
+    for name, gen in sorted(mgr.generators.items()):
+        print(f"[generator] name = \"{name}\"  {gen.description}")
+        show(gen.params)
+    print("[[generator.server_classes]]  (any generator; models/README.md, \"Servers\")")
+    show(CLASS_KEYS)
     return 0
 
 

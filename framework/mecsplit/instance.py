@@ -1,7 +1,8 @@
 """Seeded instances of a variant, and their JSON form (``mecsplit.instance/1``, see docs/formats.md).
 
 Every random draw comes from ``seed``: the generator uses ``default_rng([seed, 0])`` and block
-``b`` uses ``default_rng([seed, crc32(b)])``. Same variant + sizes + seed -> byte-identical JSON.
+``b`` uses ``default_rng([seed, crc32(b)])``, server class ``c`` ``default_rng([seed, crc32("server_class:" + c)])``
+(:mod:`mecsplit.servers`). Same variant + sizes + seed -> byte-identical JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import servers
 from .errors import InputError
 from .slots import draw_fades, slot_mean
 from .variant import Variant
@@ -120,10 +122,12 @@ def generate(variant: Variant, n_users: int | None = None, n_servers: int | None
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError("<option>", "seed", f"got {seed!r}", "a whole number >= 0")
     gname, gparams = variant.generator
+    servers.check_sizes(variant.blocks, gparams, M, str(variant.path), "the requested number of servers")
     topo = get_manager().generators[gname].fn(np.random.default_rng([seed, 0]), N, M, gparams)
     if variant.slots.T > 1:   # block fading per slot, from the slots' own stream (mecsplit.slots)
         topo["gain_slots"] = topo["gain"][None] * draw_fades(variant.slots, seed, (N, M))
     data = {b.name: b.generate(np.random.default_rng([seed, zlib.crc32(b.name.encode())]), N, M) for b in variant.blocks}
+    servers.apply_classes(variant, data, seed, M)
     return Instance(variant, seed, N, M, topo, data)
 
 

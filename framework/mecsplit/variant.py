@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import servers
 from .blocks.base import Block
 from .constraints import Constraint, Term, merge_by_name, parse_constraints, parse_terms
 from .errors import InputError
 from .expr import ONE, Symbol, parse_unit
+from .generators import migrate_old_keys
 from .objective import Objective
 from .slots import SlotSpec, parse as parse_slots
 
@@ -88,6 +90,7 @@ def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], l
     bad = set(raw) - TOP_KEYS
     if bad:
         raise InputError(str(path), sorted(bad)[0], "unknown top-level table", ", ".join(sorted(TOP_KEYS)))
+    raw = migrate_old_keys(raw, str(path))
     meta = raw.get("variant", {})
     if not isinstance(meta, dict):
         raise InputError(str(path), "variant", "must be a table", "[variant] name = ..., description = ...")
@@ -140,7 +143,7 @@ class Variant:
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
         """A copy with a nested table merged over this one (e.g. a suite's weight sweep)."""
-        return build_variant(deep_merge(self.table, overrides), self.path, self.chain)
+        return build_variant(deep_merge(self.table, migrate_old_keys(overrides, "<overrides>")), self.path, self.chain)
 
     def variables(self, inst) -> list:
         return [v for b in self.blocks for v in b.variables(inst)]
@@ -173,7 +176,7 @@ def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | No
     path = find_variant(name_or_path)
     table, chain = _resolve(path)
     if overrides:
-        table = deep_merge(table, overrides)
+        table = deep_merge(table, migrate_old_keys(overrides, "<overrides>"))
     return build_variant(table, path, chain)
 
 
@@ -209,6 +212,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         raise InputError(where, "generator", "must be a table", "[generator] name = ...")
     gen = dict(gen)
     gname = gen.pop("name", "uniform-square")
+    classes = gen.pop("server_classes", None)
     if gname not in pm.generators:
         raise InputError(where, "generator.name", f"unknown generator {gname!r}", ", ".join(sorted(pm.generators)))
     slots = parse_slots(gen, where)
@@ -219,6 +223,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(where, f"sizes.{k}", f"got {v!r}", "a whole number >= 1")
         sizes[k] = v
+    gparams = servers.attach(gparams, classes, blocks, sizes["servers"], where)
     obj_t = table.get("objective", {})
     if not isinstance(obj_t, dict):
         raise InputError(where, "objective", "must be a table", "[objective] kind = ..., weights = {...}")

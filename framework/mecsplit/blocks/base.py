@@ -41,7 +41,8 @@ DISTRIBUTIONS = {
 class Param:
     """A block parameter. ``per`` says whether the generator draws one value per user, per server,
     per (user, server) pair, or whether it is a scalar constant. ``default`` is a number, a string
-    (for ``choices``), a bool, or a distribution table like ``{dist = "uniform", low = 1, high = 2}``."""
+    (for ``choices``), a bool, or a distribution table like ``{dist = "uniform", low = 1, high = 2}``;
+    a per-server parameter may also be an explicit list, one value per server (``[2.0, 1.0, 1.0]``)."""
 
     name: str
     unit: str
@@ -68,7 +69,19 @@ class Param:
                 raise InputError(where, field_path, "a distribution was given for a constant",
                                  f"a number in {self.unit}")
             return self._validate_dist(value, where, field_path)
+        if isinstance(value, list):
+            return self._validate_list(value, where, field_path)
         return self._number(value, where, field_path)
+
+    def _validate_list(self, values: list, where: str, field_path: str) -> list:
+        """An explicit per-server list: value i belongs to server i (its length is checked against
+        the number of servers by :mod:`mecsplit.servers`)."""
+        if self.per != "server":
+            raise InputError(where, field_path, f"a list was given for a per-{self.per} parameter",
+                             f"a number in {self.unit}" + ("" if self.per == "scalar" else " or a distribution table"))
+        if not values:
+            raise InputError(where, field_path, "empty list", f"one number in {self.unit} per server")
+        return [self._number(v, where, f"{field_path}[{i}]") for i, v in enumerate(values)]
 
     def _number(self, value: Any, where: str, field_path: str) -> float:
         rng = f"a {'whole ' if self.integer else ''}number in {self.unit}" + self._range_text()
@@ -123,20 +136,38 @@ def quantity(name: str, unit: str, doc: str) -> Symbol:
 
 
 def smallest(value: Any) -> float:
-    """Smallest value a constant or distribution can take."""
+    """Smallest value a constant, explicit list or distribution can take."""
+    if isinstance(value, list):
+        return float(min(value))
     if not isinstance(value, dict):
         return float(value)
     return float(min(value["values"])) if "values" in value else float(value["low"])
 
 
 def largest(value: Any) -> float:
+    if isinstance(value, list):
+        return float(max(value))
     if not isinstance(value, dict):
         return float(value)
     return float(max(value["values"])) if "values" in value else float(value["high"])
 
 
+def check_ordered(block: "Block", p: dict[str, Any], where: str, prefix: str) -> None:
+    """``low <= high`` for every ``block.ordered`` pair of the parameter values ``p``."""
+    for lo_name, hi_name in block.ordered:
+        if smallest(p[hi_name]) < largest(p[lo_name]):
+            raise InputError(where, f"{prefix}.{lo_name}",
+                             f"{largest(p[lo_name])} exceeds the smallest possible {hi_name} ({smallest(p[hi_name])})",
+                             f"{lo_name} <= {hi_name}")
+
+
 def draw(value: Any, rng: np.random.Generator, shape: tuple[int, ...], integer: bool) -> np.ndarray:
-    """Draw an array of ``shape`` from a validated constant or distribution."""
+    """Draw an array of ``shape`` from a validated constant, explicit list or distribution (an
+    explicit list draws nothing)."""
+    if isinstance(value, list):
+        if len(value) != shape[0]:
+            raise ValueError(f"explicit list of {len(value)} values for shape {shape}")  # checked earlier by servers.check_sizes
+        return np.asarray(value, dtype=int if integer else float)
     if not isinstance(value, dict):
         return np.full(shape, value, dtype=int if integer else float)
     kind = value["dist"]
@@ -227,11 +258,7 @@ class Block:
         for name, prm in known.items():
             raw = settings.get(name, prm.default)
             self.p[name] = prm.validate(raw, where, f"blocks.{self.name}.{name}")
-        for lo_name, hi_name in self.ordered:
-            if smallest(self.p[hi_name]) < largest(self.p[lo_name]):
-                raise InputError(where, f"blocks.{self.name}.{lo_name}",
-                                 f"{largest(self.p[lo_name])} exceeds the smallest possible {hi_name} ({smallest(self.p[hi_name])})",
-                                 f"{lo_name} <= {hi_name}")
+        check_ordered(self, self.p, where, f"blocks.{self.name}")
 
     # --- instance generation -------------------------------------------------------------------
     def generate(self, rng: np.random.Generator, n_users: int, n_servers: int) -> dict[str, np.ndarray]:

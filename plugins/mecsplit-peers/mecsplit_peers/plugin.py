@@ -13,6 +13,11 @@ def _scip(problem, options, tracer):
     return solve_scip(problem, options, tracer)
 
 
+def _gurobi(problem, options, tracer):
+    from .gurobi import solve_gurobi
+    return solve_gurobi(problem, options, tracer)
+
+
 def _mindtpy(problem, options, tracer):
     from .mindtpy import solve_mindtpy
     return solve_mindtpy(problem, options, tracer)
@@ -30,6 +35,11 @@ def register_solvers(registry):
         description="SCIP (global MINLP) via Pyomo scip_direct on the variant's model; optimal only when SCIP proves it",
         options={"rel_gap": 1e-4, "formulation": "raw", "threads": 0, "feastol": 1e-8,
                  "watchdog_grace_s": 2.0})
+    registry.add_solver(
+        name="gurobi", solve=_gurobi, exact=True, requires=("gurobipy",), version=__version__,
+        description="Gurobi (global MINLP, gurobipy >= 12): structured core formulation or the variant's model; optimal only when Gurobi proves it",
+        options={"rel_gap": 1e-4, "formulation": "auto", "cuts": "band", "threads": 1, "feastol": 1e-7,
+                 "numeric_focus": 2})
     registry.add_solver(
         name="mindtpy-oa", solve=_mindtpy, exact=False, requires=("mecsplit.ipopt", "cyipopt", "highspy", "casadi"), version=__version__,
         capabilities=GENERIC,
