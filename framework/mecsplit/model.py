@@ -87,6 +87,17 @@ def extract_solution(m, variant, inst) -> dict[str, list[float]]:
     return sol
 
 
+def tighten_tau(m) -> None:
+    """Set max_delay's epigraph τ to the slowest user's delay (per slot with T > 1 slots)."""
+    if not (hasattr(m, "tau") and hasattr(m, "delay_user")):
+        return
+    if m.tau.is_indexed():
+        for t in m.tau:
+            m.tau[t].set_value(max(pyo.value(m.delay_user[n, t]) for n in m.U))
+    else:
+        m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+
+
 def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> None:
     """Set model values from a per-user solution (a warm start); variables named in ``fix``
     (solution names, e.g. ``("server", "alpha")``) are fixed."""
@@ -111,12 +122,7 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
                 comp[idx].set_value(float(vals[t, n] if slotted else vals[n]), skip_validation=True)
                 if v.name in fix:
                     comp[idx].fix()
-    if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user (per slot)
-        if inst.T == 1:
-            m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
-        else:
-            for t in m.T:
-                m.tau[t].set_value(max(pyo.value(m.delay_user[n, t]) for n in m.U))
+    tighten_tau(m)
     for t, xs, kind in getattr(m, "epigraphs", []):    # the variant's max/min aggregates, innermost first
         vals = [pyo.value(x) for x in xs]
         t.set_value(max(vals) if kind == "max" else min(vals), skip_validation=True)

@@ -9,8 +9,8 @@ A variant asks for them in its generator table::
 
 Slot t's channel is the generator's gain times an i.i.d. power fade, g_t[n, m] = gain[n, m]·|h_t[n, m]|²
 (block fading: constant within a slot, independent across slots; §2.3 rate model g_n(t) = ḡ_n|η_n(t)|²).
-The fades come from a stream of their own, ``default_rng([seed, crc32("generator.slots")])``, so no
-other draw of the instance moves, and ``slots = 1`` draws nothing: the instance (and its hash) is the
+The fades come from a stream of their own (a substream of the generator's), so no other draw of the
+instance moves, and ``slots = 1`` draws nothing: the instance (and its hash) is the
 static one. With ``slots > 1`` the generator's own fading must be "none" (the slots carry the fading).
 
 Timescales. Decisions the blocks declare with ``VarSpec(slot=True)`` — the uplink's power ``p_W`` and
@@ -28,7 +28,6 @@ index, set or entry changes: the model, the evaluation and the instance are thos
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -77,18 +76,17 @@ def parse(gen: dict[str, Any], where: str) -> SlotSpec:
 
 
 def draw_fades(spec: SlotSpec, seed: int, shape: tuple[int, int]) -> np.ndarray:
-    """(T, N, M) power fades |h_t|² (mean 1) from the slots' own stream."""
-    rng = np.random.default_rng([seed, zlib.crc32(b"generator.slots")])
+    """(T, N, M) power fades |h_t|² (mean 1) from the slots' own stream: a substream of the generator's
+    ``default_rng([seed, 0])`` (:func:`mecsplit.generators.substream`), so no other draw moves."""
+    from .generators import rician_power, substream
+
+    rng = substream(np.random.default_rng([seed, 0]), "generator.slots")
     full = (spec.T, *shape)
     if spec.fading == "none":
         return np.ones(full)
     if spec.fading == "rayleigh":
         return rng.exponential(1.0, size=full)
-    K = 10 ** (spec.rician_K_dB / 10)   # h = √(K/(K+1)) + CN(0, 1/(K+1)): E|h|² = 1
-    s = np.sqrt(0.5 / (K + 1.0))
-    re = np.sqrt(K / (K + 1.0)) + s * rng.standard_normal(full)
-    im = s * rng.standard_normal(full)
-    return re * re + im * im
+    return rician_power(rng, full, 10 ** (spec.rician_K_dB / 10))
 
 
 # --- numpy ------------------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ class Memory(Block):
         d = inst.block(self.name)
         ledger.quantities["memory_GB"] = d["base_GB"] + d["block_GB"] * sol["alpha"]
         viol.leq("device_memory", ledger.quantities["memory_GB"], d["M_max_GB"])
+        use = ledger.quantities["memory_GB"] / d["M_max_GB"]   # device memory used against its cap
+        ledger.metrics.update(device_memory_GB_max=float(np.max(ledger.quantities["memory_GB"])),
+                              device_memory_GB_mean=float(np.mean(ledger.quantities["memory_GB"])),
+                              device_memory_of_cap_max=float(np.max(use)), device_memory_of_cap_mean=float(np.mean(use)))
 
     @staticmethod
     def alpha_cap(inst) -> np.ndarray:
