@@ -132,17 +132,20 @@ def solve_alm(d, alpha0, rho0, fe0, b0, *, fix_alpha: bool = False, fix_rho: boo
         g_acc = d.distortion_excess(r) if acc else -math.inf
         g_mem = (a - d.alpha_hi) / d.L
         viol = max(max(g_acc, 0.0), float(np.max(g_mem, initial=0.0)))
+        # the ALM residual |max(g, −λ/c)|: zero iff feasible and complementary (a slack constraint with λ > 0
+        # is not converged: its multiplier must first fall to zero)
+        resid = max(abs(max(g_acc, -lam_acc / c)) if acc else 0.0, float(np.max(np.abs(np.maximum(g_mem, -lam_mem / c)))))
         obj = float(np.mean(x[-T:])) * D0
-        trace.append({"outer": k, "objective_s": obj, "violation": viol, "lambda_acc": lam_acc,
+        trace.append({"outer": k, "objective_s": obj, "violation": viol, "residual": resid, "lambda_acc": lam_acc,
                       "lambda_mem_max": float(lam_mem.max()), "c": c, "ipopt": solver.stats().get("return_status", "")})
         if acc:
             lam_acc = max(0.0, lam_acc + c * g_acc)
         lam_mem = np.maximum(0.0, lam_mem + c * g_mem)
-        if viol <= feas_tol and (len(trace) > 1 and abs(trace[-2]["objective_s"] - obj) <= 1e-7 * obj or viol == 0.0):
+        if resid <= feas_tol:
             break
-        if viol > 0.25 * last_viol:
+        if resid > 0.25 * last_viol:
             c = min(c * 10, c_max)
-        last_viol = viol
+        last_viol = resid
         if time.perf_counter() > deadline:
             break
     u = x[2 * N:2 * N + K * N].reshape(K, N)
