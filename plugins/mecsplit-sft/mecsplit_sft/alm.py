@@ -113,8 +113,9 @@ def solve_alm(d, alpha0, rho0, fe0, b0, *, fix_alpha: bool = False, fix_rho: boo
     lbg = np.full(ubg.shape, -np.inf)
     lam_mem, lam_acc, c = np.zeros(N), 0.0, c0
     duals = None
-    if warm:
-        lam_acc, lam_mem, c, duals = warm[0], np.asarray(warm[1]).copy(), warm[2], (warm[3], warm[4])
+    if warm:   # the ALM's multipliers; Ipopt's too unless they are None (a new primal start)
+        lam_acc, lam_mem, c = warm[0], np.asarray(warm[1]).copy(), warm[2]
+        duals = (warm[3], warm[4]) if warm[3] is not None else None
     z0 = np.max(d.delays(alpha0, rho0, u0 * Fn, v0 * Wn), axis=1) / D0
     x = np.concatenate([alpha0, rho0, u0.ravel(), v0.ravel(), z0])
     trace, inner, last_viol = [], 0, math.inf
