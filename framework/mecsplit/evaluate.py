@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .blocks.base import Ledger, Violations
+from .blocks.memory import peak_memory_GB
 from .constraints import check_constraints, term_values
 from .errors import InputError
 from .slots import slot_mean, slot_view
@@ -101,6 +102,9 @@ def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str =
     s = coerce_solution(variant, inst, sol, where)
     ledger, viol = _run_blocks(variant, inst, s)
     tot = _totals(ledger, inst.N, inst.T)
+    peak = peak_memory_GB(inst, s) if variant.has_block("memory") else None
+    if peak is not None:   # depends on the split only: the same in every slot
+        tot["peak_memory_GB"] = peak["overall"]
     terms: dict[str, float] = {}
     T, server = inst.T, inst.servers_of(s)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -125,6 +129,8 @@ def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str =
     }
     if variant.has_block("service_quality"):
         metrics["total_quality"] = slot_mean(tot["quality"], T)
+    if peak is not None:   # per tier and overall, GB (blocks/memory.py)
+        metrics.update({f"peak_memory_GB.{k}": v for k, v in peak.items()})
     metrics.update({f"term.{k}": v for k, v in terms.items()})
     for k in ("delay", "energy"):
         unit = "s" if k == "delay" else "J"

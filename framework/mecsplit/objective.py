@@ -7,6 +7,9 @@ kinds
 * ``max_delay`` — max_n delay_n (SFT, variant-models §2.4: the slowest device sets the iteration time).
 * ``cost_per_quality`` — (Σ_n ω_t·delay_n + ω_e·energy_n) / Σ_n quality_n, the reciprocal of DASHF's
   service-cost ratio (spec §2.2), so that every variant is a minimisation.
+* ``peak_memory`` — the overall peak memory (GB): the fullest device, edge server or cloud
+  (``blocks.memory.peak_memory_GB``; SplitLLM's metric, variant-models §3.2). Also a weighted term:
+  ``weights.peak_memory`` adds ω_M·peak (ω_M = w / the reference solution's peak with normalise = "reference").
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyomo.environ as pyo
 
+from .blocks.memory import peak_memory_epigraph
 from .errors import InputError
-from .slots import at, ix, sets
+from .lazy import lazy_module
+from .slots import at, ix, sets, slot_view
 
-KINDS = ("weighted_sum", "max_delay", "cost_per_quality")
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
+
+KINDS = ("weighted_sum", "max_delay", "cost_per_quality", "peak_memory")
 LEDGERS = ("delay", "energy", "stability")
 REF_KEYS = {"delay": "delay_ref_s", "energy": "energy_ref_J", "stability": "stability_ref"}
 
@@ -47,8 +53,8 @@ class Objective:
             raise InputError(where, "objective.weights", "must be a table", "{delay = 1, energy = 1, stability = 1}")
         weights = {"delay": 1.0, "energy": 1.0, "stability": 1.0}
         for k, v in w.items():
-            if k not in weights:
-                raise InputError(where, f"objective.weights.{k}", "unknown ledger", ", ".join(LEDGERS))
+            if k not in weights and k != "peak_memory":
+                raise InputError(where, f"objective.weights.{k}", "unknown ledger", ", ".join(LEDGERS + ("peak_memory",)))
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise InputError(where, f"objective.weights.{k}", f"got {v!r}", "a finite number >= 0")
             weights[k] = float(v)
@@ -60,12 +66,17 @@ class Objective:
         if self.normalise == "none":
             return w
         ref = inst.normalisation
-        return {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
+        om = {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
+        if "peak_memory" in w:
+            from .blocks.memory import peak_memory_GB
+            om["peak_memory"] = w["peak_memory"] / max(peak_memory_GB(inst, inst.reference_solution())["overall"], 1e-300)
+        return om
 
     # --- Pyomo ---------------------------------------------------------------------------------
     def build(self, m, inst, ledger, extra=0.0) -> None:
         """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it.
-        With T > 1 slots (:mod:`mecsplit.slots`) the objective is the slot average of the per-slot one."""
+        With T > 1 slots (:mod:`mecsplit.slots`) the objective is the slot average of the per-slot one
+        (peak memory depends on the split only: the same in every slot)."""
         om, T = self.omega(inst), inst.T
         slots = range(T)
         per_user = {k: [[sum(at(c[n], t) for c in getattr(ledger, k).values()) for t in slots] for n in m.U]
@@ -75,13 +86,15 @@ class Objective:
             return f(0) if T == 1 else sum(f(t) for t in slots) / T
 
         if self.kind == "weighted_sum":
+            mem = om["peak_memory"] * peak_memory_epigraph(m, inst) if om.get("peak_memory") else 0.0
             m.obj = pyo.Objective(expr=mean(lambda t: sum(om[k] * per_user[k][n][t] for k in LEDGERS for n in m.U
-                                                          if getattr(ledger, k))) + extra)
+                                                          if getattr(ledger, k))) + mem + extra)
+        elif self.kind == "peak_memory":
+            m.obj = pyo.Objective(expr=peak_memory_epigraph(m, inst) + extra)
         elif self.kind == "max_delay":
             # epigraph: τ ≥ delay_n ∀n (s), one τ per slot with T > 1. m.delay_user[n(, t)] is user n's
             # delay; after loading a point (model.load_solution) τ is set to the slowest user's.
-            idx = sets(m, inst, m.U)
-            m.delay_user = pyo.Expression(*idx, rule=lambda m, n, *t: per_user["delay"][n][t[0] if t else 0])
+            m.delay_user = pyo.Expression(*sets(m, inst, m.U), rule=lambda m, n, *t: per_user["delay"][n][t[0] if t else 0])
             if T == 1:
                 m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
                 m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
@@ -97,14 +110,17 @@ class Objective:
 
     # --- numpy ----------------------------------------------------------------------------------
     def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:
-        """``totals[k]`` is the per-user sum of ledger ``k``: shape (N,), or (T, N) per slot (then
-        the slot average of the per-slot objective)."""
+        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,), or (T, N) per slot: then the slot
+        average of the per-slot objective); ``totals["peak_memory_GB"]`` the overall peak memory (needed by
+        the peak_memory kind and term)."""
         if np.ndim(totals["delay"]) == 2:
-            return float(np.mean([self.evaluate(inst, {k: v[t] for k, v in totals.items()})
-                                  for t in range(np.shape(totals["delay"])[0])]))
+            return float(np.mean([self.evaluate(inst, slot_view(totals, t)) for t in range(np.shape(totals["delay"])[0])]))
         om = self.omega(inst)
         if self.kind == "weighted_sum":
-            return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS))
+            mem = om["peak_memory"] * totals["peak_memory_GB"] if om.get("peak_memory") else 0.0
+            return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS) + mem)
+        if self.kind == "peak_memory":
+            return float(totals["peak_memory_GB"])
         if self.kind == "max_delay":
             return float(np.max(totals["delay"]))
         cost = om["delay"] * np.sum(totals["delay"]) + om["energy"] * np.sum(totals["energy"])

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .model import LN2, Pairs, pairs
 
 RHO_MAX = 1e2   # relative to the median pair cost (the LP costs are scaled to O(1))
@@ -110,8 +112,7 @@ class _LP:
         lp.a_matrix_.start_ = np.arange(0, N * M * k + 1, k, dtype=np.int32)
         lp.a_matrix_.index_ = idx.ravel()
         lp.a_matrix_.value_ = val.ravel()
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = quiet.highs()
         self.h.passModel(lp)
         self.all = np.arange(N * M, dtype=np.int32)
 

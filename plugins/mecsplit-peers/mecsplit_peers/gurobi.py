@@ -100,6 +100,9 @@ class Core:
 
 
 def core_of(variant, inst, where="gurobi.formulation") -> Core:
+    if inst.T > 1:
+        raise InputError("<option>", where, f"the structured formulations are for the static channel; variant "
+                         f"{variant.name!r} has generator.slots = {inst.T}", "'raw' (any variant)")
     names = [b.name for b in variant.blocks]
     other = sorted(set(names) - set(CORE_BLOCKS))
     if other:
@@ -110,6 +113,8 @@ def core_of(variant, inst, where="gurobi.formulation") -> Core:
             raise InputError("<option>", where, f"variant {variant.name!r} has no {req!r} block", "'raw' (any variant)")
     if variant.objective.kind != "weighted_sum":
         raise InputError("<option>", where, f"objective kind {variant.objective.kind!r} is not a weighted sum", "'raw'")
+    if variant.constraints or variant.terms:
+        raise InputError("<option>", where, f"variant {variant.name!r} adds constraints or objective terms", "'raw'")
     llm, up = inst.block("llm"), inst.block("uplink")
     if llm["split"] != "integer":
         raise InputError("<option>", where, "a continuous split is not covered (w·h(fe) needs integer w here)", "'raw'")

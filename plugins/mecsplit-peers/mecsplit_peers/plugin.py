@@ -7,25 +7,9 @@ from mecsplit.plugins import hookimpl
 
 from . import __version__
 
-
-def _scip(problem, options, tracer):
-    from .scip import solve_scip
-    return solve_scip(problem, options, tracer)
-
-
-def _gurobi(problem, options, tracer):
-    from .gurobi import solve_gurobi
-    return solve_gurobi(problem, options, tracer)
-
-
-def _mindtpy(problem, options, tracer):
-    from .mindtpy import solve_mindtpy
-    return solve_mindtpy(problem, options, tracer)
-
-
-def _enumerate(problem, options, tracer):
-    from .enumerate import solve_enumerate
-    return solve_enumerate(problem, options, tracer)
+# the solvers' modules import Pyomo (and gurobipy): they are imported on the first solve, not when registering
+_scip, _gurobi, _mindtpy, _enumerate = ("mecsplit_peers.scip:solve_scip", "mecsplit_peers.gurobi:solve_gurobi",
+                                        "mecsplit_peers.mindtpy:solve_mindtpy", "mecsplit_peers.enumerate:solve_enumerate")
 
 
 @hookimpl
@@ -37,6 +21,7 @@ def register_solvers(registry):
                  "watchdog_grace_s": 2.0})
     registry.add_solver(
         name="gurobi", solve=_gurobi, exact=True, requires=("gurobipy",), version=__version__,
+        capabilities=GENERIC,   # 'auto' takes the variant's own model beyond the core
         description="Gurobi (global MINLP, gurobipy >= 12): structured core formulation or the variant's model; optimal only when Gurobi proves it",
         options={"rel_gap": 1e-4, "formulation": "auto", "cuts": "band", "threads": 1, "feastol": 1e-7,
                  "numeric_focus": 2})
