@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 LN2 = math.log(2.0)
 METHODS = ("ipopt", "slsqp")   # CasADi Ipopt | scipy SLSQP (docs/sft.md §3 has the measured ratio)
@@ -68,6 +67,7 @@ def solve_slot(d, t: int, alpha, rho, fe0, b0, method: str = "slsqp", fix_b: boo
 
 
 def _slsqp(d, A, E, S, ap, Fn, Wn, u_lo, v_lo, u0, v0, D0, fix_b, tol, max_iter, cache, method):
+    from scipy.optimize import minimize   # imported on use: listing plugins loads no solver stack
     N, M, srv = d.N, d.M, d.server
     onehot = np.zeros((M, N))
     onehot[srv, np.arange(N)] = 1.0
