@@ -34,6 +34,7 @@ class Capabilities:
     terms: bool = False                           # added objective terms
     slots: bool = False                           # channel dynamics: instances with T > 1 slots (mecsplit.slots)
     check: Callable[[Any], str | None] | None = None   # finer conditions: returns the reason or None
+    fits: Callable[[Any, int, int], str | None] | None = None   # (variant, users, servers): why not this size
 
     def why_not(self, variant) -> str | None:
         names = [b.name for b in variant.blocks]
@@ -55,6 +56,10 @@ class Capabilities:
         if variant.slots.T > 1 and not self.slots:
             return f"does not handle channel dynamics (generator.slots = {variant.slots.T}: per-slot decisions)"
         return self.check(variant) if self.check is not None else None
+
+    def why_not_size(self, variant, n_users: int, n_servers: int) -> str | None:
+        """Why the solver cannot take an instance of this size (e.g. a size-limited licence), or None."""
+        return self.fits(variant, n_users, n_servers) if self.fits is not None else None
 
     def only_checked(self, variant) -> list[str]:
         """Names of the variant's constraints this solver takes without modelling them."""

@@ -107,6 +107,8 @@ class Expander:
             c.skip_reason = f"solver {entry.name!r} does not support variant {v.name!r}"
         elif why := self.mgr.unavailable(spec):
             c.skip_reason = f"solver {entry.name!r} is not available: {why[0]} ({why[1]})"
+        elif why_size := spec.capabilities.why_not_size(v, n, m):
+            c.skip_reason = f"solver {entry.name!r} is unavailable for {n}x{m}: {why_size}"
         else:
             c.options = resolve_options(spec, entry.options)  # InputError on a bad option
             c.versions = {"mecsplit": __version__, "solver": spec.version,

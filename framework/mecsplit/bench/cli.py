@@ -65,19 +65,24 @@ def _open_store(db):
 
 
 def cmd_report(args) -> int:
-    from .report import build_report, exit_status, write_index
+    from .report import build_report, exit_status, write_index, write_readme
 
     store = _open_store(args.db)
     try:
         suites = [args.suite] if args.suite else store.suites()
         if args.suite and args.suite not in store.suites():
             raise InputError(str(args.db), "suite", f"no results for suite {args.suite!r}", ", ".join(store.suites()) or "(empty store)")
+        if args.readme and not args.suite:
+            raise InputError("<option>", "--readme", "needs a SUITE", "mecsplit bench report SUITE --readme README.md")
         code = 0
         for s in suites:
             print(f"report of suite {s} (tables and plots) ...", file=sys.stderr, flush=True)
             print(build_report(store, s, args.out))
             code = max(code, exit_status(store, s))
         print(write_index(store, args.out))
+        if args.readme:
+            write_readme(store, args.suite, args.readme, f"mecsplit bench report {args.suite} --readme {args.readme}")
+            print(f"{args.readme}: generated section rewritten")
         return code
     finally:
         store.close()
@@ -143,10 +148,12 @@ def add_parser(sub) -> None:
     add_verbose(r, sub=True)
     r.set_defaults(fn=cmd_run)
 
-    r = bs.add_parser("report", help="markdown + HTML + PNG report from the store")
+    r = bs.add_parser("report", help="markdown + HTML + PNG/SVG report from the store")
     r.add_argument("suite", nargs="?", help="one suite (default: every suite in the store)")
     r.add_argument("--db", default=default_db)
     r.add_argument("--out", default=str(DEFAULT_OUT))
+    r.add_argument("--readme", metavar="FILE", help="also write SUITE's headline table between the "
+                   "<!-- mecsplit:headline:start/end --> markers of FILE (the README's generated section)")
     r.set_defaults(fn=cmd_report)
 
     r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")
