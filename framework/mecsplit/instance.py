@@ -17,10 +17,11 @@ import numpy as np
 
 from . import schema, servers
 from .errors import InputError
+from .slots import draw_fades, slot_mean
 from .variant import Variant
 
 SCHEMA = "mecsplit.instance/1"
-TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1"}
+TOPOLOGY_UNITS = {"user_xy_km": "km", "server_xy_km": "km", "gain": "1", "gain_slots": "1"}
 
 
 class Instance:
@@ -33,6 +34,7 @@ class Instance:
         from .compile import compile_instance
 
         self.variant, self.seed, self.N, self.M = variant, int(seed), int(n_users), int(n_servers)
+        self.T = variant.slots.T   # small-timescale slots (mecsplit.slots); topology["gain_slots"] when T > 1
         self.topology, self.data = topology, data
         self._block_data: dict[str, dict[str, Any]] = {}
         self.compiled = compile_instance(self)
@@ -47,6 +49,19 @@ class Instance:
     def servers_of(self, sol: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(sol["server"]).astype(int) if "server" in sol else np.zeros(self.N, dtype=int)
 
+    @property
+    def slot_gain(self) -> np.ndarray:
+        """(T, N, M) linear channel gain of every slot (the static gain when T = 1)."""
+        return self.topology["gain_slots"] if self.T > 1 else self.topology["gain"][None]
+
+    def slot_instance(self, t: int) -> "Instance":
+        """Slot t alone, as a static instance (T = 1, gain = slot t's gain, this instance's
+        normalisation): the problem a single-timescale method re-solves in that slot."""
+        static = self.variant.with_overrides({"generator": {"slots": 1}})
+        topo = {k: v for k, v in self.topology.items() if k != "gain_slots"}
+        topo["gain"] = self.slot_gain[t]
+        return Instance(static, self.seed, self.N, self.M, topo, self.data, self.normalisation)
+
     def reference_solution(self) -> dict[str, np.ndarray]:
         sol: dict[str, np.ndarray] = {}
         for b in sorted(self.variant.blocks, key=lambda b: b.name != "association"):
@@ -57,8 +72,8 @@ class Instance:
         from .evaluate import ledger_totals
 
         totals = ledger_totals(self.variant, self, self.reference_solution())
-        norm = {"delay_ref_s": float(np.sum(totals["delay"])), "energy_ref_J": float(np.sum(totals["energy"])),
-                "stability_ref": float(np.sum(totals["stability"]))}
+        norm = {"delay_ref_s": slot_mean(totals["delay"], self.T), "energy_ref_J": slot_mean(totals["energy"], self.T),
+                "stability_ref": slot_mean(totals["stability"], self.T)}
         for k, v in norm.items():  # e.g. a maximum frequency, power or bandwidth of 0: no usable instance
             if not np.isfinite(v):
                 raise InputError(str(self.variant.path), "normalisation", f"the reference solution's {k} is {v} "
@@ -79,10 +94,13 @@ class Instance:
                     entry[prm.name] = {"unit": prm.unit, "per": prm.per, "values": self.data[b.name][prm.name].tolist()}
             blocks[b.name] = entry
         gname, gparams = self.variant.generator
+        gen = {"name": gname, "params": gparams}
+        if self.variant.slots.record():
+            gen["slots"] = self.variant.slots.record()
         return {
             "schema": SCHEMA, "variant": self.variant.name, "structure_hash": self.variant.structure_hash(),
             "seed": self.seed, "n_users": self.N, "n_servers": self.M,
-            "generator": {"name": gname, "params": gparams},
+            "generator": gen,
             "topology": {k: {"unit": TOPOLOGY_UNITS[k], "values": v.tolist()} for k, v in self.topology.items()},
             "blocks": blocks,
             "normalisation": self.normalisation,
@@ -124,6 +142,8 @@ def generate(variant: Variant, n_users: int | None = None, n_servers: int | None
     gname, gparams = variant.generator
     servers.check_sizes(variant.blocks, gparams, M, str(variant.path), "the requested number of servers")
     topo = get_manager().generators[gname].fn(np.random.default_rng([seed, 0]), N, M, gparams)
+    if variant.slots.T > 1:   # block fading per slot, from the slots' own stream (mecsplit.slots)
+        topo["gain_slots"] = topo["gain"][None] * draw_fades(variant.slots, seed, (N, M))
     data = {b.name: b.generate(np.random.default_rng([seed, zlib.crc32(b.name.encode())]), N, M) for b in variant.blocks}
     servers.apply_classes(variant, data, seed, M)
     return Instance(variant, seed, N, M, topo, data)
@@ -173,7 +193,10 @@ def from_dict(d: Any, variant: Variant, where: str = "<instance>") -> Instance:
     seed = schema.seed(where, "seed", d.get("seed"))
     gname, gparams = variant.generator
     gen = schema.table(where, "generator", d.get("generator"), "{name, params} as written by 'mecsplit instance'")
-    schema.known_keys(where, "generator", gen, {"name", "params"})
+    schema.known_keys(where, "generator", gen, {"name", "params", "slots"} if variant.slots.record() else {"name", "params"})
+    if variant.slots.record() and not schema.same_value(gen.get("slots"), variant.slots.record()):
+        raise InputError(where, "generator.slots", f"got {schema.describe(gen.get('slots'))}",
+                         f"{variant.slots.record()!r} (the variant's)")
     if not schema.same_value(gen.get("name"), gname):
         raise InputError(where, "generator.name", f"got {schema.describe(gen.get('name'))}", f"{gname!r} (the variant's)")
     params = schema.table(where, "generator.params", gen.get("params"))
@@ -182,12 +205,15 @@ def from_dict(d: Any, variant: Variant, where: str = "<instance>") -> Instance:
         if not schema.same_value(params.get(k), v):
             raise InputError(where, f"generator.params.{k}", f"got {schema.describe(params.get(k))}", f"{v!r} (the variant's)")
     topo_in = schema.table(where, "topology", d.get("topology"), ", ".join(TOPOLOGY_UNITS))
-    schema.known_keys(where, "topology", topo_in, TOPOLOGY_UNITS)
     shapes = {"user_xy_km": (N, 2), "server_xy_km": (M, 2), "gain": (N, M)}
+    if variant.slots.T > 1:
+        shapes["gain_slots"] = (variant.slots.T, N, M)
+    schema.known_keys(where, "topology", topo_in, shapes)
     topo = {k: _array(where, f"topology.{k}", topo_in.get(k), s, TOPOLOGY_UNITS[k], None, False, None, None)
             for k, s in shapes.items()}
-    if np.any(topo["gain"] <= 0):
-        raise InputError(where, "topology.gain.values", "gains must be > 0", "positive linear channel gains")
+    for k in ("gain", "gain_slots"):
+        if k in topo and np.any(topo[k] <= 0):
+            raise InputError(where, f"topology.{k}.values", "gains must be > 0", "positive linear channel gains")
     blocks_in = schema.table(where, "blocks", d.get("blocks"), ", ".join(b.name for b in variant.blocks))
     schema.known_keys(where, "blocks", blocks_in, [b.name for b in variant.blocks], "not a block of the variant")
     data: dict[str, dict[str, Any]] = {}

@@ -218,22 +218,18 @@ def finite_json(where: str, field: str, v: Any) -> Any:
 
 def numeric_array(where: str, field: str, values: Any, shape: tuple[int, ...], integer: bool = False,
                   lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """A nested list of the given 1-D or 2-D shape whose every element is a finite int/float (not a
+    """A nested list of the given shape whose every element is a finite int/float (not a
     bool, string or null), within [lo, hi]; returned as a float (or int) array."""
     allowed = f"{'whole ' if integer else ''}numbers" + (f" within [{lo}, {hi}]" if lo is not None or hi is not None else "") \
         + f", shape {list(shape)}"
-    if len(shape) == 1:
-        if not isinstance(values, list) or len(values) != shape[0]:
-            raise InputError(where, field, f"not a list of {shape[0]}", allowed)
-        flat: Iterable[Any] = values
-    else:
-        if not isinstance(values, list) or len(values) != shape[0] or \
-                not all(isinstance(r, list) and len(r) == shape[1] for r in values):
-            raise InputError(where, field, f"not a {shape[0]} x {shape[1]} nested list", allowed)
-        flat = itertools.chain.from_iterable(values)
-    if not all(type(x) is float or type(x) is int for x in flat):
-        bad = next(x for x in (values if len(shape) == 1 else itertools.chain.from_iterable(values))
-                   if not (type(x) is float or type(x) is int))
+    def leaves(v: Any, dims: tuple[int, ...]) -> Iterable[Any]:  # the elements, after checking the nesting
+        if not isinstance(v, list) or len(v) != dims[0]:
+            what = f"a list of {shape[0]}" if len(shape) == 1 else " x ".join(map(str, shape)) + " nested list"
+            raise InputError(where, field, f"not {what}" if len(shape) == 1 else f"not a {what}", allowed)
+        return v if len(dims) == 1 else itertools.chain.from_iterable(leaves(r, dims[1:]) for r in v)
+    ok = object()
+    bad = next((x for x in leaves(values, shape) if not (type(x) is float or type(x) is int)), ok)
+    if bad is not ok:
         raise InputError(where, field, f"an element is {describe(bad, 30)}, not a number", allowed)
     try:
         a = np.asarray(values, dtype=float)

@@ -24,6 +24,7 @@ from .errors import InputError
 from .expr import ONE, Symbol, parse_unit
 from .generators import migrate_old_keys
 from .objective import Objective
+from .slots import SlotSpec, parse as parse_slots
 
 TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "constraints", "notes"}
 VARIANT_KEYS = {"name", "description", "extends"}
@@ -142,6 +143,7 @@ class Variant:
     table: dict[str, Any] = field(repr=False)
     constraints: tuple[Constraint, ...] = ()
     terms: tuple[Term, ...] = ()
+    slots: SlotSpec = SlotSpec()      # channel dynamics ([generator] slots = T, mecsplit.slots)
 
     def block(self, name: str) -> Block:
         for b in self.blocks:
@@ -156,6 +158,8 @@ class Variant:
         """Hash of everything that shapes an instance (blocks, generator) — not the objective, so
         a weight sweep reuses instances."""
         key = {"blocks": {b.name: b.p for b in self.blocks}, "generator": self.generator}
+        if self.slots.record():   # the static channel (T = 1) keeps the hash it always had
+            key["slots"] = self.slots.record()
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
@@ -238,6 +242,7 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     gen = dict(gen)
     gname = schema.string(where, "generator.name", gen.pop("name", "uniform-square"), sorted(pm.generators))
     classes = gen.pop("server_classes", None)
+    slots = parse_slots(gen, where)
     gparams = pm.generators[gname].validate(gen, where)
     sizes_t = schema.table(where, "sizes", table.get("sizes", {}), "[sizes] users = N, servers = M")
     schema.known_keys(where, "sizes", sizes_t, SIZE_KEYS)
@@ -256,4 +261,4 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     terms = parse_terms(obj_t.get("terms", []), symbols, where)
     return Variant(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
                    chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table,
-                   constraints=constraints, terms=terms)
+                   constraints=constraints, terms=terms, slots=slots)

@@ -197,19 +197,24 @@ class VarSpec:
     integer: bool = False
     component: str = ""      # Pyomo component holding it ("" = same as name)
     pair: bool = False       # indexed (user, server) in the model; the solution keeps m(n)'s value
+    slot: bool = False       # small timescale: one value per (slot, user) when the instance has T > 1 slots (mecsplit.slots)
 
 
 @dataclass
 class Ledger:
     """Per-user cost terms. In the Pyomo model the entries are lists of Pyomo expressions per user;
     in the evaluator they are numpy arrays (shape (N,)), summed per component. ``quantities`` holds
-    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`)."""
+    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`),
+    ``metrics`` (evaluator only) the numbers a block reports in every result (e.g. the compressed
+    traffic per round). With T > 1 slots an entry that depends on a small-timescale decision is (T, N)
+    in numpy and a :class:`mecsplit.slots.Slotted` list per user in Pyomo."""
 
     delay: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     stability: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     quantities: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Violations:
