@@ -95,6 +95,8 @@ def test_every_block_disabled_is_refused(work):
 def test_deep_nesting_and_long_extends_chain(work):
     refused("variants", "--show", variant_file(work, "[generator]\nside_km = " + "[" * 500 + "]" * 500 + "\n"),
             field="nested")
+    refused("variants", "--show", variant_file(work, "[generator]\nside_km = " + "{k = " * 500 + "1" + "}" * 500 + "\n"),
+            field="nested")
     chain = work / "chain"
     chain.mkdir()
     (chain / "c0.toml").write_text('[variant]\nextends = "default"\n')
@@ -109,6 +111,15 @@ def test_deep_nesting_and_long_extends_chain(work):
 def test_extends_reads_only_variant_files(work, target):
     line = refused("variants", "--show", _write(work, f'[variant]\nextends = "{target}"\n'), field="variant.extends")
     assert SECRET not in line and "secret_key" not in line and "root:" not in line
+
+
+def test_extends_never_falls_back_to_the_working_directory(work):
+    # a bare name is looked up next to the extending file and on the search path, not in the cwd
+    sub = work / "sub"
+    sub.mkdir(exist_ok=True)
+    line = refused("variants", "--show", _write(sub, '[variant]\nextends = "notvariant"\n'), field="variant.extends",
+                   cwd=work)
+    assert "unknown variant 'notvariant'" in line and SECRET not in line
 
 
 def _write(d: Path, text: str, name: str = "x.toml") -> str:
@@ -126,6 +137,28 @@ def test_non_utf8_files(work):
     refused("variants", "--show", str(work / "bad.toml"), field="not UTF-8")
     (work / "bad.json").write_bytes(b'{"schema": "\xff"}')
     refused("solve", "--instance", str(work / "bad.json"), "--solver", "greedy", field="not UTF-8")
+    refused("check", "--instance", str(work / "inst.json"), str(work / "bad.json"), field="not UTF-8")
+    (work / "bad_suite.toml").write_bytes(b"# \xff\n[defaults]\nsolvers = ['greedy']\n")
+    refused("bench", "run", str(work / "bad_suite.toml"), "--db", str(work / "u.sqlite"), "--out", str(work / "urep"),
+            "--no-progress", field="not UTF-8")
+    listed = work / "listed"
+    (listed / "benchmarks" / "suites").mkdir(parents=True)
+    (listed / "benchmarks" / "suites" / "nonutf.toml").write_bytes(b"# \xff\n[defaults]\nsolvers = ['greedy']\n")
+    code, out, err = cli("bench", "list", cwd=listed)  # listed as invalid, the other suites still listed
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("nonutf "))
+    assert "(invalid:" in line and "not UTF-8" in line
+    assert any(ln.startswith("default ") for ln in out.splitlines())
+
+
+@pytest.mark.parametrize("where", ["instance", "result"])
+def test_json_nested_500_deep(work, where):
+    text = (work / ("inst.json" if where == "instance" else "greedy.json")).read_text()
+    p = work / "deep.json"
+    p.write_text('{"zz": ' + "[" * 500 + "]" * 500 + ", " + text.lstrip()[1:])
+    argv = (["solve", "--instance", str(p), "--solver", "greedy"] if where == "instance"
+            else ["check", "--instance", str(work / "inst.json"), str(p)])
+    refused(*argv, field="nested")
 
 
 # ----------------------------------------------------------------------------------- instance JSON
@@ -180,6 +213,7 @@ def test_huge_instance_is_refused_before_allocating(work):
     (["solve", "--instance", "{inst}", "--solver", "greedy", "--time-limit", "nan"], "--time-limit"),
     (["solve", "--instance", "{inst}", "--solver", "greedy", "--time-limit", "-1"], "--time-limit"),
     (["solve", "--instance", "{inst}", "--solver", "greedy", "--time-limit", "0"], "--time-limit"),
+    (["solve", "--instance", "{inst}", "--solver", "greedy", "--time-limit", "inf"], "--time-limit"),
     (["solve", "--instance", "{inst}", "--solver", "liu-zhao", "--option", "tol=NaN"], "--option"),
     (["bench", "report", "--db", "{inst}"], "--db"),
     (["bench", "report", "--db", "{dir}/x.sqlite", "--out", "{inst}"], "--out"),
@@ -187,6 +221,31 @@ def test_huge_instance_is_refused_before_allocating(work):
 def test_bad_arguments(work, args, field):
     argv = [a.format(inst=work / "inst.json", dir=work) for a in args]
     refused(*argv, field=field)
+
+
+LONG = "x" * 5000  # the OS refuses to look the name up (ENAMETOOLONG): an OSError before, exit 1 or 3
+
+
+@pytest.mark.parametrize("args, field", [
+    (["solve", "--instance", LONG, "--solver", "greedy"], "--instance"),
+    (["check", "--instance", "{inst}", LONG], "result"),
+    (["solve", "--instance", "{inst}", "--solver", "greedy", "-o", "{dir}/" + LONG], "-o/--output"),
+    (["variants", "--show", LONG + ".toml"], "no such variant file"),
+    (["instance", "--variant", LONG + ".toml"], "no such variant file"),
+    (["bench", "report", "--db", LONG], "--db"),
+    (["bench", "run", "default", "--out", LONG + "/x"], "--out"),
+    (["bench", "run", LONG + ".toml"], "SUITE"),
+    (["--plugins-dir", LONG, "blocks"], "plugins-dir"),
+])
+def test_file_names_the_system_refuses(work, args, field):
+    refused(*[a.format(inst=work / "inst.json", dir=work) for a in args], field=field)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["instance", "--users", "2", "--servers", "1"],
+                                  ["solve", "--instance", "{inst}", "--solver", "greedy"]])
+def test_an_output_that_cannot_be_written_is_not_a_crash(work, args):
+    refused(*[a.format(inst=work / "inst.json") for a in args], "-o", "/dev/full", field="No space left on device")
 
 
 def test_not_a_database_is_left_untouched(work):

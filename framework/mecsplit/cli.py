@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from . import __version__, cliargs
 from .errors import InputError
@@ -92,7 +91,7 @@ def cmd_instance(args) -> int:
 
     inst = generate(_variant(args), args.users, args.servers, args.seed)
     if args.output:
-        inst.save(args.output)
+        cliargs.write_output(args.output, inst.to_json())
         print(f"wrote {args.output}: variant {inst.variant.name}, {inst.N} users x {inst.M} servers, seed {inst.seed}, hash {inst.hash}")
     else:
         sys.stdout.write(inst.to_json())
@@ -130,7 +129,7 @@ def cmd_solve(args) -> int:
     res = solve(variant, inst, args.solver, options, args.time_limit, args.seed)
     text = res.to_json()
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        cliargs.write_output(args.output, text + "\n")
     v = res.verification or {}
     print(f"{args.solver} on {variant.name} {inst.N}x{inst.M}: status {res.status.value}, objective {num(res.objective)}, "
           f"bound {num(res.bound)}, gap {pct(res.gap)}, {num(res.wall_time_s, 's')}, {res.iterations} iterations; "

@@ -36,8 +36,8 @@ def _checked(fn: Callable[[str], Any], allowed: str) -> Callable[[str], Any]:
     def conv(s: str) -> Any:
         try:
             return fn(s)
-        except (InputError, ValueError, OverflowError) as e:
-            problem = e.problem if isinstance(e, InputError) else ""
+        except (InputError, ValueError, OverflowError, OSError) as e:  # OSError: e.g. a file name too long
+            problem = e.problem if isinstance(e, InputError) else e.strerror if isinstance(e, OSError) else ""
             raise argparse.ArgumentTypeError(f"got {schema.describe(s)}{': ' + problem if problem else ''} "
                                              f"(allowed: {allowed})") from None
 
@@ -96,6 +96,15 @@ def _output_dir(s: str) -> str:
     if not os.access(p, os.W_OK):
         raise InputError(s, "<folder>", f"{str(p)!r} is not writable", "")
     return s
+
+
+def write_output(path: str, text: str) -> None:
+    """Write ``-o PATH``; a write the system refuses (disk full, ...) is the user's path, not a bug: exit 2."""
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise InputError(path, "-o/--output", f"cannot be written ({e.strerror or type(e).__name__})",
+                         "a file path with room to write") from None
 
 
 input_file = _checked(_input_file, "an existing readable file")

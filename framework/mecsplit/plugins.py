@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, schema
 from .capabilities import Capabilities, from_legacy
 from .errors import InputError
 from .lazy import LazyRef
@@ -186,7 +186,7 @@ class Manager:
             self._load_dir(Path(d))
 
     def _load_dir(self, d: Path) -> None:
-        if not d.is_dir():
+        if not schema.is_dir(d):
             raise InputError(str(d), "plugins-dir", "not a directory", "a folder of single-file plugins (*.py)")
         for f in sorted(d.glob("*.py")):
             name = f"dir:{f.stem}"

@@ -60,6 +60,23 @@ def read_bytes(path: str | os.PathLike, what: str) -> bytes:
         raise InputError(where, "<file>", f"cannot be read ({e.strerror or type(e).__name__})", what) from None
 
 
+def is_file(path: str | os.PathLike) -> bool:
+    """``Path.is_file``, but False instead of an OSError for a name the system cannot look up (longer
+    than NAME_MAX/PATH_MAX, a component that is not readable, ...)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    """``Path.is_dir``, False instead of an OSError (see :func:`is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: str | os.PathLike, what: str) -> str:
     try:
         return read_bytes(path, what).decode("utf-8")

@@ -53,7 +53,7 @@ def find_variant(name_or_path: str | os.PathLike) -> Path:
     s = os.fspath(name_or_path)
     p = Path(s)
     if p.suffix == ".toml":
-        if not p.is_file():
+        if not schema.is_file(p):
             raise InputError(s, "<file>", "no such variant file", "an existing .toml file or a variant name")
         return p
     if schema.NAME_RE.fullmatch(s):

@@ -416,22 +416,25 @@ GOOD = {
     "--time-limit": ["0.5", "5", "604800"], "result": ["greedy.json"], "--show": ["default", "v.toml"],
     "--db": ["store.sqlite"], "--out": ["rep"], "--parquet": ["x.parquet"], "--option": [],
 }
+LONG = "x" * 5000  # longer than any file system's NAME_MAX/PATH_MAX: the OS refuses to look it up (ENAMETOOLONG)
+FULL = ["/dev/full"] if os.path.exists("/dev/full") else []  # a file whose every write fails (ENOSPC)
 BAD = {
-    "--variant": ["nope", "../../etc/passwd", "/etc/passwd", "adir", "", "notvariant.toml", "v.toml/x", "x" * 300],
+    "--variant": ["nope", "../../etc/passwd", "/etc/passwd", "adir", "", "notvariant.toml", "v.toml/x", "x" * 300,
+                  LONG + ".toml"],
     "--users": ["0", "-3", "18446744073709551616", "10000000", "x", "1e3", "nan", "", "1.5", "100001"],
     "--servers": ["0", "-1", "10001", "abc"],
     "--seed": ["-1", "1.5", "abc", "18446744073709551616", "nan", ""],
-    "-o": ["nosuchdir/x.json", "adir", "", "inst.json/x.json"],
-    "--instance": ["missing.json", "adir", "notinst.json", "empty.json"],
+    "-o": ["nosuchdir/x.json", "adir", "", "inst.json/x.json", LONG, "d/" + LONG, *FULL],
+    "--instance": ["missing.json", "adir", "notinst.json", "empty.json", LONG],
     "--solver": ["nope", "", "../x"],
     "--time-limit": ["nan", "-1", "0", "inf", "abc", "1e10", "-0"],
     "--option": ["tol=NaN", "tol", "=3", "tol=Infinity", "x=[1e999]", "k=1"],
-    "result": ["missing.json", "adir", "inst.json", "empty.json"],
-    "--show": ["nope", "/etc/passwd", "notvariant.toml", "adir"],
-    "--db": ["notdb.sqlite", "other.sqlite", "adir", "missing.sqlite"],
-    "--out": ["inst.json"],
-    "--parquet": ["nosuchdir/x.parquet", "adir"],
-    "--plugins-dir": ["missing", "inst.json"],
+    "result": ["missing.json", "adir", "inst.json", "empty.json", LONG],
+    "--show": ["nope", "/etc/passwd", "notvariant.toml", "adir", LONG + ".toml"],
+    "--db": ["notdb.sqlite", "other.sqlite", "adir", "missing.sqlite", LONG],
+    "--out": ["inst.json", LONG + "/x"],
+    "--parquet": ["nosuchdir/x.parquet", "adir", LONG],
+    "--plugins-dir": ["missing", "inst.json", LONG],
 }
 COMMANDS = {  # command -> (argv prefix, [(option, required)])
     "instance": (["instance"], [("--variant", False), ("--users", False), ("--servers", False), ("--seed", False), ("-o", False)]),

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .. import cliargs
+from .. import cliargs, schema
 from ..errors import InputError
 
 DEFAULT_OUT = Path("bench-results") / "report"
@@ -60,7 +60,7 @@ def cmd_run(args) -> int:
 def _open_store(db):
     from .store import Store
 
-    if not Path(db).is_file():
+    if not schema.is_file(db):
         raise InputError(str(db), "--db", "no such results store", "run `mecsplit bench run SUITE` first, or pass --db PATH")
     return Store(db)
 

@@ -120,7 +120,7 @@ def find_suite(name_or_path: str | os.PathLike) -> Path:
     s = os.fspath(name_or_path)
     p = Path(s)
     if p.suffix == ".toml":
-        if not p.is_file():
+        if not schema.is_file(p):
             raise InputError(s, "SUITE", "no such file", "a suite name or a .toml path")
         return p
     suites = available_suites()
