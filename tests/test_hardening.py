@@ -78,6 +78,16 @@ def test_variant_value_errors(work, body, field):
     refused("variants", "--show", variant_file(work, body), field=field)
 
 
+@pytest.mark.parametrize("const", ["1/0", "2**1024", "1e308*10", "log(0)", "(-8)**0.5", "exp(1000)"])
+def test_a_constant_that_is_not_a_finite_number(work, const):
+    # found by fuzzing expressions: constant folding raised ZeroDivisionError/OverflowError (exit 3),
+    # printed numpy warnings, or kept inf
+    line = refused("variants", "--show", variant_file(work, f'[[constraints]]\nname = "c"\nfor_each = "user"\n'
+                                                           f'expr = "delay_s <= {const} * delay_s"\n'),
+                   field="constraints[0].expr")
+    assert "not a finite real number" in line
+
+
 def test_top_level_objective_5_and_unknown_variant_key(work):
     (work / "o.toml").write_text('objective = 5\n[variant]\nextends = "default"\n')
     refused("variants", "--show", str(work / "o.toml"), field="'objective'")

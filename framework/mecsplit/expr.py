@@ -277,12 +277,25 @@ class _Checker:
         self.fail(f"'{token}' is not allowed", "numbers, quantity names, + - * / **, ( ), " + ", ".join(FUNCTIONS))
         raise AssertionError
 
+    def folded(self, n: ast.AST, f: Callable, *args: Any) -> Node:
+        """A constant computed from constants: a finite real number, else bad input (1/0, 2**1024,
+        log(0), (-1)**0.5, 1e308*10)."""
+        try:
+            with np.errstate(all="raise"):
+                v = f(*args)
+            v = float(v)
+        except (ArithmeticError, FloatingPointError, TypeError, ValueError):  # TypeError: float() of a complex
+            v = math.nan
+        if not math.isfinite(v):
+            self.fail(f"'{self.seg(n)}' is not a finite real number", "constants that evaluate to finite numbers")
+        return Node("num", value=v)
+
     def binop(self, n: ast.BinOp) -> Node:
         op = OPS[type(n.op)]
         a, b = self.node(n.left), self.node(n.right)
         scope = self.join(a, b, n)
         if a.kind == "num" and b.kind == "num":
-            return Node("num", value=float(_apply(op, a.value, b.value)))
+            return self.folded(n, _apply, op, a.value, b.value)
         if op in "+-":
             unit, w = self.same_unit(a, b, n, "adds" if op == "+" else "subtracts")
         elif op == "**":
@@ -317,7 +330,7 @@ class _Checker:
             else:   # log/exp of a quantity are taken in its named unit: the result is a pure number
                 unit = ONE if a.unit is not None else None
             if a.kind == "num":
-                return Node("num", value=float(ELEMENTWISE[fn](a.value)))
+                return self.folded(n, ELEMENTWISE[fn], a.value)
             return Node("call", op=fn, args=(a,), unit=unit, scope=a.scope, weighted=a.weighted)
         if a.scope not in ("user",):
             self.fail(f"{fn}() needs a per-user argument, got a {a.scope} value", f"{fn}(delay_s), {fn}(p_W), ...")

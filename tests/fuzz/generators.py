@@ -157,9 +157,11 @@ def toml_bytes(table: dict) -> bytes:
 # ---------------------------------------------------------------------------------- variant TOML
 VARIANT_OPS = ["none", "unknown_key", "wrong_type", "nonfinite", "out_of_range", "all_disabled", "top_scalar",
                "extends_bad", "deep", "non_utf8", "truncate", "sizes_bad", "chain", "in_range", "disable_one",
-               "objective_bad"]
+               "objective_bad", "constant_bad"]
 NONSENSE_VARIANT = {"unknown_key", "wrong_type", "nonfinite", "out_of_range", "all_disabled", "top_scalar",
-                    "extends_bad", "deep", "non_utf8", "sizes_bad", "objective_bad"}
+                    "extends_bad", "deep", "non_utf8", "sizes_bad", "objective_bad", "constant_bad"}
+BAD_CONSTANTS = ["1/0", "0/0", "2**1024", "1e308*10", "-1e308*10", "log(0)", "log(-1)", "sqrt(-1)", "(-8)**0.5", "exp(1000)",
+                 "0**-1", "10**400", "1e-320/1e-320"]
 
 
 @st.composite
@@ -217,6 +219,12 @@ def variant_case(draw, max_depth: int = 80, max_chain: int = 30) -> Case:
         target = f"c{k - 1}.toml"
     elif op == "disable_one":
         t.setdefault("blocks", {})[draw(st.sampled_from(sorted(b.params)))] = {"enabled": False}
+    elif op == "constant_bad":  # a constant that is no finite real number, in a constraint or a cost term
+        c = draw(st.sampled_from(BAD_CONSTANTS))
+        if draw(st.booleans()):
+            t["constraints"] = [{"name": "zz", "for_each": "user", "expr": f"delay_s <= {c} * delay_s"}]
+        else:
+            t.setdefault("objective", {})["terms"] = [{"name": "zz", "expr": f"{c} * max_over_users(p_W)"}]
     elif op == "objective_bad":
         t["objective"] = draw(st.sampled_from([{"kind": "bogus"}, {"weights": {"delay": -1}}, {"normalise": 3},
                                                {"weights": {"latency": 1}}, {"weights": 5}]))
