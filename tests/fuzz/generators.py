@@ -161,7 +161,7 @@ VARIANT_OPS = ["none", "unknown_key", "wrong_type", "nonfinite", "out_of_range",
 NONSENSE_VARIANT = {"unknown_key", "wrong_type", "nonfinite", "out_of_range", "all_disabled", "top_scalar",
                     "extends_bad", "deep", "non_utf8", "sizes_bad", "objective_bad", "constant_bad"}
 BAD_CONSTANTS = ["1/0", "0/0", "2**1024", "1e308*10", "-1e308*10", "log(0)", "log(-1)", "sqrt(-1)", "(-8)**0.5", "exp(1000)",
-                 "0**-1", "10**400", "1e-320/1e-320"]
+                 "0**-1", "10**400"]
 
 
 @st.composite
