@@ -7,7 +7,8 @@ thousands of inputs, counts in the issue's table form.
 Every input runs through ``mecsplit.cli.main`` in-process; every ``--subprocess-every``-th one also
 runs as ``python -m mecsplit.cli`` in a fresh interpreter. Columns: tried / one-line exit 2 /
 traceback (exit 3 or an escaped exception) / silently accepted nonsense (an input labelled nonsense
-that exited 0) / exit 2 not on one line / another file's contents echoed / other exit codes.
+that exited 0) / exit 0 and exit 1 of the inputs that passed (1: ``check`` refused a claim, a solve
+was flagged) / exit 2 not on one line / another file's contents echoed / other exit codes.
 Inputs that fail any of these are written to ``--json`` with their files and output.
 """
 
@@ -48,6 +49,8 @@ def run_class(kind: str, n: int, every: int, failures: list, seed: int) -> colle
             sub = every > 0 and counts["tried"] % every == 0
             o = run_case(case, Path(d), subprocess_run=sub)
         counts[o.verdict] += 1
+        if o.verdict == "ok":
+            counts[f"exit{o.code}"] += 1  # 0 accepted, 1 refused claim / flagged solve
         counts["subprocess"] += sub
         if o.verdict not in ("ok", "exit2_one_line"):
             failures.append({"kind": kind, "what": case.what, "argv": case.argv, "code": o.code, "verdict": o.verdict,
@@ -73,11 +76,11 @@ def main() -> int:
         t = time.perf_counter()
         rows[kind] = run_class(kind, max(1, round(SIZES[kind] * a.scale)), a.subprocess_every, failures, a.seed)
         print(f"# {kind}: {dict(rows[kind])} in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-    cols = ["tried", "exit2_one_line", "traceback", "nonsense_accepted", "exit2_not_one_line", "echoed_other_file",
-            "other_exit_code"]
-    print("| input | tried | one-line exit 2 | traceback | silently accepted nonsense | exit 2, not one line "
-          "| other file echoed | other exit code | (of which subprocess) |")
-    print("|---|" + "---|" * 8)
+    cols = ["tried", "exit2_one_line", "traceback", "nonsense_accepted", "exit0", "exit1", "exit2_not_one_line",
+            "echoed_other_file", "other_exit_code"]
+    print("| input | tried | one-line exit 2 | traceback | silently accepted nonsense | exit 0 | exit 1 "
+          "| exit 2, not one line | other file echoed | other exit code | (of which subprocess) |")
+    print("|---|" + "---|" * 10)
     total = collections.Counter()
     for kind, c in rows.items():
         total.update(c)
