@@ -495,7 +495,10 @@ def test_sigint_exits_130_releases_leases_and_resumes(tmp_path):
     n = 10
     suite, env = _slow_suite(tmp_path, n)
     db = tmp_path / "int.sqlite"
-    proc = subprocess.Popen(_cmd(suite, db, tmp_path / "out"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a foreground run: a test run started as a background job (`pytest &`) has SIGINT ignored, which
+    # its subprocesses would inherit (POSIX), and Python then installs no Ctrl-C handler
+    proc = subprocess.Popen(_cmd(suite, db, tmp_path / "out"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while not (tmp_path / "log.txt").exists() or len((tmp_path / "log.txt").read_text().split()) < 4:
         assert proc.poll() is None and time.monotonic() - t0 < 120, proc.communicate()
