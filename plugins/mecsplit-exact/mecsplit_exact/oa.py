@@ -112,22 +112,22 @@ class AssignmentMILP:
             return 0
         n, k = self.on[sel], self.ok[sel]
         added = 0
-        for mu in mus:
-            key = ("e", m, float(mu))
-            if key in self.cut_keys or (mu < 0 and not D.eq_f):
-                continue
-            self.cut_keys.add(key)
-            val, _ = edge_solve(D.w[k], D.t[n, m], D.e[n, m], mu, D.fe_lo, D.F[m])
-            self._row(self.nx + m, sel, val, -mu * D.F[m])
-            added += 1
-        for lam in lams:
-            key = ("u", m, float(lam))
-            if key in self.cut_keys or lam < 0:
-                continue
-            self.cut_keys.add(key)
-            val, _, _ = uplink_solve(D.a[n, m], D.c0[n], D.c1[n], lam, D.p_lo[n], D.p_hi[n], D.b_lo, D.B[m])
-            self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
-            added += 1
+        mus = [mu for mu in dict.fromkeys(map(float, mus)) if ("e", m, mu) not in self.cut_keys and (mu >= 0 or D.eq_f)]
+        lams = [lam for lam in dict.fromkeys(map(float, lams)) if ("u", m, lam) not in self.cut_keys and lam >= 0]
+        if mus:    # every price at once (one vectorised solve per server: rows = prices)
+            vals, _ = edge_solve(D.w[k][None, :], D.t[n, m][None, :], D.e[n, m][None, :], np.array(mus)[:, None],
+                                 D.fe_lo, D.F[m])
+            for mu, val in zip(mus, vals):
+                self.cut_keys.add(("e", m, mu))
+                self._row(self.nx + m, sel, val, -mu * D.F[m])
+                added += 1
+        if lams:
+            vals, _, _ = uplink_solve(D.a[n, m][None, :], D.c0[n][None, :], D.c1[n][None, :], np.array(lams)[:, None],
+                                      D.p_lo[n][None, :], D.p_hi[n][None, :], D.b_lo, D.B[m])
+            for lam, val in zip(lams, vals):
+                self.cut_keys.add(("u", m, lam))
+                self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
+                added += 1
         return added
 
     def start_vector(self, server, k):
