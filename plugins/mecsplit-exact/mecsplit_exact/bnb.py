@@ -279,7 +279,8 @@ class BnB:
         while self.clock() < self.deadline:
             lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(),
                                               milp.start_vector(self.inc["server"], self.inc["k"]), report, costed,
-                                              node_limit=self.node_limit)
+                                              node_limit=self.node_limit, stop=lambda lb: self.inc["obj"] - lb <= self.tol(),
+                                              incumbent=lambda: self.inc)
             self.stats["oa_rounds"] += 1
             bound = max(bound, lb)
             new = 0

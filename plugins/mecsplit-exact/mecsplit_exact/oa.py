@@ -69,6 +69,7 @@ class AssignmentMILP:
         np.minimum.at(self.offset, self.on, up)        # per-user constant, kept out of the MILP
         self.sc = scale
         self.cut_keys: set = set()
+        self.rows = []                 # (cost column, x columns, values, rhs) of every cut, scaled (point())
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
@@ -102,6 +103,7 @@ class AssignmentMILP:
         small = np.abs(vals) * self.sc <= DROP
         rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
         sel, vals = sel[~small], vals[~small]
+        self.rows.append((col, sel, vals * self.sc, rhs * self.sc))
         idx = np.concatenate([[col], sel]).astype(np.int32)
         self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([[1.0], -vals * self.sc]))
 
@@ -136,6 +138,18 @@ class AssignmentMILP:
         col[np.nonzero(hit)[0]] = 1.0
         return col if hit.sum() == self.D.N else None
 
+    def point(self, server, k):
+        """The MILP point of an assignment, its cost columns at the smallest values the cuts allow (a
+        feasible MILP solution whose objective never exceeds the assignment's exact cost); None when the
+        assignment uses an option the MILP left out."""
+        col = self.start_vector(server, k)
+        if col is None:
+            return None
+        x = col[: self.nx]
+        for c, sel, vals, rhs in self.rows:
+            col[c] = max(col[c], rhs + float(vals @ x[sel]))
+        return col
+
     def to_objective(self, lb):
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
         if not np.isfinite(lb):
@@ -155,11 +169,15 @@ class AssignmentMILP:
         """The assignments of MILP points ``xs`` that give every user a server."""
         return [a for a in map(self.assignment, xs) if np.all(a[0] >= 0)]
 
-    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None):
+    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None,
+              stop=None, incumbent=None):
         """Run HiGHS. Returns (valid lower bound in objective units, the complete assignments it found
         (may repeat), stopped by a time or node limit).
         While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
-        k)`` every improving solution."""
+        k)`` every improving solution; ``stop(bound)`` true ends the run early (the caller's certificate
+        holds: not a limit); the incumbent ``incumbent()`` (a dict with "server" and "k", or None) is
+        handed to HiGHS as a solution whenever it is a new one (found outside HiGHS, e.g. by the local
+        search: a better cutoff prunes more)."""
         h = self.h
         t0 = time.perf_counter()
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
@@ -179,22 +197,41 @@ class AssignmentMILP:
                 on_solution(*self.assignment(found[-1]))
 
         last = [-np.inf]
+        stopped = [False]
 
         def progress(ev):
             lb = ev.data_out.mip_dual_bound
             if lb > last[0] + 1e-9 * (1.0 + abs(lb)):
                 last[0] = lb
-                on_bound(self.to_objective(lb))
+                if on_bound is not None:
+                    on_bound(self.to_objective(lb))
+                if stop is not None and stop(self.to_objective(lb)):
+                    stopped[0] = ev.data_in.user_interrupt = True
 
-        h.cbMipImprovingSolution.subscribe(grab)
-        if on_bound is not None:
-            h.cbMipInterrupt.subscribe(progress)
+        handed = [incumbent() if start is not None and incumbent is not None else None]
+
+        def offer(ev):
+            inc = incumbent()
+            if inc is None or inc is handed[0]:
+                return
+            handed[0] = inc
+            x = self.point(inc["server"], inc["k"])
+            if x is not None:
+                ev.data_in.setSolution(x)
+                ev.data_in.user_has_solution = True
+
+        hooks = [(h.cbMipImprovingSolution, grab)]
+        if on_bound is not None or stop is not None:
+            hooks.append((h.cbMipInterrupt, progress))
+        if incumbent is not None:
+            hooks.append((h.cbMipUserSolution, offer))
+        for hook, fn in hooks:
+            hook.subscribe(fn)
         try:
             h.run()
         finally:
-            h.cbMipImprovingSolution.unsubscribe(grab)
-            if on_bound is not None:
-                h.cbMipInterrupt.unsubscribe(progress)
+            for hook, fn in hooks:
+                hook.unsubscribe(fn)
         info = h.getInfo()
         status = h.getModelStatus()
         sol = np.asarray(h.getSolution().col_value)
@@ -206,7 +243,7 @@ class AssignmentMILP:
                 # the start (and no callback for the better point); solve again without the start
                 self.stale_starts += 1
                 h.clearSolver()
-                lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit)
+                lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit, stop, incumbent)
                 return max(lb2, self.to_objective(info.mip_dual_bound)), self._complete(found) + out2, limited2
             found.append(sol[: self.nx])
         lb = info.mip_dual_bound
@@ -214,8 +251,8 @@ class AssignmentMILP:
             lb = max(lb, info.objective_function_value - abs_gap * self.sc)
         bound = self.to_objective(lb)
         out = self._complete(found)
-        limited = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
-                             highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
+        limited = not stopped[0] and status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+                                                highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
         return bound, out, limited
 
 
