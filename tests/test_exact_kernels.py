@@ -4,6 +4,9 @@ references that share nothing with them (issue 22, docs/exact.md §5).
 * ψ⁻¹ (subproblems._psi_inv, series reversion / Lambert W): equal to the iterated Newton solve it
   replaced, on random inputs over 600 decades and at the branch switch, and to a 40-digit root
   computed with ``decimal``;
+* the edge share's minimiser (subproblems.edge_solve, a cubic in closed form for μ ≥ 0): equal to the
+  monotone Newton solve it replaced (kept for μ < 0 as _edge_newton), bounds, zeros and negative
+  prices included, and never above scipy's bounded scalar minimum;
 * the assignment MILP's price cuts, all prices of a server in one solve: the same rows as one solve
   per price;
 """
@@ -23,7 +26,7 @@ from mecsplit.instance import generate  # noqa: E402
 from mecsplit.variant import load_variant  # noqa: E402
 from mecsplit_exact.fixed import solve_fixed  # noqa: E402
 from mecsplit_exact.oa import AssignmentMILP  # noqa: E402
-from mecsplit_exact.subproblems import Data, _psi_inv, edge_solve, uplink_solve  # noqa: E402
+from mecsplit_exact.subproblems import Data, _edge_newton, _psi_inv, edge_solve, uplink_solve  # noqa: E402
 
 
 # ---- references ----------------------------------------------------------------------------------
@@ -102,6 +105,46 @@ def test_psi_inv_against_a_40_digit_root():
     ref = np.array([_psi_inv_decimal(x) for x in v])
     err = np.abs(_psi_inv(v) - ref) / ref
     assert err.max() < 4e-15
+
+
+# ---- edge share -----------------------------------------------------------------------------------
+def _edge_cases(rng, n):
+    w = rng.uniform(0.5, 31, n) * rng.choice([0.0, 1, 1, 1, 1, 1, 1, 1], n)
+    t = 10 ** rng.uniform(-9, -3, n) * rng.choice([0.0, 1, 1, 1, 1, 1, 1, 1], n)
+    e = 10 ** rng.uniform(-9, -3, n) * rng.choice([0.0, 1, 1, 1], n)
+    mu = 10 ** rng.uniform(-9, 2, n) * rng.choice([0.0, 1, 1, 1, 1, -1], n)
+    lo = 10 ** rng.uniform(-3, -1, n)
+    hi = lo * np.where(rng.uniform(size=n) < 0.1, 1 + 1e-9, 10 ** rng.uniform(0, 3, n))    # some boxes ≈ a point
+    return w, t, e, mu, lo, hi
+
+
+def test_edge_solve_equals_the_newton_solve_it_replaced():
+    rng = np.random.default_rng(5)
+    w, t, e, mu, lo, hi = _edge_cases(rng, 200_000)
+    val, x = edge_solve(w, t, e, mu, lo, hi)
+    WT, WE = w * t, w * e
+    xr = _edge_newton(WT, WE, mu, lo, hi)
+    vr = WT / xr + WE * xr * xr + mu * xr
+    assert np.all((x >= lo) & (x <= hi))
+    assert np.max(np.abs(x - xr) / xr) < 1e-14
+    assert np.max(np.abs(val - vr) / np.maximum(np.abs(vr), 1e-300)) < 1e-14
+    # broadcasting as the callers use it ((N, M, K) from (N, M, 1) and (1, 1, K))
+    v3, x3 = edge_solve(w[:12].reshape(1, 1, 12), t[:6].reshape(3, 2, 1) + 1e-6, e[:6].reshape(3, 2, 1), 0.01, 0.05, 2.0)
+    assert v3.shape == x3.shape == (3, 2, 12)
+    assert edge_solve(np.array(3.0), 1e-5, 1e-6, 1e-3, 0.1, 2.0)[0].shape == ()
+
+
+def test_edge_solve_against_scipy():
+    from scipy.optimize import minimize_scalar
+    rng = np.random.default_rng(6)
+    w, t, e, mu, lo, hi = _edge_cases(rng, 300)
+    val, x = edge_solve(w, t, e, mu, lo, hi)
+    for j in range(w.size):
+        f = lambda z: w[j] * (t[j] / z + e[j] * z * z) + mu[j] * z
+        ref = minimize_scalar(f, bounds=(lo[j], hi[j]), method="bounded", options={"xatol": 1e-14 * hi[j]})
+        best = min(ref.fun, f(lo[j]), f(hi[j]))
+        assert val[j] <= best + 1e-13 * abs(best), (j, val[j], best)
+        assert val[j] == pytest.approx(f(x[j]), rel=1e-15)
 
 
 # ---- batched price cuts ------------------------------------------------------------------------

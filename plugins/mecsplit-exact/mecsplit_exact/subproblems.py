@@ -170,18 +170,57 @@ def root_inc(g, lo, hi, rtol=1e-14, maxit=200, atol=0.0):
 def edge_solve(w, t, e, mu, lo, hi):
     """min_{x∈[lo,hi]} w(t/x + e x²) + μ x, elementwise (arrays broadcast). Returns (value, x).
 
-    g(x) = −wt/x² + 2we x + μ is increasing and concave in x, so Newton started left of its root
-    (x_L = min((t/4e)^{1/3}, (wt/2μ)^{1/2}) has g(x_L) ≤ 0) increases monotonically to the root."""
+    g(x) = −wt/x² + 2we x + μ is increasing and concave in x. For μ ≥ 0 and wt > 0 its root is in
+    closed form (_edge_root), clipped to [lo, hi] (g increasing: a root outside the box puts the
+    minimiser on the nearer bound). Elsewhere (μ < 0 with "eq" budgets, wt = 0, a root at infinity)
+    Newton started left of the root (x_L = min((t/4e)^{1/3}, (wt/2μ)^{1/2}) has g(x_L) ≤ 0) increases
+    monotonically to it."""
     W, T, E, Mu, Lo, Hi = (np.ascontiguousarray(v, dtype=float).ravel() for v in
                            np.broadcast_arrays(w, t, e, mu, lo, hi))
     shape = np.broadcast_shapes(*(np.shape(v) for v in (w, t, e, mu, lo, hi)))
     WT, WE = W * T, W * E
-    glo = -WT / (Lo * Lo) + 2 * WE * Lo + Mu
-    ghi = -WT / (Hi * Hi) + 2 * WE * Hi + Mu
-    x = np.where(glo >= 0, Lo, Hi)
+    x = _edge_root(WT, WE, Mu)
+    rest = np.nonzero(~np.isfinite(x))[0]
+    x = np.clip(x, Lo, Hi)
+    if rest.size:
+        x[rest] = _edge_newton(WT[rest], WE[rest], Mu[rest], Lo[rest], Hi[rest])
+    val = WT / x + WE * x * x + Mu * x
+    return val.reshape(shape), x.reshape(shape)
+
+
+def _edge_root(wt, we, mu):
+    """Root x > 0 of −wt/x² + 2we·x + μ (we ≥ 0) where μ ≥ 0 and wt > 0; NaN elsewhere. y = 1/x solves the
+    depressed cubic y³ + P y + Q = 0, P = −μ/wt ≤ 0, Q = −2we/wt ≤ 0, whose one positive root is
+    Cardano's u − P/(3u) (both terms ≥ 0: no cancellation) when the discriminant is ≥ 0, else the
+    largest trigonometric root (near a zero discriminant the error in u cancels to first order).
+    Agrees with the iterated Newton solve to ≤ 1e-15 relative (tests/test_exact_kernels.py)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        P = -mu / wt
+        Q = -2.0 * we / wt
+        disc = 0.25 * Q * Q + P * P * P / 27.0
+        trig = disc < 0
+        if trig.any():
+            y = np.empty_like(P)
+            c = ~trig
+            Pt = P[trig]
+            y[trig] = 2.0 * np.sqrt(-Pt / 3.0) * np.cos(np.arccos(np.clip(1.5 * Q[trig] / Pt * np.sqrt(-3.0 / Pt), -1.0, 1.0)) / 3.0)
+            u = np.cbrt(-0.5 * Q[c] + np.sqrt(disc[c]))
+            y[c] = u - P[c] / (3.0 * u)
+        else:
+            u = np.cbrt(-0.5 * Q + np.sqrt(disc))
+            y = u - P / (3.0 * u)
+        x = 1.0 / y
+        return np.where((mu >= 0) & (wt > 0) & (x > 0), x, np.nan)
+
+
+def _edge_newton(wt, we, mu, lo, hi):
+    """The minimiser of edge_solve's problem by the bracket checks and monotone Newton (any μ)."""
+    glo = -wt / (lo * lo) + 2 * we * lo + mu
+    ghi = -wt / (hi * hi) + 2 * we * hi + mu
+    x = np.where(glo >= 0, lo, hi)
     act = np.nonzero((glo < 0) & (ghi > 0))[0]
     if act.size:
-        wt, we, mu_, lo_ = WT[act], WE[act], Mu[act], Lo[act]
+        wt, we, mu_, lo_ = wt[act], we[act], mu[act], lo[act]
         with np.errstate(divide="ignore", invalid="ignore"):
             x1 = np.where(we > 0, np.cbrt(wt / (4 * np.where(we > 0, we, 1.0))), np.inf)
             x2 = np.where(mu_ > 0, np.sqrt(wt / (2 * np.where(mu_ > 0, mu_, 1.0))), np.inf)
@@ -198,9 +237,8 @@ def edge_solve(w, t, e, mu, lo, hi):
             idx = idx[~done]
             if idx.size == 0:
                 break
-        x[act] = np.minimum(z, Hi[act])
-    val = WT / x + WE * x * x + Mu * x
-    return val.reshape(shape), x.reshape(shape)
+        x[act] = np.minimum(z, hi[act])
+    return x
 
 
 # ψ(z) = s²/2 reverted around 0: z = Σ_k c_k s^k (coefficients exact rationals in floating point; the
