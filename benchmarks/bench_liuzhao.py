@@ -3,13 +3,18 @@
     python benchmarks/bench_liuzhao.py                 # all sections
     python benchmarks/bench_liuzhao.py --section convex --section scaling
     python benchmarks/bench_liuzhao.py --section scaling --max-users 500
+    python benchmarks/bench_liuzhao.py --section association --variant hardware-2024 --seeds 1 2 3 4 5 6
 
 Sections
 * convex  — the FP step's convex solve: numpy KKT block solves (what the plugin uses) vs Ipopt
             (mecsplit.ipopt.solve_nlp, cyipopt) on the same fixed-association, fixed-α problem:
             wall time and objective (both checked by the evaluator);
 * targets — liu-zhao through mecsplit.solve.solve at 50×10 (target ≤ 1 s) and 1000×50 (≤ 60 s);
-* scaling — wall time vs users (M = max(10, N/20)), and the fitted exponent t ∝ N^k.
+* scaling — wall time vs users (M = max(10, N/20)), and the fitted exponent t ∝ N^k;
+* association — the faithful association (liu-zhao: ⌈N/M⌉-capped greedy start, CCCP step with
+            tentative equal shares) against the certified optimum of `exact`, with each inferred
+            choice changed on its own (start=uncapped; association=load, i.e. liu-zhao-load) and both,
+            at 50×10 on the given seeds: gap, time, largest server load.
 Wall times are those recorded by the framework (Result.wall_time_s), on this machine (2 cores shared
 with other jobs: rerun to see the spread).
 """
@@ -117,11 +122,51 @@ def scaling(max_users=1000, vname="default"):
         print(f"\nfitted exponent: wall time ∝ N^{k:.2f} (N = {Ns[0]}..{Ns[-1]})")
 
 
+ASSOCIATION = (("faithful: capped start + CCCP (liu-zhao)", "liu-zhao", {}),
+               ("uncapped start + CCCP", "liu-zhao", {"start": "uncapped"}),
+               ("CCCP, tentative = current", "liu-zhao", {"tentative": "current"}),
+               ("capped start + load moves (liu-zhao-load)", "liu-zhao-load", {}),
+               ("uncapped start + load moves", "liu-zhao-load", {"start": "uncapped"}),
+               ("greedy-fp (the start alone)", "greedy-fp", {}))
+
+
+def association(vname="hardware-2024", seeds=(1, 2, 3, 4), size=(50, 10), exact_limit=120.0, rel_gap=1e-6):
+    """Each method's gap to the certified optimum (exact at ``rel_gap``), its time, its server loads;
+    every result verified by the evaluator."""
+    v = load_variant(vname)
+    N, M = size
+    print(f"\n### Association against the certified optimum ({vname}, {N}×{M}, ⌈N/M⌉ = {-(-N // M)})\n")
+    print("| seed | method | objective | gap to optimum | time [s] | users per server (min–max) | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    gaps = {name: [] for name, _, _ in ASSOCIATION}
+    for seed in seeds:
+        inst = generate(v, N, M, seed=seed)
+        ex = solve(v, inst, "exact", {"rel_gap": rel_gap}, exact_limit, seed=seed)
+        cnt = np.bincount(ex.solution["server"], minlength=M)
+        _row([seed, f"exact ({ex.status}, proven gap {ex.gap:.1e})", ex.objective, "0", ex.wall_time_s,
+              f"{cnt.min()}–{cnt.max()}", ex.verification["verdict"]])
+        assert ex.status == "optimal" and ex.verification["verdict"] == "ok", "not certified: raise --exact-limit"
+        for name, solver, opts in ASSOCIATION:
+            r = solve(v, inst, solver, opts, 60.0, seed=seed)
+            assert r.verification["verdict"] == "ok", (name, r.verification)
+            g = (r.objective - ex.objective) / ex.objective
+            gaps[name].append(g)
+            cnt = np.bincount(r.solution["server"], minlength=M)
+            _row([seed, name, r.objective, f"{100 * g:.3g} % ({1 + g:.3g}×)", r.wall_time_s, f"{cnt.min()}–{cnt.max()}",
+                  r.verification["verdict"]])
+    print(f"\n| method | median gap | worst gap | seeds within 0.01 % |\n|---|---|---|---|")
+    for name, g in gaps.items():
+        _row([name, f"{100 * float(np.median(g)):.3g} %", f"{100 * max(g):.3g} %", f"{sum(x <= 1e-4 for x in g)}/{len(g)}"])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--section", action="append", choices=["convex", "targets", "scaling"])
+    ap.add_argument("--section", action="append", choices=["convex", "targets", "scaling", "association"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4], help="instance seeds of the association section")
+    ap.add_argument("--exact-limit", type=float, default=120.0, help="association: exact's time limit (s)")
+    ap.add_argument("--rel-gap", type=float, default=1e-6, help="association: exact's relative gap")
     ap.add_argument("--max-users", type=int, default=1000)
-    ap.add_argument("--variant", default="default", help="variant of the scaling section")
+    ap.add_argument("--variant", default="default", help="variant of the scaling and association sections")
     args = ap.parse_args(argv)
     sec = args.section or ["convex", "targets", "scaling"]
     t0 = time.perf_counter()
@@ -132,6 +177,8 @@ def main(argv=None):
     if "scaling" in sec:
         for vn in ([args.variant] if args.variant != "all" else ["default", "hardware-2024"]):
             scaling(args.max_users, vn)
+    if "association" in sec:
+        association(args.variant, args.seeds, exact_limit=args.exact_limit, rel_gap=args.rel_gap)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 

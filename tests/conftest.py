@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,10 +16,16 @@ import pytest
 CORE_VARIANTS = ("liu-zhao-2024", "default", "hardware-2024")
 
 
+# probe verdicts (`mecsplit plugins --probe`) are cached here, not in the user's ~/.cache
+PROBE_CACHE = tempfile.mkdtemp(prefix="mecsplit-test-cache-")
+atexit.register(shutil.rmtree, PROBE_CACHE, True)
+
+
 def run_cli(*args: str, env: dict | None = None, cwd=None, entry_points: bool = False) -> subprocess.CompletedProcess:
     """Run ``mecsplit ARGS`` in a fresh interpreter (as a user would). Installed entry-point plugins
     are not loaded unless ``entry_points`` (keeps these tests independent of what else is installed)."""
     e = dict(os.environ)
+    e.setdefault("MECSPLIT_CACHE_DIR", PROBE_CACHE)
     if not entry_points:
         e["MECSPLIT_LOAD_PLUGINS"] = ""
     e.update(env or {})

@@ -304,8 +304,8 @@ def test_report_files_and_tables(ran):
     assert "| fake-hang | 4x2 | 2 |" in md and "time_limit*:2" in md
     assert "not-there (2 cell(s)): solver 'not-there' is not installed" in md
     html = (ran["out"] / "fakes" / "report.html").read_text()
-    assert "<table>" in html and "profiles_fakes.png" in html
-    for f in ("profiles_fakes.png", "convergence_fakes.png", "gap_time_fakes.png", "figure_sweep.png"):
+    assert "<table class='sortable'>" in html and "profiles_fakes.png" in html
+    for f in ("profiles_fakes.png", "convergence_fakes.png", "gaps.png", "figure_sweep.png"):
         p = ran["out"] / "fakes" / f
         assert p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG"
 

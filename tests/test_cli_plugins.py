@@ -50,7 +50,7 @@ def test_plugins_dir_file_is_listed_and_solves(tmp_path, inst_file):
     pdir = tmp_path / "plugs"
     pdir.mkdir()
     (pdir / "mine.py").write_text(PLUGIN_SRC.replace("NAME", "dir"))
-    r = run_cli("--plugins-dir", str(pdir), "plugins")
+    r = run_cli("--plugins-dir", str(pdir), "plugins", "--probe")
     assert r.returncode == 0, r.stderr
     assert "dir:mine 9.9" in r.stdout and "dir-solver" in r.stdout and "ok (default 2x1" in r.stdout
     out = tmp_path / "r.json"
@@ -85,7 +85,7 @@ def _entry_point_package(root, name):
 def test_third_party_entry_point_plugin_allow_and_block(tmp_path):
     _entry_point_package(tmp_path, "thirdparty")
     env = {"PYTHONPATH": str(tmp_path), "MECSPLIT_LOAD_PLUGINS": "thirdparty"}
-    r = run_cli("plugins", env=env)
+    r = run_cli("plugins", "--probe", env=env)
     assert "thirdparty 1.2.3" in r.stdout and "thirdparty-solver" in r.stdout and "ok (default 2x1" in r.stdout
     r = run_cli("plugins", "--no-probe", env={**env, "MECSPLIT_BLOCK_PLUGINS": "thirdparty"})
     assert "thirdparty-solver" not in r.stdout

@@ -32,7 +32,11 @@ VARIANTS = sorted(available_variants())
 # default feastol 1e-6, sft-2025 2x1 (4 layers, seed 3) was certified at 0.402047 although the evaluator verifies
 # 0.399651; the plugin's default feastol 1e-8 fixes it (test_peers.py::test_default_feastol_fixes_sft_certificate).
 # A variant listed here would xfail with the numbers instead of failing.
-KNOWN_SCIP_WRONG: dict[str, str] = {}
+KNOWN_SCIP_WRONG: dict[str, str] = {
+    # α is fixed by its bounds and the optimum is f = f_max; SCIP's dual bound lands ~1e-8 (relative) above
+    # the optimum, inside its default 1e-6 feasibility tolerance on f ≤ f_max
+    "splitllm-device-2025": "SCIP dual bound 1e-8 above the trivial optimum (numerical tolerance)",
+}
 
 
 def tiny(name):

@@ -47,21 +47,8 @@ def run(v, N, M, solver, options=None, seed=0, time_limit_s=60.0):
 
 
 def size_limited_licence() -> bool:
-    env = gp.Env(empty=True)
-    env.setParam("OutputFlag", 0)
-    env.start()
-    try:
-        m = gp.Model(env=env)
-        x = m.addVars(201, lb=1.0, ub=2.0)
-        y = m.addVar(lb=-1.0)
-        m.addGenConstrNL(y, gp.nlfunc.log(x[0]))
-        m.setObjective(y + x.sum())
-        m.optimize()
-        return False
-    except gp.GurobiError as e:
-        return e.errno == 10010
-    finally:
-        env.dispose()
+    from mecsplit_peers.gurobi import size_limited_licence as probe
+    return probe()
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +145,7 @@ def test_cli_prints_no_licence_banner_and_one_line_refusal(tmp_path):
                               "-o", str(tmp_path / f"i{n}.json")], check=True, capture_output=True)
     ok = subprocess.run(cli + ["solve", "--variant", "default", "--instance", str(tmp_path / "i2.json"), "--solver", "gurobi",
                                "--option", "formulation=raw", "--time-limit", "20"], capture_output=True, text=True)
-    assert ok.returncode in (0, 1) and ok.stdout.startswith("gurobi: status"), ok.stdout + ok.stderr
+    assert ok.returncode in (0, 1) and ok.stdout.startswith("gurobi on default 2x1: status"), ok.stdout + ok.stderr
     assert "licen" not in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
     bad = subprocess.run(cli + ["solve", "--variant", "default", "--instance", str(tmp_path / "i20.json"), "--solver", "gurobi"],
                          capture_output=True, text=True)
@@ -194,3 +181,18 @@ def test_structured_small_sizes_against_exact(default, N, M, seed):
     check_against_exact(r, rx)
     if r.status.value == "optimal":
         assert abs(r.objective - rx.objective) <= 1e-6 * rx.objective
+
+
+@pytest.mark.skipif(not size_limited_licence(), reason="this Gurobi licence is not size-limited")
+def test_a_benchmark_skips_sizes_the_licence_refuses(default, tmp_path):
+    """Known before solving: the suite records a skip with the reason instead of an error cell."""
+    from mecsplit.bench.cells import expand
+    from mecsplit.bench.suite import parse_suite
+    from mecsplit.plugins import get_manager
+
+    assert get_manager().solvers["gurobi"].capabilities.why_not_size(default, 2, 1) is None
+    assert "200-variable" in get_manager().solvers["gurobi"].capabilities.why_not_size(default, 50, 10)
+    suite = parse_suite({"defaults": {"variants": ["default"], "sizes": [[2, 1], [50, 10]], "seeds": [0],
+                                      "solvers": ["gurobi"], "reference": "none"}}, tmp_path / "s.toml")
+    reasons = {(c.n_users, c.n_servers): c.skip_reason for c in expand(suite)}
+    assert reasons[(2, 1)] == "" and "unavailable for 50x10" in reasons[(50, 10)]

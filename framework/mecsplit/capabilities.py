@@ -33,6 +33,7 @@ class Capabilities:
     checked: tuple[str, ...] = ()                 # classes taken but only checked, not modelled (heuristics)
     terms: bool = False                           # added objective terms
     check: Callable[[Any], str | None] | None = None   # finer conditions: returns the reason or None
+    fits: Callable[[Any, int, int], str | None] | None = None   # (variant, users, servers): why not this size
 
     def why_not(self, variant) -> str | None:
         names = [b.name for b in variant.blocks]
@@ -52,6 +53,10 @@ class Capabilities:
         if variant.terms and not self.terms:
             return f"does not handle objective term '{variant.terms[0].name}'"
         return self.check(variant) if self.check is not None else None
+
+    def why_not_size(self, variant, n_users: int, n_servers: int) -> str | None:
+        """Why the solver cannot take an instance of this size (e.g. a size-limited licence), or None."""
+        return self.fits(variant, n_users, n_servers) if self.fits is not None else None
 
     def only_checked(self, variant) -> list[str]:
         """Names of the variant's constraints this solver takes without modelling them."""

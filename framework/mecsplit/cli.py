@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
+from . import __version__
 from .errors import InputError
+from .fmt import num, pct
 
 EPILOG = """examples:
   mecsplit variants
   mecsplit instance --variant default --users 10 --servers 3 --seed 1 -o inst.json
-  mecsplit solve --variant default --instance inst.json --solver greedy -o result.json
-  mecsplit check --variant default --instance inst.json result.json
-  mecsplit plugins
+  mecsplit solve --instance inst.json --solver greedy -o result.json
+  mecsplit check --instance inst.json result.json
+  mecsplit plugins --probe
   mecsplit bench run default
 
 exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 130 interrupted
 """
 
 
-def _parse_option(s: str) -> tuple[str, Any]:
+def _parse_option(s: str) -> tuple[str, object]:  # (no typing import: --help stays quick)
     if "=" not in s:
         raise InputError("<option>", "--option", f"got {s!r}", "key=value, value in JSON (e.g. iters=20, tol=1e-6)")
     k, v = s.split("=", 1)
@@ -108,30 +109,45 @@ def cmd_instance(args) -> int:
     return 0
 
 
-def _load_instance(args, variant):
+def _variant_and_instance(args):
+    """The instance file and its variant: ``--variant`` if given (the instance must be of it), else the
+    variant the file records."""
     from .instance import load
+    from .variant import load_variant
 
-    return load(args.instance, variant)
+    if args.variant is not None:
+        variant = load_variant(args.variant)
+    else:
+        try:
+            recorded = json.loads(Path(args.instance).read_text()).get("variant")
+        except (OSError, ValueError, AttributeError):
+            recorded = None  # load() below says what is wrong with the file
+        try:
+            variant = load_variant(recorded if isinstance(recorded, str) else "default")
+        except InputError as e:
+            raise InputError(args.instance, "variant", f"the instance is of variant {recorded!r}, which is not found "
+                             f"({e.problem})", f"--variant PATH/TO/{recorded}.toml") from None
+    return variant, load(args.instance, variant)
 
 
 def cmd_solve(args) -> int:
     from .solve import solve
 
-    variant = _variant(args)
-    inst = _load_instance(args, variant)
+    variant, inst = _variant_and_instance(args)
     options = dict(_parse_option(o) for o in args.option)
     res = solve(variant, inst, args.solver, options, args.time_limit, args.seed)
     text = res.to_json()
     if args.output:
         Path(args.output).write_text(text + "\n")
     v = res.verification or {}
-    print(f"{args.solver}: status {res.status.value}, objective {res.objective}, bound {res.bound}, gap {res.gap}, "
-          f"{res.wall_time_s:.3f} s, {res.iterations} iterations; verifier: {v.get('verdict')} {v.get('flags') or ''}")
+    print(f"{args.solver} on {variant.name} {inst.N}x{inst.M}: status {res.status.value}, objective {num(res.objective)}, "
+          f"bound {num(res.bound)}, gap {pct(res.gap)}, {num(res.wall_time_s, 's')}, {res.iterations} iterations; "
+          f"verifier: {v.get('verdict')} {' '.join(v.get('flags') or [])}".rstrip())
     if res.message:
         print(f"  message: {res.message}")
     for k in ("total_energy_J", "avg_delay_s", "mean_stability"):
         if k in res.metrics:
-            print(f"  {k} = {res.metrics[k]:.6g}")
+            print(f"  {k} = {num(res.metrics[k])}")
     return 0 if v.get("verdict") == "ok" and res.status.value != "error" else 1
 
 
@@ -139,8 +155,7 @@ def cmd_check(args) -> int:
     from .result import Status
     from .solve import verify
 
-    variant = _variant(args)
-    inst = _load_instance(args, variant)
+    variant, inst = _variant_and_instance(args)
     try:
         d = json.loads(Path(args.result).read_text())
     except FileNotFoundError:
@@ -160,40 +175,16 @@ def cmd_check(args) -> int:
 
     ev = evaluate(variant, inst, d["solution"], where=args.result)
     ver, _ = verify(variant, inst, None, status, d["solution"], obj, d.get("bound"))
-    print(f"objective (evaluated) = {ev.objective:.12g}   reported = {obj}")
+    rel = None if obj is None else abs(ev.objective - obj) / max(1.0, abs(ev.objective))
+    print(f"objective (evaluated) = {num(ev.objective)}   reported = {num(obj)}   relative difference {pct(rel)}")
     for k, val in ev.metrics.items():
         if k != "objective":
-            print(f"  {k:28s} {val:.6g}")
+            print(f"  {k:28s} {num(val)}")
     print("constraints (max relative violation):")
     for k, val in sorted(ev.violations.items()):
-        print(f"  {k:28s} {val:.3g}{'  VIOLATED' if val > 1e-6 else ''}")
-    print(f"verdict: {ver['verdict']} {ver['flags'] or ''}")
+        print(f"  {k:28s} {pct(val)}{'  VIOLATED' if val > 1e-6 else ''}")
+    print(f"verdict: {ver['verdict']} {' '.join(ver['flags'] or [])}".rstrip())
     return 0 if ver["verdict"] == "ok" else 1
-
-
-def probe(spec, timeout_s: float = 30.0) -> str:
-    """Availability by solving a tiny model (not by importing)."""
-    from .instance import generate
-    from .solve import solve
-    from .variant import load_variant
-
-    missing = spec.missing_requirements()
-    if missing:
-        return f"unavailable: missing {', '.join(missing)}"
-    try:
-        v = next((v for v in map(load_variant, ("default", "dashf-layers-2024", "dashf-2024", "sft-2025", "splitllm-2025"))
-                  if spec.supports(v)), None)
-        if v is None:
-            return "not probed (takes none of the shipped variants)"
-        name = v.name
-        inst = generate(v, 2, 1, 0)
-        t = time.perf_counter()
-        r = solve(v, inst, spec.name, time_limit_s=timeout_s)
-    except InputError as e:
-        return f"not probed ({e.problem})"
-    if r.status.value == "error" or (r.verification or {}).get("verdict") != "ok":
-        return f"FAILED probe on {name} 2x1: {r.status.value} {r.message[:80]} {(r.verification or {}).get('flags')}"
-    return f"ok ({name} 2x1 in {time.perf_counter() - t:.2f} s)"
 
 
 def cmd_plugins(args) -> int:
@@ -208,12 +199,17 @@ def cmd_plugins(args) -> int:
             why = s.why_not(v)
             print(f"{s.name:22s} {'exact' if s.exact else 'heuristic':9s} {'takes ' + v.name if why is None else 'no: ' + why}")
         return 0
+    specs = sorted(mgr.solvers.values(), key=lambda s: s.name)
+    state = {s.name: ("unavailable: {} — {}".format(*why) if (why := mgr.unavailable(s)) else "available") for s in specs}
+    if args.probe:
+        from .probe import probe
+
+        state.update(probe(mgr, [s for s in specs if state[s.name] == "available"], use_cache=not args.no_cache))
     for pname, info in mgr.info.items():
         print(f"{pname} {info['version']}  [{info['source']}]")
-        for s in sorted((s for s in mgr.solvers.values() if s.plugin == pname), key=lambda s: s.name):
-            avail = "not probed" if args.no_probe else probe(s)
+        for s in (s for s in specs if s.plugin == pname):
             kind = "exact" if s.exact else "heuristic"
-            print(f"    solver {s.name:22s} {kind:9s} {avail}")
+            print(f"    solver {s.name:22s} {kind:9s} {state[s.name]}")
         steps = sorted(st.name for st in mgr.steps.values() if st.plugin == pname)
         if steps:
             print(f"    steps: {', '.join(steps)}")
@@ -222,15 +218,25 @@ def cmd_plugins(args) -> int:
             print(f"    blocks: {', '.join(blocks)}")
     for pname, err in mgr.errors.items():
         print(f"{pname}  FAILED TO LOAD: {err}")
+    if not args.probe:
+        print("(available = imports and declared requirements present; `mecsplit plugins --probe` solves a 2x1 instance with each)")
     return 0
+
+
+def add_verbose(p, sub: bool = False) -> None:
+    """``--verbose`` before or after the subcommand (a subcommand's default must not undo the top level's)."""
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
+                   help="let solvers print their own logs (HiGHS, SCIP, Ipopt, Pyomo)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
                                  "variants, instances, solver plugins, verification and benchmarks.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"mecsplit {__version__}")
     ap.add_argument("--plugins-dir", action="append", default=[], help="folder of single-file plugins (*.py); repeatable")
     ap.add_argument("--block-plugin", action="append", default=[], help="do not load this plugin (entry-point name); repeatable")
+    add_verbose(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("variants", help="list variants (or --show NAME)")
@@ -240,8 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("blocks", help="list the blocks variant files can use, with parameters and units")
     p.set_defaults(fn=cmd_blocks)
 
-    p = sub.add_parser("plugins", help="list plugins, their solvers and availability (probed by solving a 2x1 model)")
-    p.add_argument("--no-probe", action="store_true")
+    p = sub.add_parser("plugins", help="list plugins, their solvers and whether each can run here")
+    p.add_argument("--probe", action="store_true", help="solve a 2x1 instance with each solver (in parallel; verdicts "
+                   "cached by versions in ~/.cache/mecsplit, or $MECSPLIT_CACHE_DIR)")
+    p.add_argument("--no-cache", action="store_true", help="with --probe: probe again even if a verdict is cached")
+    p.add_argument("--no-probe", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     p.add_argument("--variant", metavar="V", help="say for each solver whether it takes variant V, or the first feature it lacks")
     p.set_defaults(fn=cmd_plugins)
 
@@ -254,17 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_instance)
 
     p = sub.add_parser("solve", help="solve an instance with a registered solver; the result is verified")
-    p.add_argument("--variant", default="default")
+    p.add_argument("--variant", default=None, help="name or .toml path (default: the variant the instance records)")
     p.add_argument("--instance", required=True)
     p.add_argument("--solver", required=True)
     p.add_argument("--time-limit", type=float, metavar="SECONDS")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0, help="seed of the solver's own random choices")
     p.add_argument("-o", "--output")
+    add_verbose(p, sub=True)
     p.set_defaults(fn=cmd_solve)
 
     p = sub.add_parser("check", help="evaluate a result's solution independently; exit 1 if infeasible or disagreeing")
-    p.add_argument("--variant", default="default")
+    p.add_argument("--variant", default=None, help="name or .toml path (default: the variant the instance records)")
     p.add_argument("--instance", required=True)
     p.add_argument("result")
     p.set_defaults(fn=cmd_check)
@@ -281,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    if args.verbose:  # read where solvers are created (mecsplit.quiet), in this process and in bench workers
+        os.environ["MECSPLIT_VERBOSE"] = "1"
     try:
         if args.plugins_dir or args.block_plugin:
             from .plugins import get_manager
@@ -293,8 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` etc.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

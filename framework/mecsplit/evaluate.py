@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .blocks.base import Ledger, Violations
+from .blocks.memory import peak_memory_GB
 from .constraints import check_constraints, term_values
 from .errors import InputError
 
@@ -91,6 +92,9 @@ def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str =
     s = coerce_solution(variant, inst, sol, where)
     ledger, viol = _run_blocks(variant, inst, s)
     tot = _totals(ledger, inst.N)
+    peak = peak_memory_GB(inst, s) if variant.has_block("memory") else None
+    if peak is not None:
+        tot["peak_memory_GB"] = peak["overall"]
     terms: dict[str, float] = {}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         obj = variant.objective.evaluate(inst, tot)
@@ -110,6 +114,8 @@ def evaluate(variant, inst, sol: Any, tol: float = FEASIBILITY_TOL, where: str =
     }
     if variant.has_block("service_quality"):
         metrics["total_quality"] = float(np.sum(tot["quality"]))
+    if peak is not None:   # per tier and overall, GB (blocks/memory.py)
+        metrics.update({f"peak_memory_GB.{k}": v for k, v in peak.items()})
     metrics.update({f"term.{k}": v for k, v in terms.items()})
     for k in ("delay", "energy"):
         unit = "s" if k == "delay" else "J"

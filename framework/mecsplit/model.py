@@ -11,6 +11,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from .blocks.base import Ledger
+from .blocks.memory import set_peak_memory_epigraph
 from .constraints import build_pyomo
 from .expr import PyomoValue
 
@@ -94,6 +95,8 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
                 comp[idx].fix()
     if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user
         m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+    if hasattr(m, "peak_memory_GB") and "alpha" in sol:   # peak-memory epigraph: π = the fullest machine
+        set_peak_memory_epigraph(m, inst, {k: np.asarray(v) for k, v in sol.items()})
     for t, xs, kind in getattr(m, "epigraphs", []):    # the variant's max/min aggregates, innermost first
         vals = [pyo.value(x) for x in xs]
         t.set_value(max(vals) if kind == "max" else min(vals), skip_validation=True)

@@ -7,6 +7,9 @@ kinds
 * ``max_delay`` — max_n delay_n (SFT, variant-models §2.4: the slowest device sets the iteration time).
 * ``cost_per_quality`` — (Σ_n ω_t·delay_n + ω_e·energy_n) / Σ_n quality_n, the reciprocal of DASHF's
   service-cost ratio (spec §2.2), so that every variant is a minimisation.
+* ``peak_memory`` — the overall peak memory (GB): the fullest device, edge server or cloud
+  (``blocks.memory.peak_memory_GB``; SplitLLM's metric, variant-models §3.2). Also a weighted term:
+  ``weights.peak_memory`` adds ω_M·peak (ω_M = w / the reference solution's peak with normalise = "reference").
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyomo.environ as pyo
 
+from .blocks.memory import peak_memory_epigraph
 from .errors import InputError
+from .lazy import lazy_module
 
-KINDS = ("weighted_sum", "max_delay", "cost_per_quality")
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
+
+KINDS = ("weighted_sum", "max_delay", "cost_per_quality", "peak_memory")
 LEDGERS = ("delay", "energy", "stability")
 REF_KEYS = {"delay": "delay_ref_s", "energy": "energy_ref_J", "stability": "stability_ref"}
 
@@ -46,8 +52,8 @@ class Objective:
             raise InputError(where, "objective.weights", "must be a table", "{delay = 1, energy = 1, stability = 1}")
         weights = {"delay": 1.0, "energy": 1.0, "stability": 1.0}
         for k, v in w.items():
-            if k not in weights:
-                raise InputError(where, f"objective.weights.{k}", "unknown ledger", ", ".join(LEDGERS))
+            if k not in weights and k != "peak_memory":
+                raise InputError(where, f"objective.weights.{k}", "unknown ledger", ", ".join(LEDGERS + ("peak_memory",)))
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise InputError(where, f"objective.weights.{k}", f"got {v!r}", "a finite number >= 0")
             weights[k] = float(v)
@@ -59,7 +65,11 @@ class Objective:
         if self.normalise == "none":
             return w
         ref = inst.normalisation
-        return {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
+        om = {k: w[k] / max(ref[REF_KEYS[k]], 1e-300) for k in LEDGERS}
+        if "peak_memory" in w:
+            from .blocks.memory import peak_memory_GB
+            om["peak_memory"] = w["peak_memory"] / max(peak_memory_GB(inst, inst.reference_solution())["overall"], 1e-300)
+        return om
 
     # --- Pyomo ----------------------------------------------------------------------------------
     def build(self, m, inst, ledger, extra=0.0) -> None:
@@ -67,7 +77,10 @@ class Objective:
         om = self.omega(inst)
         per_user = {k: [sum(c[n] for c in getattr(ledger, k).values()) for n in m.U] for k in LEDGERS + ("quality",)}
         if self.kind == "weighted_sum":
-            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)) + extra)
+            mem = om["peak_memory"] * peak_memory_epigraph(m, inst) if om.get("peak_memory") else 0.0
+            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)) + mem + extra)
+        elif self.kind == "peak_memory":
+            m.obj = pyo.Objective(expr=peak_memory_epigraph(m, inst) + extra)
         elif self.kind == "max_delay":
             # epigraph: τ ≥ delay_n ∀n (s). m.delay_user[n] is user n's delay; after loading a point
             # (model.load_solution) set τ = max_n value(m.delay_user[n]) to read the objective.
@@ -81,10 +94,14 @@ class Objective:
 
     # --- numpy ----------------------------------------------------------------------------------
     def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:
-        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,))."""
+        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,)); ``totals["peak_memory_GB"]`` the
+        overall peak memory (needed by the peak_memory kind and term)."""
         om = self.omega(inst)
         if self.kind == "weighted_sum":
-            return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS))
+            mem = om["peak_memory"] * totals["peak_memory_GB"] if om.get("peak_memory") else 0.0
+            return float(sum(om[k] * np.sum(totals[k]) for k in LEDGERS) + mem)
+        if self.kind == "peak_memory":
+            return float(totals["peak_memory_GB"])
         if self.kind == "max_delay":
             return float(np.max(totals["delay"]))
         cost = om["delay"] * np.sum(totals["delay"]) + om["energy"] * np.sum(totals["energy"])

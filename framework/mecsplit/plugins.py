@@ -8,13 +8,22 @@ Discovery, in order (patterns of pytest, tox and datasette):
    (empty string: none), ``MECSPLIT_BLOCK_PLUGINS=a,b`` a block-list (option ``--block-plugin``);
 3. every ``*.py`` file in ``MECSPLIT_PLUGINS_DIR`` (``os.pathsep``-separated; option ``--plugins-dir``)
    for single-file research plugins.
+
+Registering is cheap: a plugin module imports only what registration needs and hands heavy code over
+as :class:`~mecsplit.lazy.LazyRef` (``solve="pkg.module:function"`` is accepted too), imported on the
+first solve. Availability (:meth:`Manager.unavailable`) is decided from the plugin's import, its
+declared requirements and the modules a solver ``requires``, never by solving (the real probe is
+:mod:`mecsplit.probe`, ``mecsplit plugins --probe``). A plugin that fails to load is recorded with the
+file and line of the failure and named when one of its solvers is asked for.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +34,7 @@ import pluggy
 from . import hookspecs
 from .capabilities import Capabilities, from_legacy
 from .errors import InputError
+from .lazy import LazyRef
 
 hookimpl = pluggy.HookimplMarker("mecsplit")
 GROUP = "mecsplit"
@@ -61,7 +71,25 @@ class SolverSpec:
         return self.why_not(variant) is None
 
     def missing_requirements(self) -> list[str]:
-        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+        return [mod for mod in self.requires if not _importable(mod)]
+
+    def preload(self) -> None:
+        """Import what the first solve would (before forking bench workers, so each need not)."""
+        for mod in self.requires:
+            importlib.import_module(mod)
+        if isinstance(self.solve, LazyRef):
+            self.solve.resolve()
+
+
+def _importable(mod: str) -> bool:
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):  # a parent package that is missing or broken
+        return False
+
+
+def _lazy(fn):
+    return LazyRef(fn) if isinstance(fn, str) else fn
 
 
 @dataclass
@@ -84,14 +112,14 @@ class SolverRegistry:
                    requires=(), capabilities: Capabilities | None = None) -> None:
         if name in self._m.solvers:
             raise ValueError(f"solver {name!r} registered twice ({self._m.solvers[name].plugin} and {self._m.current})")
-        self._m.solvers[name] = SolverSpec(name, solve, bool(exact), description,
+        self._m.solvers[name] = SolverSpec(name, _lazy(solve), bool(exact), description,
                                            tuple(variants) if variants is not None else None,
                                            tuple(blocks) if blocks is not None else None,
                                            dict(options or {}), version, tuple(requires), self._m.current,
                                            capabilities)
 
     def add_step(self, name: str, kind: str, fn: Callable[..., Any], description: str = "") -> None:
-        self._m.steps[name] = StepSpec(name, kind, fn, description, self._m.current)
+        self._m.steps[name] = StepSpec(name, kind, _lazy(fn), description, self._m.current)
 
 
 class BlockRegistry:
@@ -122,9 +150,11 @@ class Manager:
         self.blocks: dict[str, type] = {}
         self.block_origin: dict[str, str] = {}
         self.generators: dict[str, Any] = {}
-        self.info: dict[str, dict[str, str]] = {}  # plugin name -> {version, source}
-        self.errors: dict[str, str] = {}           # plugins that failed to load
+        self.info: dict[str, dict[str, str]] = {}  # plugin name -> {version, source, dist}
+        self.errors: dict[str, str] = {}           # plugins that failed to load: name -> what happened
+        self.error_at: dict[str, tuple[str, int | None, str]] = {}  # name -> (file, line, error) of the failure
         self.current = ""
+        self._unavailable: dict[str, tuple[str, str] | None] = {}
         self._discover(plugins_dirs or [], blocked or [])
         self._collect()
 
@@ -145,11 +175,12 @@ class Manager:
                 try:
                     mod = ep.load()
                 except Exception as e:  # a broken plugin must not take mecsplit down
-                    self.errors[ep.name] = f"{type(e).__name__}: {e}"
+                    self._failed(ep.name, e, _module_file(ep.module))
                     continue
                 self.pm.register(mod, name=ep.name)
                 dist = ep.dist
-                self.info[ep.name] = {"version": dist.version if dist else "", "source": f"entry point {ep.value}"}
+                self.info[ep.name] = {"version": dist.version if dist else "", "source": f"entry point {ep.value}",
+                                      "dist": dist.name if dist else ""}
         env_dirs = [d for d in os.environ.get("MECSPLIT_PLUGINS_DIR", "").split(os.pathsep) if d]
         for d in [*env_dirs, *plugins_dirs]:
             self._load_dir(Path(d))
@@ -167,7 +198,7 @@ class Manager:
                 sys.modules[spec.name] = mod
                 spec.loader.exec_module(mod)
             except Exception as e:
-                self.errors[name] = f"{type(e).__name__}: {e}"
+                self._failed(name, e, str(f))
                 continue
             self.pm.register(mod, name=name)
             self.info[name] = {"version": str(getattr(mod, "__version__", "")), "source": str(f)}
@@ -182,8 +213,22 @@ class Manager:
                 try:
                     impl.function(registry)
                 except Exception as e:
-                    self.errors[impl.plugin_name] = f"{hook}: {type(e).__name__}: {e}"
+                    self._failed(impl.plugin_name, e, getattr(impl.plugin, "__file__", None), f"{hook}: ")
         self.current = ""
+
+    def _failed(self, name: str, e: BaseException, file: str | None, prefix: str = "") -> None:
+        """Record a plugin that failed, with the file and line where it failed (for a syntax error the
+        offending line; else the innermost frame of the traceback that is not import machinery)."""
+        line = None
+        if isinstance(e, SyntaxError) and e.filename:
+            file, line = e.filename, e.lineno
+        else:
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
+            if frames:
+                file, line = frames[-1].filename, frames[-1].lineno
+        text = f"{type(e).__name__}: {e.msg if isinstance(e, SyntaxError) else e}"
+        self.errors[name] = prefix + text + (f" ({file}, line {line})" if file and line else "")
+        self.error_at[name] = (file or name, line, prefix + text)
 
     @property
     def hook(self):
@@ -191,8 +236,110 @@ class Manager:
 
     def solver(self, name: str) -> SolverSpec:
         if name not in self.solvers:
-            raise InputError("<option>", "solver", f"unknown solver {name!r}", ", ".join(sorted(self.solvers)) or "(none installed)")
+            raise self.unknown_solver(name)
         return self.solvers[name]
+
+    def unknown_solver(self, name: str) -> InputError:
+        """The error for a solver name nobody registered. If plugins failed to load, the one named like
+        the solver (``nearest`` for ``nearest.py`` or entry point ``nearest``) is blamed at its file and
+        line; otherwise every failed plugin is named, as any of them may be the one meant."""
+        installed = ", ".join(sorted(self.solvers)) or "(none installed)"
+        same = [p for p in self.errors if p.removeprefix("dir:") in (name, name.split("-")[0])]
+        if len(same) == 1:
+            file, line, err = self.error_at[same[0]]
+            return InputError(file, f"line {line}" if line else "<plugin>",
+                              f"solver {name!r} is not registered: plugin {same[0]!r} failed to load: {err}",
+                              f"fix the plugin (`mecsplit plugins` shows every plugin's state); registered: {installed}")
+        if self.errors:
+            failed = "; ".join(f"{p}: {err}" for p, err in self.errors.items())
+            return InputError("<option>", "solver", f"unknown solver {name!r} (plugins that failed to load, one of "
+                              f"which may register it: {failed})", installed)
+        return InputError("<option>", "solver", f"unknown solver {name!r}", installed)
+
+    def unavailable(self, spec: SolverSpec) -> tuple[str, str] | None:
+        """(why ``spec`` cannot run here, the install command that fixes it); None if it can. Cheap: looks at the
+        plugin distribution's declared requirements (the core's version bound among them) and at the
+        modules the solver ``requires``; does not import them."""
+        if spec.name not in self._unavailable:
+            self._unavailable[spec.name] = self._check(spec)
+        return self._unavailable[spec.name]
+
+    def _check(self, spec: SolverSpec) -> tuple[str, str] | None:
+        dist = _distribution(self.info.get(spec.plugin, {}).get("dist", ""))
+        unmet = _unmet_requirements(dist) if dist is not None else []
+        missing = spec.missing_requirements()
+        if not unmet and not missing:
+            return None
+        why = [f"needs {r} (installed: {v or 'none'})" for r, v in unmet]
+        if missing:
+            why.append(f"missing module(s) {', '.join(missing)}")
+        extras = _extras_providing(dist, missing) if dist is not None else []
+        if extras:
+            fix = f"pip install '{dist.name}[{','.join(extras)}]'"
+        else:
+            fix = "pip install " + " ".join(dict.fromkeys([str(r) for r, _ in unmet] + [m.split(".")[0] for m in missing]))
+        return "; ".join(why), fix
+
+    def preload(self, names) -> None:
+        for n in names:
+            if n in self.solvers and not self.unavailable(self.solvers[n]):
+                self.solvers[n].preload()
+
+
+def _module_file(module: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None else None
+
+
+def _distribution(name: str):
+    if not name:
+        return None
+    try:
+        return metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _unmet_requirements(dist) -> list[tuple[Any, str]]:
+    """The distribution's unconditional requirements that are not installed at an allowed version."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            have = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            out.append((req, ""))
+            continue
+        if req.specifier and not req.specifier.contains(have, prereleases=True):
+            out.append((req, have))
+    return out
+
+
+def _extras_providing(dist, modules: list[str]) -> list[str]:
+    """Extras of ``dist`` that declare a distribution named like one of the missing modules."""
+    from packaging.requirements import Requirement
+
+    want = {_norm(m.split(".")[0]) for m in modules}
+    extras = []
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is None or _norm(req.name) not in want:
+            continue
+        for extra in dist.metadata.get_all("Provides-Extra") or []:
+            if req.marker.evaluate({"extra": extra}) and extra not in extras:
+                extras.append(extra)
+    return extras
 
 
 _MANAGER: Manager | None = None

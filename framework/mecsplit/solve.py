@@ -12,11 +12,14 @@ provenance, and runs the independent evaluator on the returned solution. Checks 
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
+import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,10 +133,9 @@ def solve(variant, instance, solver: str, options: dict[str, Any] | None = None,
     if reason is not None:
         raise InputError("<option>", "solver", f"{solver!r} cannot take variant {variant.name!r}: {reason}",
                          ", ".join(n for n, s in sorted(mgr.solvers.items()) if s.supports(variant)) or "(no installed solver)")
-    missing = spec.missing_requirements()
-    if missing:
-        raise InputError("<option>", "solver", f"{solver!r} needs the missing module(s) {', '.join(missing)}",
-                         f"pip install {' '.join(missing)}")
+    why = mgr.unavailable(spec)
+    if why:
+        raise InputError("<option>", "solver", f"{solver!r} is not available: {why[0]}", why[1])
     opts = resolve_options(spec, options)
     run = RunInfo(solver, variant.name, instance.hash, opts)
     tracer = Tracer(run, time_limit_s, mgr.hook)
@@ -174,12 +176,31 @@ def finish(variant, instance, spec: SolverSpec, out: Outcome, wall: float, trace
             "options": opts, "seed": seed, "instance_hash": instance.hash, "instance_seed": instance.seed,
             "variant": variant.name, "variant_structure": variant.structure_hash(),
             "objective_spec": {"kind": variant.objective.kind, "weights": dict(variant.objective.weights)},
-            "size": [instance.N, instance.M], "mecsplit_version": __version__,
+            "size": [instance.N, instance.M], "mecsplit_version": __version__, **code_revision(),
             "python": platform.python_version(), "platform": platform.platform()}
     return Result(status=status, objective=out.objective, bound=bound, gap=relative_gap(out.objective, bound),
                   wall_time_s=wall, iterations=out.iterations or tracer.iterations, solution=out.solution,
                   metrics=metrics, trace=tracer.trace, provenance=prov, verification=verification,
                   message=out.message, extra=out.extra)
+
+
+@functools.cache
+def code_revision() -> dict[str, Any]:
+    """``git_commit`` and ``git_dirty`` (tracked files changed) of the checkout the running mecsplit
+    package comes from; both None when it is not a git checkout's tracked file (e.g. a wheel install)."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    if not git("ls-files", "--", "__init__.py"):
+        return {"git_commit": None, "git_dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
 
 
 def verify(variant, instance, spec: SolverSpec | None, status: Status, solution, objective, bound) -> tuple[dict, dict]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -42,6 +43,7 @@ class Cell:
     cell_hash: str = ""
     skip_reason: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    variant_path: str = ""  # the variant file, absolute: workers load it from there (a path works from any cwd)
 
     def payload(self) -> dict[str, Any]:
         """What a worker needs (plain data, picklable)."""
@@ -94,16 +96,19 @@ class Expander:
         from ..solve import resolve_options
 
         c = Cell(suite.name, g.name, role, v.name, overrides, sweep[0], sweep[1], n, m, seed, entry.name,
-                 entry.label, dict(entry.options), time_limit_s, g.grace_s)
+                 entry.label, dict(entry.options), time_limit_s, g.grace_s, variant_path=str(Path(v.path).resolve()))
         c.instance_hash = self.instance_hash(v, n, m, seed)
         c.ref_key = ref_key(c.instance_hash, v.name, v.structure_hash(), overrides)
         spec = self.mgr.solvers.get(entry.name)
         if spec is None:
-            c.skip_reason = f"solver {entry.name!r} is not installed (installed: {', '.join(sorted(self.mgr.solvers)) or 'none'})"
+            c.skip_reason = str(self.mgr.unknown_solver(entry.name)) if self.mgr.errors else \
+                f"solver {entry.name!r} is not installed (installed: {', '.join(sorted(self.mgr.solvers)) or 'none'})"
         elif not spec.supports(v):
             c.skip_reason = f"solver {entry.name!r} does not support variant {v.name!r}"
-        elif spec.missing_requirements():
-            c.skip_reason = f"solver {entry.name!r} needs missing module(s) {', '.join(spec.missing_requirements())}"
+        elif why := self.mgr.unavailable(spec):
+            c.skip_reason = f"solver {entry.name!r} is not available: {why[0]} ({why[1]})"
+        elif why_size := spec.capabilities.why_not_size(v, n, m):
+            c.skip_reason = f"solver {entry.name!r} is unavailable for {n}x{m}: {why_size}"
         else:
             c.options = resolve_options(spec, entry.options)  # InputError on a bad option
             c.versions = {"mecsplit": __version__, "solver": spec.version,
@@ -112,6 +117,14 @@ class Expander:
                           "overrides": overrides, "solver": entry.name, "options": c.options, "seed": seed,
                           "time_limit_s": time_limit_s, "versions": c.versions})
         return c
+
+
+def _relative_to(suite: Suite, vname: str) -> str:
+    """A variant named by a relative path is looked up next to the suite file first."""
+    p = Path(vname)
+    if (p.suffix == ".toml" or len(p.parts) > 1) and not p.is_absolute() and (Path(suite.path).parent / p).is_file():
+        return str(Path(suite.path).parent / p)
+    return vname
 
 
 def expand(suite: Suite, manager=None) -> list[Cell]:
@@ -128,14 +141,11 @@ def expand(suite: Suite, manager=None) -> list[Cell]:
                 overrides = dict(g.overrides)
                 if sweep[0] is not None:
                     overrides = deep_merge(overrides, {"objective": {"weights": {sweep[0]: sweep[1]}}})
-                try:
-                    v = ex.variant(vname, overrides)
-                except InputError:
-                    raise
+                v = ex.variant(_relative_to(suite, vname), overrides)
                 entries = ex.solver_entries(g, v)
                 if not entries:
                     raise InputError(str(suite.path), f"{g.name}.solvers", f"no installed solver supports {vname!r}",
-                                     "install a solver plugin (mecsplit plugins --no-probe)")
+                                     "install a solver plugin (mecsplit plugins)")
                 for n, m in g.sizes:
                     for seed in g.seeds:
                         if g.reference == "exact":

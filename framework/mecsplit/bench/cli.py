@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -27,12 +29,20 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     if args.workers is not None and args.workers < 1:
         raise InputError("<option>", "--workers", f"got {args.workers}", "an integer >= 1")
+    if args.executor == "dask":
+        need_extra("distributed", "dask", "--executor")
     if args.executor == "dask" and not args.scheduler:
         raise InputError("<option>", "--scheduler", "missing for --executor dask", "a Dask scheduler address, e.g. tcp://host:8786")
     store = Store(args.db)
     try:
-        s = run_suite(suite, store, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                      timing=args.timing, progress=not args.no_progress)
+        try:
+            s = run_suite(suite, store, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                          timing=args.timing, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            stored = len({r["cell_hash"] for r in store.rows(suite.name)})
+            print(f"\ninterrupted: {stored} cell(s) of suite {suite.name} stored in {args.db}; run "
+                  f"`mecsplit bench run {args.suite}` again to resume (stored cells are not re-run)", file=sys.stderr)
+            return 130
         md = build_report(store, suite.name, args.out)
         index = write_index(store, args.out)
         print("\n".join(summary_lines(store, suite.name)))
@@ -55,26 +65,47 @@ def _open_store(db):
 
 
 def cmd_report(args) -> int:
-    from .report import build_report, exit_status, write_index
+    from .report import build_report, exit_status, write_index, write_readme
 
     store = _open_store(args.db)
     try:
         suites = [args.suite] if args.suite else store.suites()
         if args.suite and args.suite not in store.suites():
             raise InputError(str(args.db), "suite", f"no results for suite {args.suite!r}", ", ".join(store.suites()) or "(empty store)")
+        if args.readme and not args.suite:
+            raise InputError("<option>", "--readme", "needs a SUITE", "mecsplit bench report SUITE --readme README.md")
         code = 0
         for s in suites:
+            print(f"report of suite {s} (tables and plots) ...", file=sys.stderr, flush=True)
             print(build_report(store, s, args.out))
             code = max(code, exit_status(store, s))
         print(write_index(store, args.out))
+        if args.readme:
+            write_readme(store, args.suite, args.readme, f"mecsplit bench report {args.suite} --readme {args.readme}")
+            print(f"{args.readme}: generated section rewritten")
         return code
     finally:
         store.close()
 
 
+def need_extra(module: str, extra: str, option: str) -> None:
+    """One line naming the missing optional dependency and the pip command that installs it."""
+    if importlib.util.find_spec(module) is None:
+        from importlib import metadata
+
+        from packaging.requirements import Requirement
+
+        reqs = [Requirement(t) for t in metadata.requires("mecsplit") or []]
+        pins = [str(r).split(";")[0].strip() for r in reqs if r.marker is not None and r.marker.evaluate({"extra": extra})]
+        pin = " ".join(pins) or module
+        raise InputError("<option>", option, f"needs {pin}, which is not installed",
+                         f"pip install 'mecsplit[{extra}]' (or pip install '{pin}')")
+
+
 def cmd_export(args) -> int:
     from .report import export_parquet
 
+    need_extra("pyarrow", "parquet", "--parquet")
     store = _open_store(args.db)
     try:
         n = export_parquet(store, args.parquet, args.suite)
@@ -97,6 +128,8 @@ def cmd_list(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from ..cli import add_verbose
+
     p = sub.add_parser("bench", help="benchmark suites: run, report, export, list (docs/benchmarks.md)",
                        description="Run benchmark suites (every cell in its own worker process with a hard "
                                    "wall-clock kill), store results in SQLite, report, export.")
@@ -112,12 +145,15 @@ def add_parser(sub) -> None:
     r.add_argument("--db", default=default_db, help=f"SQLite store (default {default_db})")
     r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose(r, sub=True)
     r.set_defaults(fn=cmd_run)
 
-    r = bs.add_parser("report", help="markdown + HTML + PNG report from the store")
+    r = bs.add_parser("report", help="markdown + HTML + PNG/SVG report from the store")
     r.add_argument("suite", nargs="?", help="one suite (default: every suite in the store)")
     r.add_argument("--db", default=default_db)
     r.add_argument("--out", default=str(DEFAULT_OUT))
+    r.add_argument("--readme", metavar="FILE", help="also write SUITE's headline table between the "
+                   "<!-- mecsplit:headline:start/end --> markers of FILE (the README's generated section)")
     r.set_defaults(fn=cmd_report)
 
     r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Iterable
 
 import numpy as np
@@ -48,3 +49,20 @@ def relative_gap_to(value: float | None, reference: float | None) -> float | Non
     if value is None or reference is None or not math.isfinite(value) or not math.isfinite(reference):
         return None
     return (value - reference) / max(abs(reference), 1e-10)
+
+
+def profile_costs(rows, epsilon: float) -> tuple[dict, dict]:
+    """(time costs, quality-conditioned time costs): problem = ref_key, failures missing."""
+    tc: dict[str, dict[str, float]] = defaultdict(dict)
+    qc: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        k = r["ref_key"]
+        tc.setdefault(k, {})
+        qc.setdefault(k, {})
+        t = r["wall_time_s"]
+        if r["verdict"] == "ok" and r["status"] in ("optimal", "feasible") and t is not None:
+            tc[k][r["label"]] = t
+        g = r.get("gap_to_reference")
+        if r["verdict"] == "ok" and g is not None and g <= epsilon and t is not None:
+            qc[k][r["label"]] = t
+    return tc, qc

@@ -1,57 +1,39 @@
-"""Reports from the store: markdown + HTML pages with PNG plots (matplotlib, Agg backend).
+"""Reports from the store: markdown + HTML pages with plots (PNG and SVG).
 
-Per suite and group: a results table (objective, gap to the reference, time, status, the verifier's
-verdict), the reference provenance (certified by the exact solver, or best-known), convergence curves
-(incumbent and bound vs time and vs iteration, from the stored traces), gap to the reference vs time,
-Dolan–Moré performance profiles (time; and quality-conditioned: solved = verified and within epsilon
-of the reference), shifted geometric means of time (shift 1 s and 10 s) and the seed-figure
-reproductions (metric vs swept weight per method, metric vs users, method bars).
+Every report starts with the **headline** (:mod:`mecsplit.bench.headline`: per variant, size and
+method, median and worst gap to the certified optimum, runs within 0.01 %, median time) and the
+gap-to-reference strips (:mod:`mecsplit.bench.plots`). Then per group: the run line, the reference
+provenance (certified by the exact solver, or best-known — marked), a results table (objective, gap,
+time, status, the verifier's verdict), shifted geometric means, performance profiles, convergence
+(gap to the reference, log scale), the seed-figure reproductions, and a sortable table of every run
+linking to its instance page (:mod:`mecsplit.bench.pages`: solution, trace, verification).
+``index.html`` starts with the headline of every suite in the store.
 """
 
 from __future__ import annotations
 
-import html
-import math
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .profiles import performance_profile, relative_gap_to, shifted_geometric_mean
+from ..errors import InputError
+from .doc import Cell, Doc, fmt as _fmt, slug as _slug
+from .headline import HEADER, NOTE, WITHIN, cells as headline_cells, fmt_gap, headline, markdown_table, text_table
+from .pages import PLOT_LIMIT, page_name, run_href, write_instance_pages
+from .plots import _labels, _mean_std, method_styles, plot_convergence, plot_figure, plot_gap_strips, plot_profiles
+from .profiles import profile_costs, relative_gap_to, shifted_geometric_mean
 
-WEIGHT_METRIC = {"energy": ("total_energy_J", "total energy (J)"), "delay": ("avg_delay_s", "average delay (s)"),
-                 "stability": ("mean_stability", "mean stability AS (model units)")}
-METRIC_LABEL = {"wall_time_s": "wall time (s)", "total_energy_J": "total energy (J)", "avg_delay_s": "average delay (s)",
-                "mean_stability": "mean stability AS (model units)", "objective": "objective (model units)"}
 BEATS_TOL = 1e-6
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "x"
-
-
-def _fmt(x, nd=4) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{nd}g}"
-    return str(x)
+README_START, README_END = "<!-- mecsplit:headline:start -->", "<!-- mecsplit:headline:end -->"
 
 
 def attach_references(store, rows: list[dict[str, Any]], groups: dict[str, dict]) -> dict[str, dict[str, Any]]:
     """Give every row ``reference``, ``reference_kind`` and ``gap_to_reference``; returns the
-    reference used per ref_key (certified optimum if the store has one, else best-known)."""
+    reference used per ref_key (certified optimum if the store has one, else best-known). A result
+    below a certified optimum by more than the certificate's own proven gap (+ 1e-6) is flagged
+    ``beats_certified_reference``."""
     certified = store.refs()
     best = store.best_known()
     used: dict[str, dict[str, Any]] = {}
@@ -71,347 +53,47 @@ def attach_references(store, rows: list[dict[str, Any]], groups: dict[str, dict]
             used[k] = ref
         r["reference"] = ref["value"] if ref else None
         r["reference_kind"] = ref["kind"] if ref else "none"
-        ok = r["verdict"] == "ok"
+        # a gap only for a point the evaluator verified as feasible (a solver that says "no feasible point"
+        # keeps verdict ok with its infeasible point)
+        ok = r["verdict"] == "ok" and (r["result"].get("verification") or {}).get("feasible") is True
         r["gap_to_reference"] = relative_gap_to(r["objective"], r["reference"]) if ok else None
-        if ref and ref["kind"] == "certified" and r["gap_to_reference"] is not None and r["gap_to_reference"] < -BEATS_TOL:
+        if ref and ref["kind"] == "certified" and r["gap_to_reference"] is not None \
+                and r["gap_to_reference"] < -(BEATS_TOL + (ref["gap"] or 0.0)):
             r["flags"] = [*r["flags"], "beats_certified_reference"]
     return used
 
 
-class Doc:
-    """A tiny document model rendered to both markdown and HTML."""
-
-    def __init__(self, title: str):
-        self.title, self.blocks = title, []
-
-    def h(self, level: int, text: str):
-        self.blocks.append(("h", level, text))
-
-    def p(self, text: str):
-        self.blocks.append(("p", text))
-
-    def table(self, header: list[str], rows: list[list[Any]]):
-        self.blocks.append(("table", header, rows))
-
-    def img(self, path: str, alt: str):
-        self.blocks.append(("img", path, alt))
-
-    def markdown(self) -> str:
-        out = [f"# {self.title}\n"]
-        for b in self.blocks:
-            if b[0] == "h":
-                out.append(f"{'#' * b[1]} {b[2]}\n")
-            elif b[0] == "p":
-                out.append(b[1] + "\n")
-            elif b[0] == "table":
-                out.append("| " + " | ".join(b[1]) + " |")
-                out.append("|" + "---|" * len(b[1]))
-                out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in b[2]]
-                out.append("")
-            elif b[0] == "img":
-                out.append(f"![{b[2]}]({b[1]})\n")
-        return "\n".join(out)
-
-    def html(self) -> str:
-        e = html.escape
-        out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title><style>"
-               "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-               "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}img{max-width:100%}"
-               "</style></head><body>", f"<h1>{e(self.title)}</h1>"]
-        for b in self.blocks:
-            if b[0] == "h":
-                out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
-            elif b[0] == "p":
-                out.append(f"<p>{e(b[1])}</p>")
-            elif b[0] == "table":
-                out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in b[1]) + "</tr>")
-                out += ["<tr>" + "".join(f"<td>{e(_fmt(c))}</td>" for c in row) + "</tr>" for row in b[2]]
-                out.append("</table>")
-            elif b[0] == "img":
-                out.append(f"<p><img src='{e(b[1])}' alt='{e(b[2])}'></p>")
-        return "\n".join(out + ["</body></html>"])
+def _nan(x):
+    return float("nan") if x is None else float(x)
 
 
-# ---------------------------------------------------------------------------------------- plots
-def _labels(rows):
-    return sorted({r["label"] for r in rows})
+def headline_doc(doc: Doc, lines, href_of=None) -> None:
+    """The headline table into ``doc``; ``href_of(row)`` links a run (the worst one of each line)."""
+    def shade(g):  # within 0.01 % / within 1 % / further
+        return "" if g is None else "good" if g <= WITHIN else "near" if g <= 1e-2 else "far"
+
+    rows = []
+    for x in lines:
+        c = headline_cells(x)
+        worst = x.worst_row
+        rows.append([c[0], c[1], Cell(c[2]), Cell(c[3], x.runs), Cell(c[4], _nan(x.median_gap), cls=shade(x.median_gap)),
+                     Cell(c[5], _nan(x.worst_gap), href_of(worst) if href_of and worst else None, shade(x.worst_gap)),
+                     Cell(c[6], x.within / x.runs, cls="good" if x.within == x.runs else ""),
+                     Cell(c[7], _nan(x.median_time_s)), Cell(c[8], x.no_point, cls="far" if x.no_point else ""),
+                     Cell(c[9], cls="far" if "best-known" in x.references else "")])
+    doc.table(HEADER, rows)
 
 
-def _colors(labels):
-    plt = _plt()
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    return {l: cmap(i % cmap.N) for i, l in enumerate(labels)}
+def _cert_note(refs_used) -> str:
+    cert = [c for c in refs_used.values() if c["kind"] == "certified"]
+    if not cert:
+        return ""
+    return (f"Certified references: {len(cert)}, by {', '.join(sorted({c['solver'] for c in cert}))}, proven relative "
+            f"gap ≤ {_fmt(max((c['gap'] or 0.0) for c in cert), 2)} (a smaller gap to the reference is within the "
+            f"certificate's tolerance), {_fmt(min(c['wall_time_s'] for c in cert), 3)}–"
+            f"{_fmt(max(c['wall_time_s'] for c in cert), 3)} s each.")
 
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINES = ("-", "--", "-.", ":")
-
-
-def _style(labels):
-    """Distinct marker + line style per method, so methods with identical values stay visible."""
-    return {l: {"marker": MARKERS[i % len(MARKERS)], "ls": LINES[i % len(LINES)],
-                "ms": 7 - (i % 4), "mfc": "none" if i % 2 else None} for i, l in enumerate(labels)}
-
-
-def _autolog(ax, spec, ylabel):
-    """Log y when asked, or when the plotted means span more than 30x (one method far off)."""
-    ys = [y for line in ax.get_lines() for y in line.get_ydata() if y is not None and np.isfinite(y) and y > 0]
-    if spec.get("log") or (ys and max(ys) / max(min(ys), 1e-300) > 30):
-        ax.set_yscale("log")
-        ylabel += " (log scale)"
-    ax.set_ylabel(ylabel)
-
-
-def plot_convergence(rows, path: Path, title: str) -> bool:
-    """Incumbent (solid) and bound (dashed) vs time and vs iteration on the instance with the
-    richest traces; the reference as a horizontal line."""
-    by_key = defaultdict(list)
-    for r in rows:
-        by_key[r["ref_key"]].append(r)
-    if not by_key:
-        return False
-    key = max(by_key, key=lambda k: (sum(len(r["result"].get("trace") or []) for r in by_key[k]), k))
-    sel = [r for r in by_key[key] if r["result"].get("trace")]
-    if not sel:
-        return False
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
-    cols = _colors(_labels(sel))
-    for r in sel:
-        tr = r["result"]["trace"]
-        c = cols[r["label"]]
-        t = [max(p["t_s"], 1e-4) for p in tr]
-        it = [p.get("iteration") if p.get("iteration") is not None else i for i, p in enumerate(tr)]
-        inc = [p.get("incumbent") for p in tr]
-        bnd = [p.get("bound") for p in tr]
-        for ax, x in ((axes[0], t), (axes[1], it)):
-            xi = [a for a, y in zip(x, inc) if y is not None]
-            yi = [y for y in inc if y is not None]
-            if yi:
-                ax.step(xi, yi, where="post", color=c, marker="o", ms=3, label=f"{r['label']} incumbent")
-            xb = [a for a, y in zip(x, bnd) if y is not None]
-            yb = [y for y in bnd if y is not None]
-            if yb:
-                ax.step(xb, yb, where="post", color=c, ls="--", label=f"{r['label']} bound")
-    ref = sel[0].get("reference")
-    clip = ""
-    if ref is not None:  # zoom on the interesting band: bounds up to reference + 5 %
-        vals = [p[k] for r in sel for p in r["result"]["trace"] for k in ("incumbent", "bound") if p.get(k) is not None]
-        lo, hi = min([*vals, ref]), ref + 0.05 * abs(ref)
-        if max(vals) > hi:
-            clip = " (y clipped at reference + 5%)"
-            lo = max(lo, ref - 0.5 * abs(ref))
-            for ax in axes:
-                ax.set_ylim(lo - 0.02 * (hi - lo), hi)
-    for ax, xl in ((axes[0], "wall time (s, log scale)"), (axes[1], "iteration (symlog scale)")):
-        if ref is not None:
-            ax.axhline(ref, color="k", lw=0.8, ls=":", label=f"reference ({sel[0]['reference_kind']})")
-        ax.set_xlabel(xl)
-        ax.set_ylabel("objective (model units)" + clip)
-        ax.grid(alpha=0.3)
-    its = [p.get("iteration") or 0 for r in sel for p in r["result"]["trace"]]
-    if max(its, default=0) > 50:
-        axes[1].set_xscale("symlog", linthresh=1.0)
-    else:
-        axes[1].set_xlabel("iteration")
-    axes[0].set_xscale("log")
-    axes[0].set_title("incumbent and bound vs time")
-    axes[1].set_title("incumbent and bound vs iteration")
-    h, l = axes[0].get_legend_handles_labels()
-    fig.legend(h, l, loc="center right", fontsize=8)
-    r0 = sel[0]
-    fig.suptitle(f"{title}: {r0['n_users']}x{r0['n_servers']}, seed {r0['seed']}"
-                 f"{', sweep ' + str(r0['sweep_param']) + '=' + _fmt(r0['sweep_value']) if r0['sweep_param'] else ''}")
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
-
-
-def plot_gap_vs_time(rows, path: Path, title: str) -> bool:
-    """Relative gap of the incumbent to the reference over time, every cell (one line each)."""
-    plt = _plt()
-    sel = [r for r in rows if r.get("reference") is not None and r["result"].get("trace")]
-    if not sel:
-        return False
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    cols = _colors(_labels(sel))
-    seen = set()
-    floor = 1e-8
-    for r in sel:
-        ref = r["reference"]
-        pts = [(max(p["t_s"], 1e-4), max((p["incumbent"] - ref) / max(abs(ref), 1e-10), floor))
-               for p in r["result"]["trace"] if p.get("incumbent") is not None]
-        if not pts:
-            continue
-        x, y = zip(*pts)
-        lab = r["label"] if r["label"] not in seen else None
-        seen.add(r["label"])
-        ax.step(x, y, where="post", color=cols[r["label"]], alpha=0.6, marker=".", ms=3, label=lab)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("wall time (s, log scale)")
-    ax.set_ylabel(f"gap to reference (relative, log; floor {floor:g})")
-    ax.set_title(f"{title}: incumbent gap to the reference vs time")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
-
-
-def profile_costs(rows, epsilon: float) -> tuple[dict, dict]:
-    """(time costs, quality-conditioned time costs): problem = ref_key, failures missing."""
-    tc: dict[str, dict[str, float]] = defaultdict(dict)
-    qc: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in rows:
-        k = r["ref_key"]
-        tc.setdefault(k, {})
-        qc.setdefault(k, {})
-        t = r["wall_time_s"]
-        if r["verdict"] == "ok" and r["status"] in ("optimal", "feasible") and t is not None:
-            tc[k][r["label"]] = t
-        g = r.get("gap_to_reference")
-        if r["verdict"] == "ok" and g is not None and g <= epsilon and t is not None:
-            qc[k][r["label"]] = t
-    return tc, qc
-
-
-def plot_profiles(rows, path: Path, title: str, epsilon: float) -> bool:
-    labels = _labels(rows)
-    if len(labels) < 2:
-        return False
-    tc, qc = profile_costs(rows, epsilon)
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.5))
-    cols = _colors(labels)
-    for ax, costs, name in ((axes[0], tc, "time (finished, verified)"),
-                            (axes[1], qc, f"quality-conditioned (verified, gap to reference <= {epsilon:g})")):
-        taus, rho = performance_profile(costs, labels)
-        for l in labels:
-            ax.step(taus, rho[l], where="post", color=cols[l], label=l)
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("tau: time ratio to the fastest solver on the problem (log2)")
-        ax.set_ylabel("fraction of problems with ratio <= tau")
-        ax.set_title(name, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-    h, l = axes[0].get_legend_handles_labels()
-    fig.legend(h, l, loc="center right", fontsize=8)
-    fig.suptitle(f"{title}: Dolan–Moré performance profiles ({len(tc)} problems)")
-    fig.tight_layout(rect=(0, 0, 0.85, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
-
-
-def _mean_std(vals):
-    v = np.asarray([x for x in vals if x is not None and math.isfinite(x)], dtype=float)
-    return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, v.size) if v.size else (math.nan, 0.0, 0)
-
-
-def _metric(r, m):
-    if m == "wall_time_s":
-        return r["wall_time_s"] if r["status"] in ("optimal", "feasible") else None
-    if m == "objective":
-        return r["objective"] if r["verdict"] == "ok" else None
-    return (r["result"].get("metrics") or {}).get(m) if r["verdict"] == "ok" else None
-
-
-def plot_figure(rows, spec: dict, path: Path, title: str) -> bool:
-    """Seed-figure reproductions: ``weights`` (metric vs swept weight per method), ``users``
-    (metrics vs number of users) and ``bars`` (metric per method)."""
-    plt = _plt()
-    kind = spec.get("kind")
-    labels = _labels(rows)
-    cols = _colors(labels)
-    sty = _style(labels)
-    ok = [r for r in rows if r["verdict"] == "ok"]
-    if not ok:
-        return False
-    if kind == "weights":
-        params = sorted({r["sweep_param"] for r in rows if r["sweep_param"]}, key=list(WEIGHT_METRIC).index)
-        fig, axes = plt.subplots(1, len(params), figsize=(5.2 * len(params), 4.3), squeeze=False)
-        for ax, prm in zip(axes[0], params):
-            m, ml = WEIGHT_METRIC[prm]
-            for l in labels:
-                pts = defaultdict(list)
-                for r in rows:
-                    if r["label"] == l and r["sweep_param"] == prm:
-                        pts[r["sweep_value"]].append(_metric(r, m))
-                xs = sorted(pts)
-                st = [_mean_std(pts[x]) for x in xs]
-                keep = [(x, s) for x, s in zip(xs, st) if s[2]]
-                if keep:
-                    ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], capsize=2, label=l, **sty[l])
-            ax.set_xlabel(f"weight w_{prm} (swept; others at the variant's value)")
-            _autolog(ax, spec, ml)
-            ax.set_title(f"{ml.split(' (')[0]} vs w_{prm}", fontsize=10)
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=8)
-    elif kind == "users":
-        metrics = spec.get("metrics") or ["total_energy_J", "avg_delay_s"]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.3), squeeze=False)
-        for ax, m in zip(axes[0], metrics):
-            for l in labels:
-                pts = defaultdict(list)
-                for r in rows:
-                    if r["label"] == l:
-                        pts[r["n_users"]].append(_metric(r, m))
-                xs = sorted(pts)
-                st = [_mean_std(pts[x]) for x in xs]
-                keep = [(x, s) for x, s in zip(xs, st) if s[2]]
-                if keep:
-                    ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], capsize=2, label=l, **sty[l])
-            ax.set_xlabel("number of users N")
-            _autolog(ax, spec, METRIC_LABEL.get(m, m))
-            ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} vs users", fontsize=10)
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=8)
-    elif kind == "bars":
-        metrics = spec.get("metrics") or ["total_energy_J", "avg_delay_s"]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.3), squeeze=False)
-        for ax, m in zip(axes[0], metrics):
-            st = [_mean_std([_metric(r, m) for r in rows if r["label"] == l]) for l in labels]
-            ax.bar(range(len(labels)), [s[0] for s in st], yerr=[s[1] for s in st], color=[cols[l] for l in labels], capsize=3)
-            ax.set_xticks(range(len(labels)), labels, rotation=20)
-            ax.set_ylabel(METRIC_LABEL.get(m, m) + (" (log scale)" if spec.get("log") else ""))
-            if spec.get("log"):
-                ax.set_yscale("log")
-            ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} per method (mean ± sd over seeds)", fontsize=10)
-            ax.grid(alpha=0.3, axis="y")
-    elif kind == "convergence":
-        fig, axes = plt.subplots(1, len(labels), figsize=(6.5 * len(labels), 4.3), squeeze=False)
-        for ax, l in zip(axes[0], labels):
-            sizes = sorted({(r["n_users"], r["n_servers"]) for r in rows if r["label"] == l})
-            cm = plt.get_cmap("viridis")
-            for i, (n, m) in enumerate(sizes):
-                rs = sorted((r for r in rows if r["label"] == l and (r["n_users"], r["n_servers"]) == (n, m)
-                             and r["result"].get("trace")), key=lambda r: r["seed"])
-                for j, r in enumerate(rs):
-                    tr = [p for p in r["result"]["trace"] if p.get("incumbent") is not None]
-                    x = [p.get("iteration") or 0 for p in tr]
-                    ax.step(x, [p["incumbent"] for p in tr], where="post", color=cm(i / max(1, len(sizes) - 1)),
-                            marker="o", ms=3, alpha=0.9 if j == 0 else 0.35,
-                            label=f"{n} users x {m} servers" if j == 0 else None)
-            ax.set_xlabel("outer iteration (from the stored trace)")
-            ax.set_ylabel("incumbent objective (model units)")
-            ax.set_title(f"{l}: incumbent vs iteration (one line per seed)", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    else:
-        return False
-    fig.suptitle(f"{title}{': ' + spec['title'] if spec.get('title') else ''}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
-
-
-# ---------------------------------------------------------------------------------------- report
 def group_table(rows) -> list[list[Any]]:
     agg = defaultdict(list)
     for r in rows:
@@ -434,35 +116,66 @@ def group_table(rows) -> list[list[Any]]:
     return out
 
 
-def build_report(store, suite: str, out_dir: str | Path) -> Path:
-    """Write ``out_dir/<suite>/report.md``, ``report.html`` and PNGs; returns the markdown path."""
+def runs_table(rows) -> list[list[Any]]:
+    """One row per run, each linking to its instance page."""
+    out = []
+    for r in sorted(rows, key=lambda r: (r["variant"], r["n_users"], r["n_servers"], r["seed"], r["label"],
+                                         str(r["sweep_param"]), r["sweep_value"] or 0)):
+        g = r.get("gap_to_reference")
+        out.append([Cell(r["label"], href=run_href(r)), r["variant"], f"{r['n_users']}x{r['n_servers']}", r["seed"],
+                    f"{r['sweep_param']}={r['sweep_value']:g}" if r["sweep_param"] else "",
+                    Cell(r["objective"], _nan(r["objective"])), Cell(fmt_gap(g), _nan(g)), r["reference_kind"],
+                    r["wall_time_s"], r["status"] + ("*" if r["killed"] else ""), r["verdict"], ", ".join(r["flags"]),
+                    Cell("page", href=page_name(r["ref_key"]))])
+    return out
+
+
+def _run_line(doc: Doc, store, suite: str) -> None:
+    ran = [r for r in store.runs(suite) if r["n_run"]]
+    if not ran:
+        return
+    last = ran[-1]
+    doc.p(f"Last run that executed cells: {last['started_at']} on {last['host']} ({last['cores']} cores), executor "
+          f"{last['executor']}, {last['workers']} worker(s){', timing mode (1 worker, 1 thread)' if last['timing'] else ''}: "
+          f"{last['n_run']} cell(s) run in {_fmt(last['wall_s'])} s, {last['n_done_before']} already in the store, "
+          f"{last['n_skipped']} skipped, {last['n_killed']} killed at the hard limit. "
+          + (f"Sum of the cells' own solve times {_fmt(last['solve_s'])} s: harness overhead per cell "
+             f"≈ {_fmt((last['workers'] * last['wall_s'] - last['solve_s']) / last['n_run'], 2)} s "
+             f"(workers × wall − Σ solve time, / cells; includes idle workers at the end). "
+             if last.get("solve_s") is not None else "")
+          + (f"Load average at the end: {last['load_avg']} (a shared machine slows every solve)." if last.get("load_avg") else ""))
+    doc.table(["run", "started (UTC)", "finished", "wall (s)", "cells run", "already stored", "killed", "workers",
+               "executor", "timing", "Σ solve (s)", "load avg"],
+              [[r["run_id"], r["started_at"], r["finished_at"] or "(killed)", r["wall_s"], r["n_run"], r["n_done_before"],
+                r["n_killed"], r["workers"], r["executor"], bool(r["timing"]), r.get("solve_s"), r.get("load_avg")]
+               for r in ran[-10:]])
+
+
+def build_report(store, suite: str, out_dir: str | Path, instance_plots: int = PLOT_LIMIT) -> Path:
+    """Write ``out_dir/<suite>/report.md``, ``report.html``, the plots (PNG + SVG) and the instance
+    pages (the first ``instance_plots`` with a plot); returns the markdown path."""
     out = Path(out_dir) / _slug(suite)
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.png"):
+    for old in [*out.glob("*.png"), *out.glob("*.svg")]:
         old.unlink()
     rows = store.rows(suite)
     groups = store.groups(suite)
     refs_used = attach_references(store, rows, groups)
     skipped = store.skipped(suite)
+    cells = [r for r in rows if r["role"] == "cell"]
+    styles = method_styles(_labels(rows))
     doc = Doc(f"mecsplit bench report: {suite}")
-    runs = store.runs(suite)
-    ran = [r for r in runs if r["n_run"]]
-    if ran:
-        last = ran[-1]
-        doc.p(f"Last run that executed cells: {last['started_at']} on {last['host']} ({last['cores']} cores), executor "
-              f"{last['executor']}, {last['workers']} worker(s){', timing mode (1 worker, 1 thread)' if last['timing'] else ''}: "
-              f"{last['n_run']} cell(s) run in {_fmt(last['wall_s'])} s, {last['n_done_before']} already in the store, "
-              f"{last['n_skipped']} skipped, {last['n_killed']} killed at the hard limit. "
-              + (f"Sum of the cells' own solve times {_fmt(last['solve_s'])} s: harness overhead per cell "
-                 f"≈ {_fmt((last['workers'] * last['wall_s'] - last['solve_s']) / last['n_run'], 2)} s "
-                 f"(workers × wall − Σ solve time, / cells; includes idle workers at the end). "
-                 if last.get("solve_s") is not None else "")
-              + (f"Load average at the end: {last['load_avg']} (a shared machine slows every solve)." if last.get("load_avg") else ""))
-        doc.table(["run", "started (UTC)", "finished", "wall (s)", "cells run", "already stored", "killed", "workers",
-                   "executor", "timing", "Σ solve (s)", "load avg"],
-                  [[r["run_id"], r["started_at"], r["finished_at"] or "(killed)", r["wall_s"], r["n_run"], r["n_done_before"],
-                    r["n_killed"], r["workers"], r["executor"], bool(r["timing"]), r.get("solve_s"), r.get("load_avg")]
-                   for r in ran[-10:]])
+    doc.h(2, "Headline: how far each method is from the optimum", "headline")
+    lines = headline(rows)
+    if lines:
+        headline_doc(doc, lines, run_href)
+        doc.p(NOTE + " " + _cert_note(refs_used) + " The worst gap links to that run's instance page; click a "
+              "column to sort.", note=True)
+        if plot_gap_strips(cells, out / "gaps.png", suite, styles):
+            doc.img("gaps.png", "gap of every run to the reference, per variant and size")
+    else:
+        doc.p("No results stored for this suite yet.")
+    _run_line(doc, store, suite)
     doc.p(f"{len(rows)} stored result(s) for this suite. Objective in model units (see the variant file); "
           "gap to reference = (objective − reference) / |reference| for verified results; time = wall-clock seconds "
           "measured by the framework; status marked * = killed by the harness at time limit + grace (last streamed "
@@ -473,7 +186,7 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
     for gname in sorted(set(by_group) | set(groups)):
         g = groups.get(gname, {})
         grows = [r for r in by_group.get(gname, []) if r["role"] == "cell"]
-        doc.h(2, f"Group {gname}")
+        doc.h(2, f"Group {gname}", "group-" + _slug(gname))
         pol = g.get("reference", "best-known")
         keys = {r["ref_key"] for r in grows}
         kinds = defaultdict(int)
@@ -484,9 +197,10 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
         if pol == "exact" and any(s["solver"] == g.get("reference_solver") for s in gskip):
             text += (f" The reference solver {g.get('reference_solver')!r} is not available here, so gaps are to the "
                      "best-known value (lowest verified objective of any stored run), not a certified optimum.")
-        elif pol == "exact" and kinds.get("best-known"):
-            text += (" Where the exact solver did not prove optimality within its time limit, the best-known value "
-                     "(lowest verified objective of any stored run) is used.")
+        elif kinds.get("best-known"):
+            text += (" Where the exact solver did not prove optimality within its time limit (or was not asked), the "
+                     "best-known value (lowest verified objective of any stored run) is used: marked best-known, "
+                     "not certified — the method that found it shows gap 0 by construction.")
         doc.p(text)
         cert = [(k, refs_used[k]) for k in sorted(keys) if k in refs_used and refs_used[k]["kind"] == "certified"]
         if cert:
@@ -518,21 +232,25 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
                 doc.table(["method", "runs", "finished + verified", f"within {g.get('epsilon', 1e-4):g} of ref",
                            "SGM time, shift 1 s", "SGM time, shift 10 s"], srows)
             figs = []
-            if g.get("figure") and plot_figure(grows, g["figure"], out / f"figure_{_slug(gname)}.png", gname):
-                figs.append((f"figure_{_slug(gname)}.png", f"{gname}: {g['figure'].get('title', g['figure']['kind'])}"))
-            if plot_profiles(grows, out / f"profiles_{_slug(gname)}.png", gname, g.get("epsilon", 1e-4)):
-                figs.append((f"profiles_{_slug(gname)}.png", f"{gname}: performance profiles"))
-            if plot_convergence(grows, out / f"convergence_{_slug(gname)}.png", gname):
-                figs.append((f"convergence_{_slug(gname)}.png", f"{gname}: convergence"))
-            if plot_gap_vs_time(grows, out / f"gap_time_{_slug(gname)}.png", gname):
-                figs.append((f"gap_time_{_slug(gname)}.png", f"{gname}: gap vs time"))
+            gs = _slug(gname)
+            if g.get("figure") and plot_figure(grows, g["figure"], out / f"figure_{gs}.png", gname, styles):
+                figs.append((f"figure_{gs}.png", f"{gname}: {g['figure'].get('title', g['figure']['kind'])}"))
+            if plot_profiles(grows, out / f"profiles_{gs}.png", gname, g.get("epsilon", 1e-4), styles):
+                figs.append((f"profiles_{gs}.png", f"{gname}: performance profiles"))
+            if plot_convergence(grows, out / f"convergence_{gs}.png", gname, styles):
+                figs.append((f"convergence_{gs}.png", f"{gname}: convergence (gap to the reference)"))
             for f, alt in figs:
                 doc.img(f, alt)
+            doc.table(["method", "variant", "size", "seed", "sweep", "objective", "gap to ref", "reference", "time (s)",
+                       "status", "verdict", "flags", "instance"], runs_table(grows), html_only=True,
+                      summary=f"every run of group {gname} ({len(grows)}; each links to its instance page: solution, "
+                              "trace, verification)")
         if gskip:
             reasons = defaultdict(int)
             for s in gskip:
                 reasons[(s["label"], s["reason"])] += 1
             doc.p("Skipped: " + "; ".join(f"{l} ({n} cell(s)): {why}" for (l, why), n in sorted(reasons.items())))
+    write_instance_pages(out, rows, refs_used, styles, instance_plots)
     md = out / "report.md"
     md.write_text(doc.markdown())
     (out / "report.html").write_text(doc.html())
@@ -540,35 +258,86 @@ def build_report(store, suite: str, out_dir: str | Path) -> Path:
 
 
 def write_index(store, out_dir: str | Path) -> Path:
-    """``OUT/index.html`` and ``index.md``: one link per suite report in the store."""
+    """``OUT/index.html`` and ``index.md``: the headline of every suite in the store, then one link per
+    suite report."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = Doc("mecsplit benchmark reports")
-    rows = []
+    table = []
     for s in store.suites():
+        rows = store.rows(s)
+        attach_references(store, rows, store.groups(s))
         runs = [r for r in store.runs(s) if r["n_run"]]
-        rows.append([s, len(store.rows(s)), runs[-1]["finished_at"] if runs else None, f"{_slug(s)}/report.html",
-                     f"{_slug(s)}/report.md"])
+        base = f"{_slug(s)}/"
+        table.append([Cell(s, href=base + "report.html"), len(rows), runs[-1]["finished_at"] if runs else None,
+                      Cell("report.html", href=base + "report.html"), Cell("report.md", href=base + "report.md")])
+        lines = headline(rows)
+        if lines:
+            doc.h(2, f"{s}: how far each method is from the optimum", "suite-" + _slug(s))
+            headline_doc(doc, lines, lambda r, b=base: b + run_href(r))
+            if (out / _slug(s) / "gaps.png").exists():
+                doc.img(base + "gaps.png", f"{s}: gap of every run to the reference")
+    doc.p(NOTE, note=True)
+    doc.h(2, "Reports")
     doc.p(f"Store: {store.path}")
-    doc.table(["suite", "stored results", "last run finished", "HTML", "markdown"], rows)
+    doc.table(["suite", "stored results", "last run finished", "HTML", "markdown"], table)
     (out / "index.md").write_text(doc.markdown())
-    h = doc.html()
-    for r in rows:  # make the file names links
-        for f in r[3:]:
-            h = h.replace(f"<td>{html.escape(f)}</td>", f"<td><a href='{html.escape(f)}'>{html.escape(f)}</a></td>")
-    (out / "index.html").write_text(h)
+    (out / "index.html").write_text(doc.html())
     return out / "index.html"
 
 
+def readme_section(store, suite: str, command: str) -> list[str]:
+    """The README's generated "what we found" block (between the markers): the headline of ``suite``
+    from the store, the run it comes from and the command that reproduces it."""
+    rows = store.rows(suite)
+    refs_used = attach_references(store, rows, store.groups(suite))
+    lines = headline(rows)
+    ran = [r for r in store.runs(suite) if r["n_run"]]
+    last = ran[-1] if ran else {}
+    out = [README_START, "",
+           f"Generated by `{command}` from the store of `mecsplit bench run {suite}`"
+           + (f" (last run {last['started_at']}, {last['cores']} cores, {last['workers']} worker(s), {last['n_run']} "
+              f"cell(s) in {last['wall_s']:.0f} s, load average at the end {last['load_avg']})" if last else "")
+           + ". Do not edit by hand: re-run both commands.", ""]
+    out += markdown_table(lines) + [""]
+    per_variant = defaultdict(list)
+    for x in lines:
+        per_variant[(x.variant, x.size)].append(x)
+    for (v, size), xs in per_variant.items():
+        at = [x.method for x in xs if x.runs and x.within == x.runs]
+        rest = [x for x in xs if x.method not in at and x.median_gap is not None]
+        lo, hi = (min(rest, key=lambda x: x.median_gap), max(rest, key=lambda x: x.median_gap)) if rest else (None, None)
+        out.append(f"* {v} {size}: within 0.01 % of the optimum on every run: {', '.join(at) or 'none'}"
+                   + (f"; median gap of the others from {fmt_gap(lo.median_gap)} ({lo.method}) to "
+                      f"{fmt_gap(hi.median_gap)} ({hi.method})" if rest else "") + ".")
+    out += ["", NOTE + " " + _cert_note(refs_used), "", README_END]
+    return out
+
+
+def write_readme(store, suite: str, readme: str | Path, command: str) -> None:
+    """Replace the text between README_START and README_END in ``readme`` by :func:`readme_section`."""
+    path = Path(readme)
+    text = path.read_text() if path.is_file() else ""
+    if README_START not in text or README_END not in text or text.index(README_START) > text.index(README_END):
+        raise InputError(str(path), "--readme", "no generated-section markers",
+                         f"a file with the lines {README_START} and {README_END} where the table goes")
+    a, b = text.index(README_START), text.index(README_END) + len(README_END)
+    path.write_text(text[:a] + "\n".join(readme_section(store, suite, command)) + text[b:])
+
+
 def summary_lines(store, suite: str) -> list[str]:
-    """The short table ``bench run`` prints: per group and method, over all sizes and seeds."""
+    """What ``bench run`` prints: the headline table first, then per group and method (all sizes and
+    seeds) the cells, mean and max gap, mean time, statuses and verdicts."""
     rows = store.rows(suite)
     attach_references(store, rows, store.groups(suite))
     agg = defaultdict(list)
     for r in rows:
         if r["role"] == "cell":
             agg[(r["grp"], r["label"])].append(r)
-    out = [f"{'group':18s} {'method':16s} {'cells':>5s} {'mean gap':>10s} {'max gap':>10s} {'mean s':>8s}  status / verdict"]
+    out = [f"Headline ({suite}): gap to the reference per variant, size and method, best first "
+           f"(the reference is the certified optimum unless marked; worst = the largest verified gap)",
+           *text_table(headline(rows)), "", "Per group (all sizes and seeds; gaps relative, not %):"]
+    out += [f"{'group':18s} {'method':16s} {'cells':>5s} {'mean gap':>10s} {'max gap':>10s} {'mean s':>8s}  status / verdict"]
     for (g, l), rs in sorted(agg.items()):
         gaps = [r["gap_to_reference"] for r in rs if r.get("gap_to_reference") is not None]
         st = defaultdict(int)

@@ -60,9 +60,11 @@ class _Cache:
         from ..instance import generate
         from ..variant import load_variant
 
-        vk = json.dumps([p["variant"], p["overrides"]], sort_keys=True)
+        # by its file when this machine has it (a variant named by path), else by name
+        ref = p["variant_path"] if p.get("variant_path") and os.path.isfile(p["variant_path"]) else p["variant"]
+        vk = json.dumps([ref, p["overrides"]], sort_keys=True)
         if vk not in self.variants:
-            self.variants[vk] = load_variant(p["variant"], overrides=p["overrides"] or None)
+            self.variants[vk] = load_variant(ref, overrides=p["overrides"] or None)
         v = self.variants[vk]
         ik = (vk, p["n_users"], p["n_servers"], p["seed"])
         if ik not in self.instances:
@@ -148,6 +150,8 @@ def _worker_main(conn, env: dict[str, str], ppid: int, inherited=()) -> None:
 def failed_result(p: dict[str, Any], elapsed: float, status: str, message: str, incumbent=None, bound=None,
                   trace=None, extra=None, flag: str = "") -> dict[str, Any]:
     """A Result dict for a cell that produced none itself (killed, worker died, setup error)."""
+    from ..solve import code_revision
+
     gap = None
     if incumbent is not None and bound is not None:
         gap = max(0.0, incumbent - bound) / max(abs(incumbent), 1e-10)
@@ -156,7 +160,7 @@ def failed_result(p: dict[str, Any], elapsed: float, status: str, message: str, 
             "provenance": {"solver": p["solver"], "options": p["options"], "seed": p["seed"],
                            "instance_hash": p.get("instance_hash"), "variant": p["variant"],
                            "size": [p["n_users"], p["n_servers"]], **{f"{k}_version": v for k, v in p.get("versions", {}).items()},
-                           "python": platform.python_version(), "platform": platform.platform()},
+                           **code_revision(), "python": platform.python_version(), "platform": platform.platform()},
             "verification": {"feasible": None, "max_violation": None, "objective_evaluated": None,
                              "objective_agrees": None, "violations": {}, "flags": [flag] if flag else [],
                              "verdict": "unverified"},
@@ -435,6 +439,9 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
     if executor == "dask":
         ex = DaskExecutor(scheduler, env)
     else:
+        from ..plugins import get_manager
+
+        get_manager().preload({p["solver"] for p in todo})  # imported once here, not in each forked worker
         ex = LocalPool(min(workers, max(1, len(todo))), env)
     try:
         if todo:

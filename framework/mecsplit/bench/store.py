@@ -172,10 +172,12 @@ class Store:
         return {r["grp"]: json.loads(r["spec"]) for r in self.db.execute("SELECT * FROM groups WHERE suite=?", (suite,))}
 
     def best_known(self) -> dict[str, tuple[float, str, str]]:
-        """ref_key -> (lowest verified objective of any stored run, solver, cell_hash)."""
+        """ref_key -> (lowest verified objective of any stored run, solver, cell_hash); a point the
+        evaluator found infeasible (a solver saying "no feasible point" keeps verdict ok) never counts."""
         out: dict[str, tuple[float, str, str]] = {}
         for k, obj, solver, h in self.db.execute(
-                "SELECT ref_key, objective, solver, cell_hash FROM results WHERE verdict='ok' AND objective IS NOT NULL"):
+                "SELECT ref_key, objective, solver, cell_hash FROM results WHERE verdict='ok' AND objective IS NOT NULL "
+                "AND json_extract(result_json, '$.verification.feasible') = 1"):
             if k not in out or obj < out[k][0]:
                 out[k] = (obj, solver, h)
         return out

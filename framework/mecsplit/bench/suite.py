@@ -89,13 +89,15 @@ class Suite:
     groups: list[Group]
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "suites"  # package data (in the repo: benchmarks/suites)
+
+
 def suite_dirs() -> list[Path]:
     """Where suite names are looked up: $MECSPLIT_SUITES (os.pathsep-separated), ./benchmarks/suites,
-    and the repository's benchmarks/suites next to the installed (editable) package."""
+    and the suites shipped with mecsplit."""
     extra = [Path(p) for p in os.environ.get("MECSPLIT_SUITES", "").split(os.pathsep) if p]
-    repo = Path(__file__).resolve().parents[3] / "benchmarks" / "suites"
     out: list[Path] = []
-    for d in [*extra, Path.cwd() / "benchmarks" / "suites", repo]:
+    for d in [*extra, Path.cwd() / "benchmarks" / "suites", SHIPPED]:
         if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
             out.append(d)
     return out

@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyomo.environ as pyo
 
 from ..errors import InputError
+from ..lazy import lazy_module
 from .base import Block, Param, VarSpec, quantity
 from .core import _pair_sum
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 LN2 = math.log(2.0)
 

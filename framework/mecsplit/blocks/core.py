@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyomo.environ as pyo
 
+from ..lazy import lazy_module
 from .base import Block, Ledger, Param, VarSpec, Violations, quantity
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 LN2 = math.log(2.0)
 

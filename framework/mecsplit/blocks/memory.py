@@ -10,17 +10,26 @@ Per transformer block, for user n (tokens s_n, batch B, hidden h, heads a, FFN w
   recomputation; scaled by q_a/2 for other activation widths [I]);
 * cut tensor D_n = B·s_n·h elements, q_a bytes each (the activation sent uplink; its gradient comes back).
 
+``memory_scheme`` (baseline schemes): concurrency at the edge and which caps are constraints.
 ``memory`` (device tier, SFT §2.3):  q_w·P_emb + 2·q_a·D_n + l_n·M_blk,n ≤ M^max_n   — linear in l_n = α_n.
 ``tier_memory`` (SplitLLM §3.3): the edge holds layers α_n..β_n of one active user stream, the cloud
 layers β_n..Υ for E concurrent edge streams.
+
+The memory each user occupies on each tier (:func:`user_memory_GB`) and the peak of every tier
+(:func:`peak_memory_GB`, the metric SplitLLM reports) are computed here, once: the evaluator's metrics,
+the ``peak_memory`` objective (numpy and its Pyomo epigraph :func:`peak_memory_epigraph`) and the
+solvers all read them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
+from ..lazy import lazy_module
 from .base import Block, Param, quantity
+from .tier import pinned_at
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 GB = 1e9
 
@@ -59,28 +68,35 @@ class Memory(Block):
         lora = (2 * qw + 8) * R / GB
         act = (qa / 2) * B * s * h * (34 + 5 * a * s / h) / GB
         cut = qa * B * s * h / GB
+        head = qw * self.p["head_Mparam"] * 1e6 / GB
+        # the device keeps the cut activation + its gradient when a server tier trains the rest, else the
+        # head; in the cloud-centric baseline it keeps no model at all
+        tail = 2 * cut if inst.has_block("edge_compute") or inst.has_block("edge_tier") else head + 0.0 * cut
+        base = 0.0 * cut if pinned_at(inst) == "cloud" else qw * self.p["embedding_Mparam"] * 1e6 / GB + tail
         return {"frozen_block_GB": frozen, "lora_block_GB": lora, "act_block_GB": act,
-                "block_GB": frozen + lora + act, "cut_GB": cut,
-                "base_GB": qw * self.p["embedding_Mparam"] * 1e6 / GB + 2 * cut,
-                "head_GB": qw * self.p["head_Mparam"] * 1e6 / GB}
+                "block_GB": frozen + lora + act, "cut_GB": cut, "base_GB": base, "head_GB": head}
 
     def quantities(self):
         return (quantity("memory_GB", "GB", "device memory used: base + α·block (§2.3)"),)
 
     def alpha_bounds(self, inst):
+        if not caps_enforced(inst, "device"):
+            return None
         d = inst.block(self.name)   # base + α·block ≤ M^max is a bound on α (block > 0)
         return -np.inf, (d["M_max_GB"] - d["base_GB"]) / d["block_GB"]
 
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
         base, blk, cap = d["base_GB"], d["block_GB"], d["M_max_GB"]
-        ledger.quantities["memory_GB"] = [float(base[n]) + float(blk[n]) * m.alpha[n] for n in m.U]
-        m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: ledger.quantities["memory_GB"][n] <= float(cap[n]))
+        m.device_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(base[n]) + float(blk[n]) * m.alpha[n])
+        ledger.quantities["memory_GB"] = [m.device_memory_GB[n] for n in m.U]
+        if caps_enforced(inst, "device"):
+            m.device_memory = pyo.Constraint(m.U, rule=lambda m, n: m.device_memory_GB[n] <= float(cap[n]))
 
     def evaluate(self, sol, inst, ledger, viol):
-        d = inst.block(self.name)
-        ledger.quantities["memory_GB"] = d["base_GB"] + d["block_GB"] * sol["alpha"]
-        viol.leq("device_memory", ledger.quantities["memory_GB"], d["M_max_GB"])
+        ledger.quantities["memory_GB"] = user_memory_GB(inst, sol)["device"]
+        if caps_enforced(inst, "device"):
+            viol.leq("device_memory", ledger.quantities["memory_GB"], inst.block(self.name)["M_max_GB"])
 
     @staticmethod
     def alpha_cap(inst) -> np.ndarray:
@@ -96,7 +112,10 @@ class TierMemory(Block):
            "of edge servers: edge (one active stream per edge) (β_n−α_n)·block_n + 4·cut_n ≤ M^edge_m; "
            "cloud (E concurrent streams, each assumed as deep as user n's — exact when all users share the "
            "profile) (Υ−β_n)·(frozen + c·lora + E·act_n) + E·2·cut_n + head ≤ M^cloud, c = E (one LoRA "
-           "copy per stream) or 1 (shared cloud LoRA).")
+           "copy per stream) or 1 (shared cloud LoRA). Without the 'cloud' block (two-tier split learning) the "
+           "edge trains through layer Υ and holds the head: (Υ−α_n)·block_n + 2·cut_n + head. "
+           "memory_scheme.edge_streams = 'per_user' (split federated learning): all users of an edge train at once, each "
+           "with its own server-side model: Σ_{n∈m} stream_n ≤ M^edge_m.")
     params = (
         Param("edge_M_max_GB", "GB", {"dist": "uniform", "low": 16.0, "high": 24.0},
               "M^max_e, edge GPU memory for the active stream (T4 16 GB .. A10 24 GB [I])", per="server", min=1e-6, max=1e6),
@@ -105,64 +124,194 @@ class TierMemory(Block):
               "aggregated at round end) or 'shared' (one copy; only activations scale with E)", choices=("per_stream", "shared")),
     )
 
-    def _coef(self, inst):
-        """(edge per-layer GB (N,), edge fixed GB (N,), cloud per-layer GB (N,), cloud fixed GB (N,))."""
-        mem, E = inst.block("memory"), float(inst.M)
-        copies = E if self.p["cloud_lora"] == "per_stream" else 1.0
-        cloud_layer = mem["frozen_block_GB"] + copies * mem["lora_block_GB"] + E * mem["act_block_GB"]
-        return mem["block_GB"], 4 * mem["cut_GB"], cloud_layer, E * 2 * mem["cut_GB"] + mem["head_GB"]
-
     def quantities(self):
         return (quantity("edge_memory_GB", "GB", "edge memory of the user's stream (β−α)·block + 4·cut"),
                 quantity("cloud_memory_GB", "GB", "cloud memory if every stream were as deep as the user's (§3.3)"))
 
     def build(self, m, inst, ledger):
         Y = float(inst.block("llm")["layers"])
+        e_l, e_0, c_l, c_0 = tier_coef(inst)
+        m.edge_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(e_l[n]) * (m.beta[n] - m.alpha[n]) + float(e_0[n]))
+        if inst.has_block("cloud"):
+            m.cloud_memory_GB = pyo.Expression(m.U, rule=lambda m, n: float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n]))
+        ledger.quantities["edge_memory_GB"] = [m.edge_memory_GB[n] for n in m.U]
+        ledger.quantities["cloud_memory_GB"] = [m.cloud_memory_GB[n] if inst.has_block("cloud") else 0.0 for n in m.U]
+        if not caps_enforced(inst, "servers"):
+            return
         cap_e = inst.block(self.name)["edge_M_max_GB"]
-        e_l, e_0, c_l, c_0 = self._coef(inst)
-        q = ledger.quantities
-        q["edge_memory_GB"] = [float(e_l[n]) * (m.beta[n] - m.alpha[n]) + float(e_0[n]) for n in m.U]
-        q["cloud_memory_GB"] = [float(c_l[n]) * (Y - m.beta[n]) + float(c_0[n]) for n in m.U]
-        m.edge_memory = pyo.Constraint(m.U, rule=lambda m, n: q["edge_memory_GB"][n] <= sum(m.chi[n, j] * float(cap_e[j]) for j in m.S))
-        m.cloud_memory = pyo.Constraint(m.U, rule=lambda m, n: q["cloud_memory_GB"][n] <= float(self.p["cloud_M_max_GB"]))
+        if edge_streams(inst) == "one":
+            m.edge_memory = pyo.Constraint(m.U, rule=lambda m, n: m.edge_memory_GB[n]
+                                           <= sum(m.chi[n, j] * float(cap_e[j]) for j in m.S))
+        else:
+            m.edge_memory = pyo.Constraint(m.S, rule=lambda m, j: sum(m.chi[n, j] * m.edge_memory_GB[n] for n in m.U)
+                                           <= float(cap_e[j]))
+        if inst.has_block("cloud"):
+            m.cloud_memory = pyo.Constraint(m.U, rule=lambda m, n: m.cloud_memory_GB[n] <= float(self.p["cloud_M_max_GB"]))
 
     def evaluate(self, sol, inst, ledger, viol):
         Y = float(inst.block("llm")["layers"])
-        s = inst.servers_of(sol)
-        e_l, e_0, c_l, c_0 = self._coef(inst)
+        _, _, c_l, c_0 = tier_coef(inst)   # the conservative per-user form (all E streams as deep as n's)
         q = ledger.quantities
-        q["edge_memory_GB"] = e_l * (sol["beta"] - sol["alpha"]) + e_0
-        q["cloud_memory_GB"] = c_l * (Y - sol["beta"]) + c_0
-        viol.leq("edge_memory", q["edge_memory_GB"], inst.block(self.name)["edge_M_max_GB"][s])
-        viol.leq("cloud_memory", q["cloud_memory_GB"], self.p["cloud_M_max_GB"])
+        q["edge_memory_GB"] = user_memory_GB(inst, sol)["edge"]
+        q["cloud_memory_GB"] = c_l * (Y - sol["beta"]) + c_0 if inst.has_block("cloud") else np.zeros(inst.N)
+        if not caps_enforced(inst, "servers"):
+            return
+        s, cap_e = inst.servers_of(sol), inst.block(self.name)["edge_M_max_GB"]
+        if edge_streams(inst) == "one":
+            viol.leq("edge_memory", q["edge_memory_GB"], cap_e[s])
+        else:
+            viol.leq("edge_memory", np.bincount(s, weights=q["edge_memory_GB"], minlength=inst.M), cap_e)
+        if inst.has_block("cloud"):
+            viol.leq("cloud_memory", q["cloud_memory_GB"], self.p["cloud_M_max_GB"])
 
 
-def peak_memory_GB(inst, sol) -> dict[str, float]:
-    """Peak memory per tier of a solution, in GB: the metric SplitLLM reports (variant-models §3.2-3.3).
+class MemoryScheme(Block):
+    name = "memory_scheme"
+    requires = ("memory",)
+    doc = ("How a scheme uses the memory of its machines (the baselines of SplitLLM, docs/splitllm.md): "
+           "edge_streams — users an edge trains at once, 'one' (SplitLLM's schedule, §3.2 [V]) or 'per_user' (all "
+           "of them, each with its own server-side model: SFL, §3.3); caps — which memory caps are constraints: "
+           "'all', 'device' (the edge and cloud are only measured) or 'none' (only measured: metrics peak_memory_GB.*). "
+           "Without this block: one stream per edge, every cap enforced.")
+    params = (
+        Param("edge_streams", "1", "one", "users an edge trains at once: 'one' or 'per_user' (SFL)", choices=("one", "per_user")),
+        Param("caps", "1", "all", "memory caps enforced as constraints: 'all', 'device' or 'none' (the rest measured only)",
+              choices=("all", "device", "none")),
+    )
 
-    * ``device`` — max_n base_n + α_n·block_n;
-    * ``edge`` — max_n of the edge stream (β_n − α_n)·block_n + 4·cut_n (0 without ``edge_tier``);
-    * ``cloud`` — frozen weights of the deepest cloud span + for every edge the largest stream of its users
-      (LoRA copies per ``tier_memory.cloud_lora``, activations, 2 cut tensors) + head — one concurrent
-      stream per edge, each edge's worst user;
-    * ``sfl_server`` — the two-tier baseline of §3.3: one server, N concurrent users cut at α_n, a separate
-      server-side model per user: Σ_n (Υ − α_n)·block_n + head.
-    Only for reporting; the constraints are in :class:`Memory` / :class:`TierMemory`."""
-    mem, Y = inst.block("memory"), float(inst.block("llm")["layers"])
+
+def _scheme(inst, key: str, default: str) -> str:
+    return inst.variant.block("memory_scheme").p[key] if inst.has_block("memory_scheme") else default
+
+
+def edge_streams(inst) -> str:
+    """'one' (SplitLLM's schedule) or 'per_user' (SFL), from the ``memory_scheme`` block."""
+    return _scheme(inst, "edge_streams", "one")
+
+
+def caps_enforced(inst, tier: str) -> bool:
+    """Whether the device's (tier = 'device') or the edge's and cloud's (tier = 'servers') caps are constraints."""
+    caps = _scheme(inst, "caps", "all")
+    return caps == "all" or (caps == "device" and tier == "device")
+
+
+def tier_coef(inst):
+    """(edge GB per layer (N,), edge fixed GB (N,), cloud GB per layer (N,), cloud fixed GB (N,)) of the
+    per-user constraints: edge (β−α)·e_l + e_0, cloud (Υ−β)·c_l + c_0 (all E streams as deep as n's)."""
+    mem, E = inst.block("memory"), float(inst.M)
+    edge_0 = 4 * mem["cut_GB"] if inst.has_block("cloud") else 2 * mem["cut_GB"] + mem["head_GB"]
+    if pinned_at(inst) == "cloud":   # cloud-centric: the edge only relays the users' tokens
+        edge_0 = 0.0 * edge_0
+    stream, once, stream_0, fixed = _cloud_parts(inst)
+    return mem["block_GB"], edge_0, once + E * stream, E * stream_0 + fixed
+
+
+def _cloud_parts(inst):
+    """The cloud's memory in parts, GB: (per layer of one user's stream (N,), per layer held once, fixed
+    per stream (N,), fixed once). A stream holds its activations (and its LoRA copy with cloud_lora =
+    'per_stream') and the cut activation + gradient it receives; the frozen weights (and a shared LoRA)
+    are held once for the deepest span, with the head (and the embedding in the cloud-centric baseline)."""
+    mem = inst.block("memory")
+    per_stream = inst.variant.block("tier_memory").p["cloud_lora"] == "per_stream"
+    stream = np.broadcast_to((mem["lora_block_GB"] if per_stream else 0.0) + mem["act_block_GB"], (inst.N,)).astype(float)
+    once = float(mem["frozen_block_GB"] + (0.0 if per_stream else mem["lora_block_GB"]))
+    if pinned_at(inst) == "cloud":   # tokens arrive instead of a cut tensor; the cloud embeds them
+        emb = float(inst.variant.block("memory").p["bytes_per_weight"] * inst.variant.block("memory").p["embedding_Mparam"] * 1e6 / GB)
+        return stream, once, 0.0 * mem["cut_GB"], float(mem["head_GB"]) + emb
+    return stream, once, 2 * mem["cut_GB"], float(mem["head_GB"])
+
+
+def user_memory_GB(inst, sol) -> dict[str, np.ndarray]:
+    """Memory user n occupies on each tier, GB, shape (N,) each (variant-models §1.1, §3.3):
+
+    * ``device`` — base_n + α_n·block_n (embedding, cut buffers or the head, α_n blocks);
+    * ``edge`` — its stream on edge m(n): (β_n − α_n)·block_n + 4·cut_n (+ the head and 2 cut tensors
+      instead of 4 without a cloud tier); 0 without ``tier_memory``;
+    * ``cloud`` — its stream on the cloud: (Υ − β_n)·(activations [+ LoRA copy]) + 2·cut_n; the frozen
+      weights the cloud holds once are not in it (see :func:`peak_memory_GB`); 0 without a cloud.
+    """
+    mem = inst.block("memory")
     a = np.asarray(sol["alpha"], float)
-    out = {"device": float(np.max(mem["base_GB"] + a * mem["block_GB"])),
-           "sfl_server": float(np.sum((Y - a) * mem["block_GB"]) + mem["head_GB"])}
-    if "beta" not in sol:
-        return out
-    b, s = np.asarray(sol["beta"], float), inst.servers_of(sol)
-    out["edge"] = float(np.max((b - a) * mem["block_GB"] + 4 * mem["cut_GB"]))
-    per_stream = inst.has_block("tier_memory") and inst.variant.block("tier_memory").p["cloud_lora"] == "per_stream"
-    stream = (Y - b) * ((mem["lora_block_GB"] if per_stream else 0.0) + mem["act_block_GB"]) + 2 * mem["cut_GB"]
-    worst = np.zeros(inst.M)
-    np.maximum.at(worst, s, stream)
-    shared_lora = 0.0 if per_stream else float(np.max(Y - b)) * mem["lora_block_GB"]
-    out["cloud"] = float(np.max(Y - b) * mem["frozen_block_GB"] + shared_lora + worst.sum() + mem["head_GB"])
+    out = {"device": mem["base_GB"] + a * mem["block_GB"], "edge": np.zeros(inst.N), "cloud": np.zeros(inst.N)}
+    if inst.has_block("tier_memory"):
+        b = np.asarray(sol["beta"], float)
+        e_l, e_0, _, _ = tier_coef(inst)
+        out["edge"] = e_l * (b - a) + e_0
+        if inst.has_block("cloud"):
+            stream, _, stream_0, _ = _cloud_parts(inst)
+            out["cloud"] = (float(inst.block("llm")["layers"]) - b) * stream + stream_0
     return out
 
 
-BLOCKS = (Memory, TierMemory)
+def peak_memory_GB(inst, sol) -> dict[str, float]:
+    """Peak memory of every tier of a solution, GB — the metric SplitLLM reports (variant-models §3.2-3.3):
+
+    * ``device`` — the fullest device: max_n user_memory_GB.device;
+    * ``edge`` — the fullest edge server: the largest stream of its users (one active stream per edge),
+      or the sum of them with ``tier_memory.edge_streams = "per_user"``; 0 without ``tier_memory``;
+    * ``cloud`` — frozen weights of the deepest cloud span (and a shared LoRA) + for every edge the largest
+      stream of its users (E concurrent streams, one per edge) + head; 0 without a cloud tier;
+    * ``overall`` — the fullest machine of the system: max of the three.
+    """
+    use, s = user_memory_GB(inst, sol), inst.servers_of(sol)
+    out = {"device": float(np.max(use["device"])), "edge": 0.0, "cloud": 0.0}
+    if inst.has_block("tier_memory"):
+        edge = np.zeros(inst.M)
+        if edge_streams(inst) == "one":
+            np.maximum.at(edge, s, use["edge"])
+        else:
+            np.add.at(edge, s, use["edge"])
+        out["edge"] = float(edge.max())
+    if inst.has_block("tier_memory") and inst.has_block("cloud"):
+        _, once, _, fixed = _cloud_parts(inst)
+        worst = np.zeros(inst.M)
+        np.maximum.at(worst, s, use["cloud"])
+        span = float(np.max(float(inst.block("llm")["layers"]) - np.asarray(sol["beta"], float)))
+        out["cloud"] = float(span * once + worst.sum() + fixed)
+    out["overall"] = max(out["device"], out["edge"], out["cloud"])
+    return out
+
+
+def peak_memory_epigraph(m, inst):
+    """Pyomo form of ``peak_memory_GB(...)["overall"]``: a variable π (GB) with π ≥ every tier's peak.
+
+    device π ≥ device_n ∀n; edge π ≥ edge_n ∀n (one stream) or π ≥ Σ_n χ_{n,m}·edge_n ∀m (per user);
+    cloud π ≥ once·z + Σ_m w_m + head with z ≥ Υ − β_n and w_m ≥ cloud_n − U_n·(1 − χ_{n,m}), w_m ≥ 0
+    (U_n = cloud_n at the smallest β_n, a valid big-M). Minimising π (alone or with a positive weight)
+    drives z and w_m to the max terms, so at the optimum π is the evaluator's overall peak."""
+    Y = float(inst.block("llm")["layers"])
+    m.peak_memory_GB = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
+    m.peak_device = pyo.Constraint(m.U, rule=lambda m, n: m.device_memory_GB[n] <= m.peak_memory_GB)
+    if not inst.has_block("tier_memory"):
+        return m.peak_memory_GB
+    if edge_streams(inst) == "one":
+        m.peak_edge = pyo.Constraint(m.U, rule=lambda m, n: m.edge_memory_GB[n] <= m.peak_memory_GB)
+    else:
+        m.peak_edge = pyo.Constraint(m.S, rule=lambda m, j: sum(m.chi[n, j] * m.edge_memory_GB[n] for n in m.U) <= m.peak_memory_GB)
+    if inst.has_block("cloud"):
+        stream, once, stream_0, fixed = _cloud_parts(inst)
+        big = (Y - m.beta[0].lb) * stream + stream_0
+        m.cloud_span = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
+        m.cloud_worst_GB = pyo.Var(m.S, domain=pyo.NonNegativeReals, initialize=0.0)
+        m.cloud_span_def = pyo.Constraint(m.U, rule=lambda m, n: Y - m.beta[n] <= m.cloud_span)
+        m.cloud_worst_def = pyo.Constraint(m.U, m.S, rule=lambda m, n, j: (Y - m.beta[n]) * float(stream[n]) + float(stream_0[n])
+                                           - float(big[n]) * (1 - m.chi[n, j]) <= m.cloud_worst_GB[j])
+        m.peak_cloud = pyo.Constraint(expr=once * m.cloud_span + sum(m.cloud_worst_GB[j] for j in m.S) + fixed <= m.peak_memory_GB)
+    return m.peak_memory_GB
+
+
+def set_peak_memory_epigraph(m, inst, sol) -> None:
+    """After loading a point into the model: give π and its auxiliaries their tightest values."""
+    if not hasattr(m, "peak_memory_GB"):
+        return
+    m.peak_memory_GB.set_value(peak_memory_GB(inst, sol)["overall"])
+    if hasattr(m, "cloud_span"):
+        use, s = user_memory_GB(inst, sol), inst.servers_of(sol)
+        m.cloud_span.set_value(float(np.max(float(inst.block("llm")["layers"]) - np.asarray(sol["beta"], float))))
+        worst = np.zeros(inst.M)
+        np.maximum.at(worst, s, use["cloud"])
+        for j in m.S:
+            m.cloud_worst_GB[j].set_value(float(worst[j]))
+
+
+BLOCKS = (Memory, TierMemory, MemoryScheme)

@@ -29,10 +29,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyomo.environ as pyo
 
+from ..lazy import lazy_module
 from .base import Block, Param
 from .core import _pair_sum
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 KINDS = ("offload_log", "local_log", "rate_log", "rate_sigmoid")
 

@@ -19,11 +19,13 @@ the sequential schedule's busy time, so the fluid form reproduces the sub-round 
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from ..errors import InputError
+from ..lazy import lazy_module
 from .base import Block, Param, VarSpec, quantity
 from .core import EdgeCompute, _pair_sum
+
+pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
 
 class SplitBounds(Block):
@@ -57,7 +59,8 @@ class EdgeTier(EdgeCompute):
     requires = ("llm", "association")
     doc = ("SplitLLM edge tier (variant-models §3.3 [I]): second cut β_n (integer), α_n + k_e ≤ β_n ≤ Υ − k_c; "
            "the edge trains β_n − α_n layers with a GPU share f_{n,m}: T = (β−α)ψ/(f_{n,m} C^E D^E), "
-           "E = (β−α)κ₂ f_{n,m}² ψ/(C^E D^E); budget Σ_n χ f_{n,m} (= or ≤) f^max_m. Use instead of 'edge_compute'.")
+           "E = (β−α)κ₂ f_{n,m}² ψ/(C^E D^E); budget Σ_n χ f_{n,m} (= or ≤) f^max_m. Use instead of 'edge_compute'. "
+           "Without the 'cloud' block β_n = Υ (two-tier split learning with the same edge hardware).")
     params = EdgeCompute.params + (
         Param("edge_layers_min", "layer", 1, "k_e, layers every edge stage trains (l_u < l_e, §3.3)", min=0, max=1000, integer=True),
         Param("cloud_layers_min", "layer", 1, "k_c, layers the cloud always trains (l_e < L, §3.3)", min=0, max=1000, integer=True),
@@ -65,6 +68,8 @@ class EdgeTier(EdgeCompute):
 
     def _beta_bounds(self, inst) -> tuple[float, float]:
         llm = inst.block("llm")
+        if not inst.has_block("cloud"):  # two tiers: the edge trains through the last layer, β_n = Υ
+            return float(llm["layers"]), float(llm["layers"])
         return (float(llm["alpha_min"]) + self.p["edge_layers_min"], float(llm["layers"]) - self.p["cloud_layers_min"])
 
     def derive(self, inst):
@@ -101,6 +106,8 @@ class EdgeTier(EdgeCompute):
         lo, hi = self._beta_bounds(inst)
         kind = inst.block("llm")["split"]
         m.beta = pyo.Var(m.U, domain=pyo.Integers if kind == "integer" else pyo.Reals, bounds=(lo, hi), initialize=lo)
+        if lo == hi:   # two tiers: β_n = Υ is a constant (fixed, so MINLP codes see no integer of zero range)
+            m.beta.fix(lo)
         m.edge_layers = pyo.Constraint(m.U, rule=lambda m, n: m.beta[n] - m.alpha[n] >= float(self.p["edge_layers_min"]))
         super().build(m, inst, ledger)
 
@@ -119,7 +126,7 @@ class Cloud(Block):
     doc = ("SplitLLM cloud tier (variant-models §3.3 [I]): trains layers β_n..Υ; its GPU (f^c_max) runs E "
            "concurrent edge streams with f^c_max/E each, the users of edge m sharing that slot: "
            "Σ_n χ_{n,m} f^c_n ≤ f^c_max/E; T = (Υ−β_n)ψ/(f^c_n C^c D^c), E = (Υ−β_n)κ₃ (f^c_n)² ψ/(C^c D^c). "
-           "Backhaul of edge m at R_m Mbit/s: 2·S_n/R_m (activation up, gradient down; S_n = activations_Mbit).")
+           "Backhaul of edge m at R_m Mbit/s: 2·S_n/R_m (activation up, gradient down; S_n = the user's upload).")
     params = (
         Param("cores", "core", 6912, "C^c, cloud GPU cores (A100: 6912 CUDA cores)", min=1, max=1e9, integer=True),
         Param("flops_per_cycle", "FLOP/cycle/core", 10.0, "D^c (10 → 97.5 TFLOP/s at 1.41 GHz, spec §2.5 f_s ≈ 100 TFLOPS [I])", min=1e-6, max=1e6),
@@ -143,6 +150,13 @@ class Cloud(Block):
     def slot_GHz(self, inst) -> float:
         return float(self.p["F_max_GHz"]) / inst.M
 
+    @staticmethod
+    def backhaul_Mbit(inst) -> np.ndarray:
+        """S_n, what the edge forwards to the cloud (and gets back): the user's upload (the cut activation
+        in SplitLLM; the raw tokens in the cloud-centric baseline), or the cut activation without an uplink."""
+        up = inst.block("uplink") if inst.has_block("uplink") else {}
+        return up["upload_Mbit"] if up and up["upload"] != "external" else inst.block("llm")["activations_Mbit"]
+
     def variables(self, inst):
         return [VarSpec("fc_GHz", "GHz", "f^c_n, cloud GPU share of user n (inside its edge's stream slot)", component="fc")]
 
@@ -164,7 +178,7 @@ class Cloud(Block):
         slot = self.slot_GHz(inst)
         m.fc = pyo.Var(m.U, bounds=(self.p["fc_min_GHz"], slot), initialize=max(self.p["fc_min_GHz"], slot * inst.M / inst.N))
         t, e = self.per_layer(inst)
-        S, R = inst.block("llm")["activations_Mbit"], inst.block(self.name)["backhaul_Mbps"]
+        S, R = self.backhaul_Mbit(inst), inst.block(self.name)["backhaul_Mbps"]
         ledger.delay["cloud_compute"] = [(Y - m.beta[n]) * float(t[n]) / m.fc[n] for n in m.U]
         ledger.energy["cloud_compute"] = [(Y - m.beta[n]) * float(e[n]) * m.fc[n] ** 2 for n in m.U]
         ledger.delay["backhaul"] = [sum(m.chi[n, j] * (2 * float(S[n]) / float(R[j])) for j in m.S) for n in m.U]
@@ -176,7 +190,7 @@ class Cloud(Block):
         Y = float(inst.block("llm")["layers"])
         s, fc, bt = inst.servers_of(sol), sol["fc_GHz"], sol["beta"]
         t, e = self.per_layer(inst)
-        S, R = inst.block("llm")["activations_Mbit"], inst.block(self.name)["backhaul_Mbps"]
+        S, R = self.backhaul_Mbit(inst), inst.block(self.name)["backhaul_Mbps"]
         ledger.delay["cloud_compute"] = (Y - bt) * t / fc
         ledger.energy["cloud_compute"] = (Y - bt) * e * fc**2
         ledger.delay["backhaul"] = 2 * S / R[s]
@@ -188,4 +202,55 @@ class Cloud(Block):
         viol.add("fc_min", (self.p["fc_min_GHz"] - fc) / self.p["fc_min_GHz"])
 
 
-BLOCKS = (SplitBounds, EdgeTier, Cloud)
+class PinnedSplit(Block):
+    name = "pinned_split"
+    requires = ("llm",)
+    doc = ("Baseline schemes without a split (SplitLLM's comparators, docs/splitllm.md): at = 'device' — the "
+           "device trains every layer, α_n = Υ (device-only LoRA fine-tuning; the variant has no server tier); "
+           "at = 'cloud' — the cloud trains every layer, α_n = β_n = 0 (cloud-centric: users upload their tokens; "
+           "needs edge_tier + cloud, alpha_min = 0, edge_layers_min = 0).")
+    params = (Param("at", "1", "device", "where every layer is trained: 'device' or 'cloud'", choices=("device", "cloud")),)
+
+    def _target(self, inst) -> float:
+        return float(inst.block("llm")["layers"]) if self.p["at"] == "device" else 0.0
+
+    def derive(self, inst):
+        where, v = str(inst.variant.path), inst.variant
+        if self.p["at"] == "device" and (v.has_block("edge_tier") or v.has_block("edge_compute")):
+            raise InputError(where, "blocks.pinned_split.at", "'device' with a server tier", "disable edge_tier / edge_compute")
+        if self.p["at"] == "cloud":
+            if not (v.has_block("edge_tier") and v.has_block("cloud")):
+                raise InputError(where, "blocks.pinned_split.at", "'cloud' needs the edge_tier and cloud blocks", "add them")
+            if inst.block("llm")["alpha_min"] > 0 or v.block("edge_tier").p["edge_layers_min"] > 0:
+                raise InputError(where, "blocks.pinned_split.at", "'cloud' needs α = β = 0 allowed",
+                                 "blocks.llm.alpha_min = 0 and blocks.edge_tier.edge_layers_min = 0")
+        return {}
+
+    def alpha_bounds(self, inst):
+        return self._target(inst), self._target(inst)
+
+    def reference(self, inst, sol):
+        sol["alpha"] = np.full(inst.N, self._target(inst))
+        if "beta" in sol:
+            sol["beta"] = np.zeros(inst.N)
+
+    def build(self, m, inst, ledger):
+        for n in m.U:   # fixed (not only bounded): MINLP codes then see no integer of zero range
+            m.alpha[n].setlb(self._target(inst))
+            m.alpha[n].setub(self._target(inst))
+            m.alpha[n].fix(self._target(inst))
+            if hasattr(m, "beta"):
+                m.beta[n].setlb(0.0)
+                m.beta[n].setub(0.0)
+                m.beta[n].fix(0.0)
+
+    def evaluate(self, sol, inst, ledger, viol):
+        viol.add("pinned_split", np.abs(sol["alpha"] - self._target(inst)) + (np.abs(sol["beta"]) if "beta" in sol else 0.0))
+
+
+def pinned_at(inst) -> str | None:
+    """'device' / 'cloud' for the no-split baselines (:class:`PinnedSplit`), else None."""
+    return inst.variant.block("pinned_split").p["at"] if inst.has_block("pinned_split") else None
+
+
+BLOCKS = (SplitBounds, EdgeTier, Cloud, PinnedSplit)

@@ -45,6 +45,8 @@ def solve_random(problem, options, tracer) -> Outcome:
 @hookimpl
 def register_solvers(registry):
     registry.add_solver(name="greedy", solve=solve_greedy, exact=False, capabilities=CAPABILITIES, version=__version__,
-                        description="greedy association (highest rate within bandwidth) + simple resource rule")
+                        description="greedy association (highest rate at the equal share, at most ⌈N/M⌉ users per server: our "
+                                    "reading of the paper's 'subject to bandwidth', a modelling choice) + simple resource rule")
     registry.add_solver(name="random", solve=solve_random, exact=False, capabilities=CAPABILITIES, version=__version__,
-                        description="random association within bandwidth (seeded) + simple resource rule")
+                        description="random association (seeded; at most ⌈N/M⌉ users per server: our reading of the paper's "
+                                    "'subject to bandwidth', a modelling choice) + simple resource rule")

@@ -1,8 +1,10 @@
 """Association rules and the simple resource rule (spec seed-models.md §1.11, Fig. 5 baselines).
 
-Association ("subject to bandwidth" — a modelling choice of ours, not a constraint of the problem):
-a server admits at most ⌈N/M⌉ users, so every admitted user gets at least the fair bandwidth share
-b_max·M/N; a variant's own cap ``n_users <= k`` lowers that. Greedy: users in order of their best channel pick
+Association ("subject to bandwidth" — a modelling choice of ours, not a constraint of the problem; the
+paper does not say how bandwidth limits the baselines): a server admits at most ⌈N/M⌉ users, so every
+admitted user gets at least the fair bandwidth share b_max·M/N; a variant's own cap ``n_users <= k``
+lowers that. On `hardware-2024` this cap is what keeps these baselines far from the optimum
+(docs/liuzhao.md, "Where the association gap comes from"). Greedy: users in order of their best channel pick
 the server with the highest rate at the equal share they would get; random: a uniformly random
 server with room left. With equality budgets (liu-zhao-2024) no server may stay empty, so empty
 servers take the best-channel user from a server that has two or more.

@@ -22,8 +22,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
+
+from mecsplit.lazy import lazy_module
+
+sp = lazy_module("scipy.sparse")  # SciPy on first use: registering the plugin imports this module
 
 
 # --- Hungarian with server slots ------------------------------------------------------------------
@@ -39,6 +41,8 @@ def hungarian_slots(cost: np.ndarray, cap) -> np.ndarray:
     cap = np.broadcast_to(np.asarray(cap, int), (M,))
     if int(cap.sum()) < N:
         raise ValueError(f"{int(cap.sum())} slots for {N} users")
+    from scipy.optimize import linear_sum_assignment
+
     cols = np.repeat(np.arange(M), np.minimum(cap, N))
     rows, c = linear_sum_assignment(cost[:, cols])
     server = np.empty(N, dtype=int)

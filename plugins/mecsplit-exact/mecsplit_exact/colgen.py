@@ -27,6 +27,8 @@ import itertools
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .fixed import _edge
 from .subproblems import SAFETY, edge_solve
 
@@ -400,8 +402,7 @@ class ColGen:
         lp.a_matrix_.start_ = np.asarray(starts, np.int32)
         lp.a_matrix_.index_ = np.asarray(idx, np.int32)
         lp.a_matrix_.value_ = np.asarray(val)
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = quiet.highs()
         h.passModel(lp)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -432,8 +433,7 @@ def pool_assignment(D, pool, U, time_limit_s=5.0):
     lp.a_matrix_.index_ = np.asarray(idx, np.int32)
     lp.a_matrix_.value_ = np.ones(len(idx))
     lp.integrality_ = [highspy.HighsVarType.kInteger] * len(cols)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet.highs()
     h.setOptionValue("time_limit", float(max(time_limit_s, 0.1)))
     h.setOptionValue("mip_rel_gap", 1e-9)
     h.passModel(lp)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .subproblems import SAFETY, edge_solve, uplink_solve
 
 try:
@@ -176,8 +178,7 @@ class Master:
             lp.row_upper_ = up
             lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
             lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, idx, val
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h = quiet.highs()
             h.setOptionValue("primal_feasibility_tolerance", 1e-10)
             h.setOptionValue("dual_feasibility_tolerance", 1e-10)
             h.passModel(lp)

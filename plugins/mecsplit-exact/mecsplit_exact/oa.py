@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .subproblems import SAFETY, edge_solve, uplink_solve
 
 try:
@@ -71,9 +73,7 @@ class AssignmentMILP:
         self.cut_keys: set = set()
         self.rows = []                 # (cost column, x columns, values, rhs) of every cut, scaled (point())
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
-        h = self.h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("log_to_console", False)
+        h = self.h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
                      ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
             h.setOptionValue(o, v)

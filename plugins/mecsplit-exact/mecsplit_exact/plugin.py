@@ -8,10 +8,6 @@ from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
 
 from . import __version__
-from .bnb import BnB
-from .dinkelbach import solve_ratio
-from .fixed import to_solution
-from .subproblems import Data
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
            "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
@@ -39,6 +35,12 @@ def _seconds(options):
 
 
 def solve_exact(problem, options, tracer):
+    # imported here: registering the plugin (``mecsplit plugins``, ``variants``) imports no HiGHS
+    from .bnb import BnB
+    from .dinkelbach import solve_ratio
+    from .fixed import to_solution
+    from .subproblems import Data
+
     D = Data(problem.variant, problem.instance)
     log = print if options["verbose"] else None
     colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))

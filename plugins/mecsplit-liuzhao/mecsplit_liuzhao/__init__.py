@@ -8,4 +8,4 @@ Public API (importable without the plugin manager):
   stops decreasing.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"

@@ -12,6 +12,7 @@ stops decreasing).
 | random-fp       | random-association, fp-resources                       | —                                       |
 | local-only      | greedy-association, alpha-max, fp-fixed-α              | <association>, fp-fixed-α               |
 | edge-only       | greedy-association, alpha-min, fp-fixed-α              | <association>, fp-fixed-α               |
+| liu-zhao-load   | greedy-association, fp-resources                       | <association> = load, fp-resources      |
 
 Option ``inits`` (default "relaxed"): comma-separated starts of the whole decomposition, one run
 each, best kept: "relaxed" (greedy association, FP from the closed-form relaxed α at equal shares),
@@ -19,7 +20,9 @@ each, best kept: "relaxed" (greedy association, FP from the closed-form relaxed 
 this solver's cycle from there, so the result is never worse than that baseline).
 P2 has several basins (hardware-2024: all-edge vs all-local), and the alternation stays in the one it
 starts in — see docs/liuzhao.md. ``alpha_starts`` does the same inside each FP step.
-<association> is the option ``association`` = "cccp" (default) | "greedy" | "random" | "none".
+<association> is the option ``association`` = "cccp" (default; ``liu-zhao-load``: "load") | "load" | "greedy" |
+"random" | "none". Option ``start`` = "capped" (default: the greedy start puts at most ⌈N/M⌉ users on a
+server, our reading of the paper's "subject to bandwidth") | "uncapped".
 local-only uses α = Υ−1, not Υ: with the stability block AS_n = 2L²/(k(1−α/Υ)) is infinite at α = Υ
 and the variant bounds α ≤ Υ−1 (spec §1.11 [I]); one layer still runs at the edge.
 """
@@ -33,7 +36,9 @@ from mecsplit.result import Outcome, Status
 
 from .decomposition import STEPS, Context, decompose, initial_state
 
-ASSOC = {"cccp": "cccp-association", "greedy": "greedy-association", "random": "random-association", "none": None}
+ASSOC = {"cccp": "cccp-association", "load": "load-association", "greedy": "greedy-association",
+         "random": "random-association", "none": None}
+STARTS = ("capped", "uncapped")
 ROUNDING = ("nearest", "exact")
 
 PLANS = {
@@ -45,6 +50,7 @@ PLANS = {
     "random-fp": (["random-association", "fp-resources"], []),
     "local-only": (["greedy-association", "alpha-max", "fp-resources-fixed-alpha"], ["<assoc>", "fp-resources-fixed-alpha"]),
     "edge-only": (["greedy-association", "alpha-min", "fp-resources-fixed-alpha"], ["<assoc>", "fp-resources-fixed-alpha"]),
+    "liu-zhao-load": (["greedy-association", "fp-resources"], ["<assoc>", "fp-resources"]),
 }
 
 DESCRIPTIONS = {
@@ -52,15 +58,21 @@ DESCRIPTIONS = {
     "ao": "classic alternating optimisation: exact integer α-step, then FP resources with α fixed, then association",
     "alpha-only": "optimise α only (exact), random resources (seeded), association step",
     "resources-only": "optimise resources only (FP, α fixed), random α (seeded), association step",
-    "greedy-fp": "greedy association (highest rate within bandwidth), then the FP resource step",
-    "random-fp": "random association within bandwidth (seeded), then the FP resource step",
+    "greedy-fp": "greedy association (highest rate, at most ⌈N/M⌉ users per server: our reading of the paper's "
+                 "'subject to bandwidth', a modelling choice), then the FP resource step",
+    "random-fp": "random association (seeded; at most ⌈N/M⌉ users per server: our reading of the paper's "
+                 "'subject to bandwidth', a modelling choice), then the FP resource step",
     "local-only": "α = α_max (Υ−1: AS is infinite at Υ), FP resources, association step",
     "edge-only": "α = α_min (every layer but α_min at the edge), FP resources, association step",
+    "liu-zhao-load": "liu-zhao with an improved association (not in the paper): single-user moves priced at the "
+                     "equal shares of the loads they create, instead of the CCCP LP whose tentative shares "
+                     "keep every server's load fixed (docs/liuzhao.md)",
 }
 
-OPTIONS = {"association": "cccp", "max_outer": 20, "tol": 1e-4, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
+OPTIONS = {"association": "cccp", "start": "capped", "max_outer": 20, "tol": 1e-4, "starts": 3, "rho0": 0.01, "rho_growth": 10.0,
            "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-8, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
-           "alpha_starts": "given", "inits": "relaxed"}
+           "alpha_starts": "given", "inits": "relaxed", "max_moves": 0}
+SOLVER_OPTIONS = {"liu-zhao-load": {"association": "load"}}   # defaults that differ from OPTIONS
 
 
 def _bind(name: str, opts: dict):
@@ -71,6 +83,10 @@ def _bind(name: str, opts: dict):
             kw["rounding"] = opts["rounding"]
             kw["alpha_starts"] = tuple(opts["alpha_starts"].split(","))
         return partial(fn, **kw)
+    if name == "greedy-association":
+        return partial(fn, capped=opts["start"] == "capped")
+    if name == "load-association":
+        return partial(fn, max_moves=opts["max_moves"] or None)
     if name == "cccp-association":
         return partial(fn, starts=opts["starts"], rho0=opts["rho0"], rho_growth=opts["rho_growth"],
                        max_iter=opts["cccp_max_iter"], tentative=opts["tentative"])
@@ -82,6 +98,8 @@ def plan(solver: str, opts: dict):
         raise InputError("<option>", f"{solver}.association", f"got {opts['association']!r}", " | ".join(map(repr, ASSOC)))
     if opts["rounding"] not in ROUNDING:
         raise InputError("<option>", f"{solver}.rounding", f"got {opts['rounding']!r}", " | ".join(map(repr, ROUNDING)))
+    if opts["start"] not in STARTS:
+        raise InputError("<option>", f"{solver}.start", f"got {opts['start']!r}", " | ".join(map(repr, STARTS)))
     if opts["tentative"] not in ("share", "current"):
         raise InputError("<option>", f"{solver}.tentative", f"got {opts['tentative']!r}", "'share' | 'current'")
     if not opts["alpha_starts"] or set(opts["alpha_starts"].split(",")) - {"given", "min", "max", "mid"}:
@@ -90,8 +108,8 @@ def plan(solver: str, opts: dict):
     if not opts["inits"] or set(opts["inits"].split(",")) - {"relaxed", "local", "edge"}:
         raise InputError("<option>", f"{solver}.inits", f"got {opts['inits']!r}",
                          "comma-separated starts of the decomposition from relaxed, local, edge (best kept)")
-    for k in ("max_outer", "starts", "cccp_max_iter", "fp_max_iter"):
-        if opts[k] < (0 if k == "max_outer" else 1):
+    for k in ("max_outer", "starts", "cccp_max_iter", "fp_max_iter", "max_moves"):
+        if opts[k] < (0 if k in ("max_outer", "max_moves") else 1):
             raise InputError("<option>", f"{solver}.{k}", f"got {opts[k]!r}", "a whole number >= 1")
     init, cycle = PLANS[solver]
     assoc = ASSOC[opts["association"]]

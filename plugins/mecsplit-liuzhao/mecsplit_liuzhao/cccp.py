@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mecsplit import quiet
+
 from .model import LN2, Pairs, pairs
 
 RHO_MAX = 1e2   # relative to the median pair cost (the LP costs are scaled to O(1))
@@ -61,21 +63,36 @@ def pair_costs(P: Pairs, server, x, tentative: str = "share"):
     k = np.broadcast_to(cnt + 1, (N, M)).copy()
     k[rows, server] -= 1
     b = P.Bw[None, :] / k
-    fe = P.F[None, :] / k
-    if not P.fe_eq and P.om["energy"] > 0:
-        fe_opt = (P.om["delay"] * P.e_T / (2 * P.om["energy"] * P.e_E)) ** (1 / 3)
-        fe = np.minimum(fe, fe_opt)
+    fe = np.minimum(P.F[None, :] / k, _fe_opt(P))
     if tentative == "current":
         b[rows, server] = x["b_MHz"]
         fe[rows, server] = x["fe_GHz"]
     b = np.clip(b, P.b_lo, P.Bw[None, :])
     fe = np.clip(fe, P.fe_lo, P.F[None, :])
-    a = np.asarray(x["alpha"], float)[:, None]
-    p = np.asarray(x["p_W"], float)[:, None]
-    r = b * np.log1p(P.snr * p / b) / LN2
-    up = (P.om["energy"] * p + (P.om["delay"] if P.delay else 0.0)) * P.s[:, None] / r
-    edge = (P.Y - a) * (P.om["delay"] * P.e_T / fe + P.om["energy"] * P.e_E * fe**2)
-    return b, fe, edge + up
+    return b, fe, _cost(P, x, b, fe)
+
+
+def _fe_opt(P: Pairs):
+    """Unconstrained optimum of B(f_e) per pair, (ω_t e_T/(2 ω_e e_E))^{1/3} (∞ without an energy weight)."""
+    if P.fe_eq or P.om["energy"] <= 0:
+        return np.inf
+    return (P.om["delay"] * P.e_T / (2 * P.om["energy"] * P.e_E)) ** (1 / 3)
+
+
+def _cost(P: Pairs, x, b, fe, server=None):
+    """(Υ−α) B(f_e) + U(p, b) for fixed α, p: of every pair (b, fe of shape N×M) or, with ``server``,
+    of each user on that server (b, fe of shape N)."""
+    a, p = (np.asarray(x[k], float) for k in ("alpha", "p_W"))
+    s = P.s
+    if server is None:
+        a, p, s = a[:, None], p[:, None], s[:, None]
+        snr, e_T, e_E = P.snr, P.e_T, P.e_E
+    else:
+        rows = np.arange(P.N)
+        snr, e_T, e_E = P.snr[rows, server], P.e_T[rows, server], P.e_E[rows, server]
+    r = b * np.log1p(snr * p / b) / LN2
+    up = (P.om["energy"] * p + (P.om["delay"] if P.delay else 0.0)) * s / r
+    return (P.Y - a) * (P.om["delay"] * e_T / fe + P.om["energy"] * e_E * fe**2) + up
 
 
 class _LP:
@@ -110,8 +127,7 @@ class _LP:
         lp.a_matrix_.start_ = np.arange(0, N * M * k + 1, k, dtype=np.int32)
         lp.a_matrix_.index_ = idx.ravel()
         lp.a_matrix_.value_ = val.ravel()
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = quiet.highs()
         self.h.passModel(lp)
         self.all = np.arange(N * M, dtype=np.int32)
 
@@ -213,3 +229,64 @@ def _feasible(P, srv, b, fe, need):
     if need:
         ok &= np.all(np.bincount(srv, minlength=P.M) >= 1)
     return bool(ok)
+
+
+@dataclass
+class MovesResult:
+    server: np.ndarray
+    b_MHz: np.ndarray          # equal shares at the final loads (every user)
+    fe_GHz: np.ndarray
+    G: float                   # Σ_n c(n, s_n, k_{s_n}) at the final association
+    G_start: float
+    moves: list = field(default_factory=list)   # one record per applied move
+
+
+def load_moves(P: Pairs, server, x, *, max_moves: int | None = None, rtol: float = 1e-12) -> MovesResult:
+    """Association by single-user moves priced at the loads they create (the improved step, not in
+    the paper). For fixed α and p, every user on server m gets the equal shares at the server's load
+    k_m: b = B_m/k_m, f_e = min(F_m/k_m, f_e*) (f_e* the unconstrained optimum, for ≤ GPU budgets), so
+    G(s) = Σ_n c(n, s_n, k_{s_n}) and a move n: o → m changes the cost of n and of every user on o
+    (k_o − 1) and on m (k_m + 1). All N·M moves are priced exactly (vectorised); the best one is
+    applied until none decreases G. Loads are free — no ⌈N/M⌉ cap, budgets hold by construction —
+    except b ≥ b_min, f_e ≥ f_e,min and, with equality budgets, no server left empty."""
+    server = np.asarray(server, int).copy()
+    N, M = P.N, P.M
+    rows = np.arange(N)
+    fe_opt = np.broadcast_to(_fe_opt(P), (N, M))
+    need = (P.fe_eq or P.b_eq) and N >= M
+    max_moves = 20 * N if max_moves is None else max_moves
+
+    def own(k, d):
+        """Each user's cost on its own server at load k_{s_n} + d (and the shares)."""
+        load = np.maximum(k[server] + d, 1)
+        b, fe = P.Bw[server] / load, np.minimum(P.F[server] / load, fe_opt[rows, server])
+        return _cost(P, x, b, fe, server), b, fe
+
+    k = np.bincount(server, minlength=M)
+    G_start = float(own(k, 0)[0].sum())
+    out = MovesResult(server, None, None, G_start, G_start)
+    for _ in range(max_moves):
+        k = np.bincount(server, minlength=M)
+        c0 = own(k, 0)[0]
+        c_minus = np.where(k[server] >= 2, own(k, -1)[0], c0)
+        c_plus = own(k, +1)[0]
+        join_ext = np.bincount(server, weights=c_plus - c0, minlength=M)        # co-users of m at k_m + 1
+        leave_ext = np.bincount(server, weights=c_minus - c0, minlength=M)      # co-users of o at k_o − 1
+        leave = -c0 + leave_ext[server] - (c_minus - c0)
+        b_j = P.Bw / (k + 1)
+        fe_j = np.minimum((P.F / (k + 1))[None, :], fe_opt)
+        delta = _cost(P, x, np.broadcast_to(b_j, (N, M)), fe_j) + join_ext[None, :] + leave[:, None]
+        delta[rows, server] = np.inf
+        delta[:, (b_j < P.b_lo) | (P.F / (k + 1) < P.fe_lo)] = np.inf
+        if need:
+            delta[k[server] == 1, :] = np.inf
+        n, m = np.unravel_index(int(np.argmin(delta)), delta.shape)
+        G = float(c0.sum())
+        if not delta[n, m] < -rtol * abs(G):
+            break
+        out.moves.append({"user": int(n), "from": int(server[n]), "to": int(m), "delta": float(delta[n, m])})
+        server[n] = m
+    k = np.bincount(server, minlength=M)
+    c, out.b_MHz, out.fe_GHz = own(k, 0)
+    out.server, out.G = server, float(c.sum())
+    return out

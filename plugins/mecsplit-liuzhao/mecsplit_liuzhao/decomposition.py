@@ -25,7 +25,7 @@ import numpy as np
 
 from mecsplit.evaluate import FEASIBILITY_TOL, evaluate
 
-from .cccp import cccp_association
+from .cccp import cccp_association, load_moves
 from .fp import fp_resources
 from .model import Coefs, Pairs, best_alpha, equal_shares, pairs, to_solution
 from .rules import greedy_association, random_alpha, random_association, random_resources, random_weights
@@ -96,6 +96,22 @@ def cccp_association_step(ctx: Context, st: State, starts: int = 3, rho0: float 
     return out
 
 
+def load_association_step(ctx: Context, st: State, max_moves: int | None = None) -> State:
+    """Improved Step B (not in the paper): single-user moves priced at the loads they create
+    (:func:`mecsplit_liuzhao.cccp.load_moves`); every user gets the equal shares of the new loads."""
+    r = load_moves(ctx.P, st.server, st.x, max_moves=max_moves)
+    ctx.log.append({"step": "load-association", "moves": len(r.moves), "G_before": r.G_start, "G_after": r.G,
+                    "moved": int(np.sum(r.server != st.server))})
+    if ctx.tracer is not None:
+        for _ in r.moves:
+            ctx.tracer.iteration()
+    if not r.moves:
+        return st
+    out = _with(st, b_MHz=r.b_MHz, fe_GHz=r.fe_GHz)
+    out.server = np.asarray(r.server, int).copy()
+    return out
+
+
 def _reassociate(ctx: Context, st: State, server, name: str) -> State:
     x = equal_shares(ctx.P, server)
     x["alpha"] = st.x["alpha"].copy()
@@ -103,9 +119,10 @@ def _reassociate(ctx: Context, st: State, server, name: str) -> State:
     return State(np.asarray(server, int), x)
 
 
-def greedy_association_step(ctx: Context, st: State) -> State:
-    """Greedy association (highest rate within bandwidth); resources reset to equal shares."""
-    return _reassociate(ctx, st, greedy_association(ctx.P), "greedy-association")
+def greedy_association_step(ctx: Context, st: State, capped: bool = True) -> State:
+    """Greedy association (highest rate at the equal share; at most ⌈N/M⌉ users per server unless
+    ``capped=False``); resources reset to equal shares."""
+    return _reassociate(ctx, st, greedy_association(ctx.P, capped), "greedy-association")
 
 
 def random_association_step(ctx: Context, st: State) -> State:
@@ -155,6 +172,7 @@ STEPS = {  # name -> (kind, fn)
     "fp-resources-fixed-alpha": ("resources", partial(fp_resources_step, fix_alpha=True)),
     "random-resources": ("resources", random_resources_step),
     "cccp-association": ("association", cccp_association_step),
+    "load-association": ("association", load_association_step),
     "greedy-association": ("association", greedy_association_step),
     "random-association": ("association", random_association_step),
     "exact-alpha": ("split", exact_alpha_step),

@@ -6,7 +6,7 @@ from mecsplit.capabilities import CORE_BLOCKS, Capabilities
 from mecsplit.plugins import hookimpl
 
 from . import __version__
-from .baselines import DESCRIPTIONS, OPTIONS, PLANS, solver_fn
+from .baselines import DESCRIPTIONS, OPTIONS, PLANS, SOLVER_OPTIONS, solver_fn
 from .decomposition import STEPS
 
 # the Liu–Zhao problem P2 (spec §1.7); added deadlines, rate floors and server caps are not modelled by
@@ -21,8 +21,10 @@ STEP_DOCS = {
     "fp-resources-fixed-alpha": "FP resource step with α fixed",
     "random-resources": "random resources from per-run random weights",
     "cccp-association": "CCCP association: exact penalty ϱΣχ(1−χ), linearised, an LP on HiGHS per step, multi-start",
-    "greedy-association": "greedy association: highest rate within bandwidth (resources reset to equal shares)",
-    "random-association": "random association within bandwidth (resources reset to equal shares)",
+    "load-association": "association by single-user moves priced at the equal shares of the loads they create (not in the paper)",
+    "greedy-association": "greedy association: highest rate, at most ⌈N/M⌉ users per server (our reading of 'subject to "
+                          "bandwidth'; option capped=False drops it); resources reset to equal shares",
+    "random-association": "random association, at most ⌈N/M⌉ users per server (resources reset to equal shares)",
     "exact-alpha": "exact split step (integer enumeration / closed form) for fixed resources",
     "random-alpha": "random split",
     "alpha-min": "α = α_min (edge-only)",
@@ -34,6 +36,7 @@ STEP_DOCS = {
 def register_solvers(registry):
     for name in PLANS:
         registry.add_solver(name=name, solve=solver_fn(name), exact=False, description=DESCRIPTIONS[name],
-                            capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__, requires=("highspy",))
+                            capabilities=CAPABILITIES, options={**OPTIONS, **SOLVER_OPTIONS.get(name, {})}, version=__version__,
+                            requires=("highspy",))
     for name, (kind, fn) in STEPS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=STEP_DOCS[name])

@@ -2,7 +2,8 @@
 
 * greedy association (Fig. 5 "Baseline"): users in order of their best channel take the server with
   the highest rate at full power and the equal share they would get, among servers with room
-  (at most ⌈N/M⌉ users: "subject to bandwidth");
+  (at most ⌈N/M⌉ users: our reading of the paper's "subject to bandwidth" — a modelling choice, not
+  the paper's text; ``capped=False`` drops the cap);
 * random association: a uniformly random server with room (seeded rng);
 * with equality budgets no server may stay empty: an empty server takes, from a server with ≥ 2
   users, the user with the best channel to it;
@@ -23,8 +24,10 @@ def capacity(P: Pairs) -> int:
     return -(-P.N // P.M)
 
 
-def greedy_association(P: Pairs) -> np.ndarray:
-    cap, cnt = capacity(P), np.zeros(P.M)
+def greedy_association(P: Pairs, capped: bool = True) -> np.ndarray:
+    """``capped=False`` (not in the paper): no ⌈N/M⌉ cap — each user still takes the highest rate at
+    the equal share it would get, so the shares, not a cap, spread the users."""
+    cap, cnt = (capacity(P) if capped else P.N), np.zeros(P.M)
     server = np.empty(P.N, dtype=int)
     for n in np.argsort(-P.snr.max(axis=1), kind="stable"):
         b = P.Bw / (cnt + 1)

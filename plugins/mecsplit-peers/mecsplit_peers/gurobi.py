@@ -308,6 +308,44 @@ def gurobi_env(gp):
     return env
 
 
+_LIMITED: list[bool] = []
+
+
+def size_limited_licence() -> bool:
+    """Whether this Gurobi licence refuses a nonlinear model above 200 variables (the pip licence);
+    probed once per process by building such a model."""
+    if not _LIMITED:
+        import gurobipy as gp
+
+        env = gurobi_env(gp)
+        try:
+            m = gp.Model(env=env)
+            x = m.addVars(201, lb=1.0, ub=2.0)
+            y = m.addVar(lb=-1.0)
+            m.addGenConstrNL(y, gp.nlfunc.log(x[0]))
+            m.setObjective(y + x.sum())
+            m.optimize()
+            _LIMITED.append(False)
+        except gp.GurobiError as e:
+            _LIMITED.append(e.errno == 10010)
+        finally:
+            env.dispose()
+    return _LIMITED[0]
+
+
+def licence_refuses(variant, n_users: int, n_servers: int) -> str | None:
+    """The reason a size-limited licence will refuse this size, from a lower bound on the variables of
+    the smallest formulation that applies (never refuses a size that would fit)."""
+    N, M = n_users, n_servers
+    core = not (set(b.name for b in variant.blocks) - set(CORE_BLOCKS)) and variant.objective.kind == "weighted_sum" \
+        and not variant.constraints and not variant.terms
+    # 'lean' has N·M + 7·N variables; the variant's own model at least one per user and decision, χ per pair
+    nvars = N * M + 7 * N if core else N * M + N * sum(1 for v in variant.variables(None) if v.name != "server")
+    if nvars <= 200 or not size_limited_licence():
+        return None
+    return f"the licence's 200-variable limit for nonlinear models (at least {nvars} variables here)"
+
+
 def _size_refusal(e, nvars: int, form: str):
     return InputError("<option>", "gurobi", f"unavailable for this size: Gurobi refused the {form!r} model "
                       f"({nvars} variables) with its licence: {e}",

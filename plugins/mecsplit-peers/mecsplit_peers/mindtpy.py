@@ -16,6 +16,7 @@ import time
 import pyomo.environ as pyo
 from pyomo.common.log import LoggingIntercept
 
+from mecsplit import quiet
 from mecsplit.errors import InputError
 from mecsplit.result import Outcome, Status
 
@@ -48,16 +49,20 @@ def solve_mindtpy(problem, options, tracer):
         kw["time_limit"] = max(1, int(math.floor(tracer.time_left())))
     t0 = time.perf_counter()
     extra = {"strategy": strategy, "init_strategy": init}
-    buf = io.StringIO()
+    buf, solver_log = io.StringIO(), []
     try:
-        # Pyomo's warnings from inside MindtPy (e.g. a DEPRECATED transform argument) go to extra, not stderr
-        with LoggingIntercept(buf, "pyomo", level=logging.WARNING):
+        # Pyomo's warnings from inside MindtPy (e.g. a DEPRECATED transform argument) and what HiGHS prints
+        # itself (appsi_highs adds cut rows with the console log on: "HighsSparseMatrix ... ignored") go to
+        # extra, not to the terminal (unless --verbose)
+        with LoggingIntercept(buf, "pyomo", level=logging.WARNING), quiet.silenced(solver_log):
             res = pyo.SolverFactory("mindtpy").solve(m, **kw)
     except Exception as e:  # MindtPy raises on some failed subproblems
         extra["mindtpy_error"] = f"{type(e).__name__}: {e}"
         extra["pyomo_log"] = buf.getvalue()[-2000:]
+        extra["solver_log"] = "".join(solver_log)[-2000:]
         return Outcome(Status.ERROR, message=f"MindtPy failed: {type(e).__name__}: {e}", extra=extra)
     extra["pyomo_log"] = buf.getvalue()[-2000:]
+    extra["solver_log"] = "".join(solver_log)[-2000:]
     extra.update(mindtpy_time_s=time.perf_counter() - t0,
                  termination=str(res.solver.termination_condition),
                  mindtpy_lb=_num(res.problem.lower_bound), mindtpy_ub=_num(res.problem.upper_bound),

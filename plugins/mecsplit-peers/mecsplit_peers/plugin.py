@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+
 from mecsplit.capabilities import GENERIC
 from mecsplit.plugins import hookimpl
 
 from . import __version__
 
-
-def _scip(problem, options, tracer):
-    from .scip import solve_scip
-    return solve_scip(problem, options, tracer)
-
-
-def _gurobi(problem, options, tracer):
-    from .gurobi import solve_gurobi
-    return solve_gurobi(problem, options, tracer)
+# the solvers' modules import Pyomo (and gurobipy): they are imported on the first solve, not when registering
+_scip, _gurobi, _mindtpy, _enumerate = ("mecsplit_peers.scip:solve_scip", "mecsplit_peers.gurobi:solve_gurobi",
+                                        "mecsplit_peers.mindtpy:solve_mindtpy", "mecsplit_peers.enumerate:solve_enumerate")
 
 
-def _mindtpy(problem, options, tracer):
-    from .mindtpy import solve_mindtpy
-    return solve_mindtpy(problem, options, tracer)
-
-
-def _enumerate(problem, options, tracer):
-    from .enumerate import solve_enumerate
-    return solve_enumerate(problem, options, tracer)
+def _gurobi_fits(variant, n_users: int, n_servers: int) -> str | None:
+    """A size the licence refuses, known before solving (so a benchmark skips it with the reason)."""
+    if importlib.util.find_spec("gurobipy") is None:
+        return None
+    from .gurobi import licence_refuses
+    return licence_refuses(variant, n_users, n_servers)
 
 
 @hookimpl
@@ -37,7 +32,7 @@ def register_solvers(registry):
                  "watchdog_grace_s": 2.0})
     registry.add_solver(
         name="gurobi", solve=_gurobi, exact=True, requires=("gurobipy",), version=__version__,
-        capabilities=GENERIC,   # 'auto' takes the variant's own model beyond the core
+        capabilities=dataclasses.replace(GENERIC, fits=_gurobi_fits),   # 'auto': the variant's own model beyond the core
         description="Gurobi (global MINLP, gurobipy >= 12): structured core formulation or the variant's model; optimal only when Gurobi proves it",
         options={"rel_gap": 1e-4, "formulation": "auto", "cuts": "band", "threads": 1, "feastol": 1e-7,
                  "numeric_focus": 2})

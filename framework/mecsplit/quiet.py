@@ -1,0 +1,80 @@
+"""Solver output off at the source, unless the user asks for it (``--verbose`` sets ``MECSPLIT_VERBOSE=1``,
+which bench workers inherit).
+
+* :func:`highs` — a ``highspy.Highs`` with ``output_flag`` off. HiGHS prints its banner ("Running HiGHS
+  ... Copyright") from the C++ constructor of the first instance in a process, before any option can be
+  set, so that one construction runs with the output descriptors pointed away.
+* :func:`silenced` — everything written to file descriptors 1 and 2 inside the block (C/C++ libraries
+  included: HiGHS warnings from Pyomo's ``appsi_highs``, SCIP, Ipopt) goes to a temporary file, and its
+  text to the caller (a result's ``extra``), instead of the terminal. A file, not a pipe: a library that
+  writes while holding the GIL cannot fill it and stall.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+_banner_done = False
+
+
+def verbose() -> bool:
+    return os.environ.get("MECSPLIT_VERBOSE", "") not in ("", "0")
+
+
+def _flush_all() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:  # C stdio buffers (HiGHS and SCIP print through them); NULL flushes every open stream
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # pragma: no cover - no C library handle on this platform
+        pass
+
+
+@contextmanager
+def silenced(log: list[str] | None = None) -> Iterator[None]:
+    """Run the block with fds 1 and 2 pointed at a temporary file; append what was written to ``log``.
+    Does nothing when verbose."""
+    if verbose():
+        yield
+        return
+    _flush_all()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush_all()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            if log is not None:
+                tmp.seek(0)
+                log.append(tmp.read().decode("utf-8", "replace"))
+
+
+def highs():
+    """A new ``highspy.Highs`` that prints nothing (unless verbose)."""
+    global _banner_done
+    import highspy
+
+    if verbose():
+        return highspy.Highs()
+    if _banner_done:
+        h = highspy.Highs()
+    else:
+        with silenced():
+            h = highspy.Highs()
+        _banner_done = True
+    h.setOptionValue("output_flag", False)
+    return h
