@@ -64,9 +64,14 @@ def test_plugins_dir_file_is_listed_and_solves(tmp_path, inst_file):
                 "--option", "lie=true", "-o", str(out))
     assert r.returncode == 1
     assert "heuristic_claims_optimal" in json.loads(out.read_text())["verification"]["flags"]
-    # check agrees with the file and exits 0; a tampered objective exits 1
-    assert run_cli("check", "--instance", str(inst_file), str(out)).returncode == 0
+    # check re-derives the claim: the heuristic's "optimal" exits 1 there too (issue 21)
+    r = run_cli("--plugins-dir", str(pdir), "check", "--instance", str(inst_file), str(out))
+    assert r.returncode == 1 and "heuristic_claims_optimal" in r.stdout
+    # without the claim check agrees with the file and exits 0; a tampered objective exits 1
     res = json.loads(out.read_text())
+    res["status"] = "feasible"
+    out.write_text(json.dumps(res))
+    assert run_cli("check", "--instance", str(inst_file), str(out)).returncode == 0
     res["objective"] *= 0.9
     out.write_text(json.dumps(res))
     r = run_cli("check", "--instance", str(inst_file), str(out))
@@ -113,8 +118,8 @@ def test_broken_plugin_is_reported_not_fatal(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["instance", "--variant", "nope"], "field 'variant'"),
     (["solve", "--instance", "/nonexistent.json", "--solver", "x"], "no such file"),
-    (["instance", "--users", "0"], "field 'users'"),
-    (["instance", "--seed", "-1"], "field 'seed'"),
+    (["instance", "--users", "0"], "argument --users"),
+    (["instance", "--seed", "-1"], "argument --seed"),
 ])
 def test_bad_cli_input_is_one_line_exit_2(args, needle):
     r = run_cli(*args)

@@ -86,3 +86,28 @@ def test_mindtpy_oa_matches_brute_force(monkeypatch):
     for c in m.component_data_objects(pyo.Constraint, active=True):
         body = pyo.value(c.body)
         assert (c.lb is None or body >= c.lb - 1e-6) and (c.ub is None or body <= c.ub + 1e-6)
+
+
+# ------------------------------------------------------------------ what the bridge refuses (issue 21)
+def test_grey_box_block_is_refused_by_name_not_sent_without_its_equations():
+    from pyomo.contrib.mindtpy.tests.MINLP_simple import SimpleMINLP
+
+    from mecsplit.errors import InputError
+
+    m = SimpleMINLP(grey_box=True)
+    with pytest.raises(InputError, match="ExternalGreyBoxBlock") as e:
+        pyo.SolverFactory("cyipopt_direct").solve(m)
+    assert e.value.field == "my_block.egb"
+    with pytest.raises(InputError, match="ExternalGreyBoxBlock"):  # MindtPy's NLP subproblems reach the same check
+        pyo.SolverFactory("mindtpy").solve(SimpleMINLP(grey_box=True), strategy="OA", mip_solver="appsi_highs",
+                                           nlp_solver="cyipopt")
+
+
+@pytest.mark.parametrize("reg", ["level_L1", "level_L_infinity"])  # level_L2 needs an MIQP solver, not HiGHS
+def test_mindtpy_distance_regularisations_run_through_the_bridge(reg):
+    from pyomo.contrib.mindtpy.tests.MINLP_simple import SimpleMINLP
+
+    m = SimpleMINLP()
+    pyo.SolverFactory("mindtpy").solve(m, strategy="OA", mip_solver="appsi_highs", nlp_solver="cyipopt",
+                                       add_regularization=reg)
+    assert pyo.value(m.objective) == pytest.approx(3.5, rel=1e-6)  # Pyomo's own test's known optimum

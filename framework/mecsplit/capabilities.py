@@ -32,6 +32,7 @@ class Capabilities:
     constraints: tuple[str, ...] | None = ()      # added-constraint classes it handles (None: any)
     checked: tuple[str, ...] = ()                 # classes taken but only checked, not modelled (heuristics)
     terms: bool = False                           # added objective terms
+    slots: bool = False                           # channel dynamics: instances with T > 1 slots (mecsplit.slots)
     check: Callable[[Any], str | None] | None = None   # finer conditions: returns the reason or None
     fits: Callable[[Any, int, int], str | None] | None = None   # (variant, users, servers): why not this size
 
@@ -52,6 +53,8 @@ class Capabilities:
                     return f"does not handle constraint '{c.name}' (class {c.cls})"
         if variant.terms and not self.terms:
             return f"does not handle objective term '{variant.terms[0].name}'"
+        if variant.slots.T > 1 and not self.slots:
+            return f"does not handle channel dynamics (generator.slots = {variant.slots.T}: per-slot decisions)"
         return self.check(variant) if self.check is not None else None
 
     def why_not_size(self, variant, n_users: int, n_servers: int) -> str | None:
@@ -66,7 +69,7 @@ class Capabilities:
 
 
 #: a solver on the Pyomo model of the whole problem (scip, mindtpy-oa, enumerate): takes everything
-GENERIC = Capabilities(constraints=None, terms=True)
+GENERIC = Capabilities(constraints=None, terms=True, slots=True)
 
 
 def from_legacy(variants, blocks) -> Capabilities:

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 a check failed (infeasible point, objective disagreement, a flagged or
 failed solve); 2 bad input (the one-line message names the file, the field and the fix);
-130 interrupted.
+3 internal error (one line naming the saved traceback file); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cliargs
 from .errors import InputError
 from .fmt import num, pct
 
@@ -25,18 +25,8 @@ EPILOG = """examples:
   mecsplit plugins --probe
   mecsplit bench run default
 
-exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 130 interrupted
+exit codes: 0 ok, 1 check failed / solve flagged or failed, 2 bad input, 3 internal error, 130 interrupted
 """
-
-
-def _parse_option(s: str) -> tuple[str, object]:  # (no typing import: --help stays quick)
-    if "=" not in s:
-        raise InputError("<option>", "--option", f"got {s!r}", "key=value, value in JSON (e.g. iters=20, tol=1e-6)")
-    k, v = s.split("=", 1)
-    try:
-        return k.strip(), json.loads(v)
-    except json.JSONDecodeError:
-        return k.strip(), v
 
 
 def _variant(args):
@@ -118,12 +108,14 @@ def _variant_and_instance(args):
     if args.variant is not None:
         variant = load_variant(args.variant)
     else:
+        from .schema import NAME_RE, read_json
+
         try:
-            recorded = json.loads(Path(args.instance).read_text()).get("variant")
-        except (OSError, ValueError, AttributeError):
+            recorded = read_json(args.instance, "an instance JSON").get("variant")
+        except (InputError, AttributeError):
             recorded = None  # load() below says what is wrong with the file
-        try:
-            variant = load_variant(recorded if isinstance(recorded, str) else "default")
+        try:  # a recorded name only, looked up on the search path: an instance never names a file to read
+            variant = load_variant(recorded if isinstance(recorded, str) and NAME_RE.fullmatch(recorded) else "default")
         except InputError as e:
             raise InputError(args.instance, "variant", f"the instance is of variant {recorded!r}, which is not found "
                              f"({e.problem})", f"--variant PATH/TO/{recorded}.toml") from None
@@ -134,7 +126,7 @@ def cmd_solve(args) -> int:
     from .solve import solve
 
     variant, inst = _variant_and_instance(args)
-    options = dict(_parse_option(o) for o in args.option)
+    options = dict(args.option)
     res = solve(variant, inst, args.solver, options, args.time_limit, args.seed)
     text = res.to_json()
     if args.output:
@@ -152,37 +144,24 @@ def cmd_solve(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .result import Status
-    from .solve import verify
+    from .schema import read_json
+    from .solve import RESULT_WHAT, check_result
 
     variant, inst = _variant_and_instance(args)
-    try:
-        d = json.loads(Path(args.result).read_text())
-    except FileNotFoundError:
-        raise InputError(args.result, "<file>", "no such file", "a result JSON written by 'mecsplit solve -o'") from None
-    except json.JSONDecodeError as e:
-        raise InputError(args.result, "<json>", f"not valid JSON ({e})", "a result JSON written by 'mecsplit solve -o'") from None
-    if not isinstance(d, dict) or "solution" not in d:
-        raise InputError(args.result, "solution", "missing", "a result JSON with a 'solution' table")
+    d = read_json(args.result, RESULT_WHAT)
+    ver, ev = check_result(variant, inst, d, args.result)
     obj = d.get("objective")
-    if obj is not None and (isinstance(obj, bool) or not isinstance(obj, (int, float))):
-        raise InputError(args.result, "objective", f"got {obj!r}", "a number or null")
-    try:
-        status = Status(d.get("status", "feasible"))
-    except ValueError:
-        raise InputError(args.result, "status", f"got {d.get('status')!r}", " | ".join(s.value for s in Status)) from None
-    from .evaluate import evaluate
-
-    ev = evaluate(variant, inst, d["solution"], where=args.result)
-    ver, _ = verify(variant, inst, None, status, d["solution"], obj, d.get("bound"))
-    rel = None if obj is None else abs(ev.objective - obj) / max(1.0, abs(ev.objective))
-    print(f"objective (evaluated) = {num(ev.objective)}   reported = {num(obj)}   relative difference {pct(rel)}")
-    for k, val in ev.metrics.items():
-        if k != "objective":
-            print(f"  {k:28s} {num(val)}")
-    print("constraints (max relative violation):")
-    for k, val in sorted(ev.violations.items()):
-        print(f"  {k:28s} {pct(val)}{'  VIOLATED' if val > 1e-6 else ''}")
+    if ev is None:
+        print(f"no solution to evaluate (status {d.get('status')})")
+    else:
+        rel = None if obj is None or not ev.objective else abs(ev.objective - obj) / abs(ev.objective)
+        print(f"objective (evaluated) = {num(ev.objective)}   reported = {num(obj)}   relative difference {pct(rel)}")
+        for k, val in ev.metrics.items():
+            if k != "objective":
+                print(f"  {k:28s} {num(val)}")
+        print("constraints (max relative violation):")
+        for k, val in sorted(ev.violations.items()):
+            print(f"  {k:28s} {pct(val)}{'  VIOLATED' if val > 1e-6 else ''}")
     print(f"verdict: {ver['verdict']} {' '.join(ver['flags'] or [])}".rstrip())
     return 0 if ver["verdict"] == "ok" else 1
 
@@ -230,7 +209,7 @@ def add_verbose(p, sub: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
+    ap = cliargs.OneLineParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
                                  "variants, instances, solver plugins, verification and benchmarks.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"mecsplit {__version__}")
@@ -256,27 +235,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("instance", help="generate a seeded instance")
     p.add_argument("--variant", default="default")
-    p.add_argument("--users", type=int)
-    p.add_argument("--servers", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output")
+    p.add_argument("--users", type=cliargs.users)
+    p.add_argument("--servers", type=cliargs.servers)
+    p.add_argument("--seed", type=cliargs.seed, default=0)
+    p.add_argument("-o", "--output", type=cliargs.output_file)
     p.set_defaults(fn=cmd_instance)
 
     p = sub.add_parser("solve", help="solve an instance with a registered solver; the result is verified")
     p.add_argument("--variant", default=None, help="name or .toml path (default: the variant the instance records)")
-    p.add_argument("--instance", required=True)
+    p.add_argument("--instance", required=True, type=cliargs.input_file)
     p.add_argument("--solver", required=True)
-    p.add_argument("--time-limit", type=float, metavar="SECONDS")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--seed", type=int, default=0, help="seed of the solver's own random choices")
-    p.add_argument("-o", "--output")
+    p.add_argument("--time-limit", type=cliargs.time_limit, metavar="SECONDS")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=cliargs.option)
+    p.add_argument("--seed", type=cliargs.seed, default=0, help="seed of the solver's own random choices")
+    p.add_argument("-o", "--output", type=cliargs.output_file)
     add_verbose(p, sub=True)
     p.set_defaults(fn=cmd_solve)
 
     p = sub.add_parser("check", help="evaluate a result's solution independently; exit 1 if infeasible or disagreeing")
     p.add_argument("--variant", default=None, help="name or .toml path (default: the variant the instance records)")
-    p.add_argument("--instance", required=True)
-    p.add_argument("result")
+    p.add_argument("--instance", required=True, type=cliargs.input_file)
+    p.add_argument("result", type=cliargs.input_file)
     p.set_defaults(fn=cmd_check)
 
     try:
@@ -307,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` etc.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # a bug: one line + the saved traceback, never the code of a failed check
+        return cliargs.report_crash(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -180,15 +180,16 @@ def term_values(terms, values: Mapping[str, Any], server, n_servers: int) -> dic
 
 # --- Pyomo (the model) ---------------------------------------------------------------------------------
 
-def build_pyomo(constraints, terms, values: Mapping[str, PyomoValue], m):
-    """Add the constraints to ``m`` (``m.constraint_<name>``) and return the sum of the terms (0 if none)."""
+def build_pyomo(constraints, terms, values: Mapping[str, PyomoValue], m, suffix: str = ""):
+    """Add the constraints to ``m`` (``m.constraint_<name><suffix>``) and return the sum of the terms
+    (0 if none). ``suffix`` keeps the components of several calls apart (one call per slot)."""
     import pyomo.environ as pyo
 
     count = [0]
 
     def add(component):
         count[0] += 1
-        name = f"_expr_aux_{count[0]}"
+        name = f"_expr_aux{suffix}_{count[0]}"
         m.add_component(name, component)
         return getattr(m, name)
 
@@ -196,7 +197,7 @@ def build_pyomo(constraints, terms, values: Mapping[str, PyomoValue], m):
         pairs = to_pyomo(c.expr, values, m, add)
         op = c.expr.root.op
         rel = (lambda a, b: a <= b) if op == "<=" else (lambda a, b: a >= b) if op == ">=" else (lambda a, b: a == b)
-        cname = "constraint_" + re.sub(r"[^A-Za-z0-9_]", "_", c.name)
+        cname = "constraint_" + re.sub(r"[^A-Za-z0-9_]", "_", c.name) + suffix
         if pairs.scope in ("user", "server"):
             index = m.U if pairs.scope == "user" else m.S
             m.add_component(cname, pyo.Constraint(index, rule=lambda _m, i, p=pairs, r=rel: r(*p.v[i])))

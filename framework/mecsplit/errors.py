@@ -16,7 +16,11 @@ class InputError(ValueError):
         msg = f"{self.where}: field '{field}': {problem}"
         if allowed:
             msg += f" (allowed: {allowed})"
-        super().__init__(msg)
+        super().__init__(msg.translate(ONE_LINE))
+
+
+# control characters (a newline in a user's key, say) are printed escaped: the message stays one line
+ONE_LINE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127, 0x85, 0x2028, 0x2029]}
 
 
 class SolverUnavailable(RuntimeError):

@@ -14,42 +14,56 @@ from .blocks.base import Ledger
 from .blocks.memory import set_peak_memory_epigraph
 from .constraints import build_pyomo
 from .expr import PyomoValue
+from .slots import at, ix
 
 
 def build_model(variant, inst, relax_integers: bool = False) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name=f"{variant.name}-{inst.N}x{inst.M}-seed{inst.seed}")
     m.U = pyo.RangeSet(0, inst.N - 1)
     m.S = pyo.RangeSet(0, inst.M - 1)
+    if inst.T > 1:   # small-timescale slots (mecsplit.slots)
+        m.T = pyo.RangeSet(0, inst.T - 1)
     m.epigraphs = []   # (τ, per-user expressions, "max" | "min") of max/min aggregates, see load_solution
     ledger = Ledger()
     for b in variant.blocks:
         b.build(m, inst, ledger)
     extra = 0.0
     if variant.constraints or variant.terms:
-        extra = build_pyomo(variant.constraints, variant.terms, quantity_values(m, variant, inst, ledger), m)
+        if inst.T == 1:
+            extra = build_pyomo(variant.constraints, variant.terms, quantity_values(m, variant, inst, ledger), m)
+        else:   # every added constraint in every slot; the terms slot-averaged
+            extra = sum(build_pyomo(variant.constraints, variant.terms, quantity_values(m, variant, inst, ledger, t), m,
+                                    suffix=f"_slot{t}") for t in range(inst.T)) / inst.T
     variant.objective.build(m, inst, ledger, extra)
     if relax_integers:
         pyo.TransformationFactory("core.relax_integer_vars").apply_to(m)
     return m
 
 
-def quantity_values(m, variant, inst, ledger: Ledger) -> dict[str, PyomoValue]:
-    """Every name of :meth:`Variant.symbols` as Pyomo expressions (per user; ``n_users`` per server);
-    a pair variable is read at the user's server, Σ_j χ[n, j]·x[n, j]."""
+def quantity_values(m, variant, inst, ledger: Ledger, t: int = 0) -> dict[str, PyomoValue]:
+    """Every name of :meth:`Variant.symbols` as Pyomo expressions (per user; ``n_users`` per server)
+    in slot ``t``; a pair variable is read at the user's server, Σ_j χ[n, j]·x[n, j]."""
     vals: dict[str, PyomoValue] = {}
     for v in variant.variables(inst):
         if v.name == "server":
             continue
         comp = getattr(m, v.component or v.name)
-        vals[v.name] = PyomoValue("user", [sum(m.chi[n, j] * comp[n, j] for j in m.S) if v.pair else comp[n] for n in m.U])
+        key = (lambda *i: ix(inst, *i, t=t)) if v.slot else (lambda *i: _key(i))
+        vals[v.name] = PyomoValue("user", [sum(m.chi[n, j] * comp[key(n, j)] for j in m.S) if v.pair else comp[key(n)]
+                                           for n in m.U])
     for k, xs in ledger.quantities.items():
-        vals[k] = PyomoValue("user", list(xs))
+        vals[k] = PyomoValue("user", [at(x, t) for x in xs])
     for k, name in (("delay", "delay_s"), ("energy", "energy_J"), ("stability", "stability"), ("quality", "quality")):
         comps = getattr(ledger, k).values()
-        vals[name] = PyomoValue("user", [sum(c[n] for c in comps) for n in m.U])
+        vals[name] = PyomoValue("user", [sum(at(c[n], t) for c in comps) for n in m.U])
     if hasattr(m, "chi"):
         vals["n_users"] = PyomoValue("server", [sum(m.chi[n, j] for n in m.U) for j in m.S])
     return vals
+
+
+def _key(idx: tuple):
+    """A component index: the bare user for one-dimensional components."""
+    return idx[0] if len(idx) == 1 else idx
 
 
 def extract_solution(m, variant, inst) -> dict[str, list[float]]:
@@ -65,12 +79,24 @@ def extract_solution(m, variant, inst) -> dict[str, list[float]]:
         if v.name == "server":
             continue
         comp = getattr(m, v.component or v.name)
-        if v.pair:
-            vals = [pyo.value(comp[n, int(server[n])]) for n in m.U]
-        else:
-            vals = [pyo.value(comp[n]) for n in m.U]
-        sol[v.name] = [float(x) for x in vals]
+
+        def read(t: int, comp=comp, v=v) -> list[float]:
+            idx = (lambda n: (n, int(server[n]))) if v.pair else (lambda n: (n,))
+            return [float(pyo.value(comp[ix(inst, *idx(n), t=t)] if v.slot else comp[_key(idx(n))])) for n in m.U]
+
+        sol[v.name] = [read(t) for t in range(inst.T)] if v.slot and inst.T > 1 else read(0)
     return sol
+
+
+def tighten_tau(m) -> None:
+    """Set max_delay's epigraph τ to the slowest user's delay (per slot with T > 1 slots)."""
+    if not (hasattr(m, "tau") and hasattr(m, "delay_user")):
+        return
+    if m.tau.is_indexed():
+        for t in m.tau:
+            m.tau[t].set_value(max(pyo.value(m.delay_user[n, t]) for n in m.U))
+    else:
+        m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
 
 
 def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> None:
@@ -88,13 +114,16 @@ def load_solution(m, variant, inst, sol: dict, fix: tuple[str, ...] = ()) -> Non
                         m.chi[n, j].fix()
             continue
         comp = getattr(m, v.component or v.name)
-        for n in m.U:
-            idx = (n, int(server[n])) if v.pair else n
-            comp[idx].set_value(float(sol[v.name][n]), skip_validation=True)
-            if v.name in fix:
-                comp[idx].fix()
-    if hasattr(m, "tau") and hasattr(m, "delay_user"):  # max_delay epigraph: τ = the slowest user
-        m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+        slotted = v.slot and inst.T > 1
+        vals = np.broadcast_to(np.asarray(sol[v.name], float), (inst.T, inst.N) if slotted else (inst.N,))
+        for t in range(inst.T if slotted else 1):
+            for n in m.U:
+                base = (n, int(server[n])) if v.pair else (n,)
+                idx = ix(inst, *base, t=t) if v.slot else _key(base)
+                comp[idx].set_value(float(vals[t, n] if slotted else vals[n]), skip_validation=True)
+                if v.name in fix:
+                    comp[idx].fix()
+    tighten_tau(m)
     if hasattr(m, "peak_memory_GB") and "alpha" in sol:   # peak-memory epigraph: π = the fullest machine
         set_peak_memory_epigraph(m, inst, {k: np.asarray(v) for k, v in sol.items()})
     for t, xs, kind in getattr(m, "epigraphs", []):    # the variant's max/min aggregates, innermost first

@@ -22,6 +22,7 @@ import numpy as np
 from .blocks.memory import peak_memory_epigraph
 from .errors import InputError
 from .lazy import lazy_module
+from .slots import at, ix, sets, slot_view
 
 pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
 
@@ -71,31 +72,49 @@ class Objective:
             om["peak_memory"] = w["peak_memory"] / max(peak_memory_GB(inst, inst.reference_solution())["overall"], 1e-300)
         return om
 
-    # --- Pyomo ----------------------------------------------------------------------------------
+    # --- Pyomo ---------------------------------------------------------------------------------
     def build(self, m, inst, ledger, extra=0.0) -> None:
-        """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it."""
-        om = self.omega(inst)
-        per_user = {k: [sum(c[n] for c in getattr(ledger, k).values()) for n in m.U] for k in LEDGERS + ("quality",)}
+        """``m.obj``; ``extra`` (the variant's added terms, :mod:`mecsplit.constraints`) is added to it.
+        With T > 1 slots (:mod:`mecsplit.slots`) the objective is the slot average of the per-slot one
+        (peak memory depends on the split only: the same in every slot)."""
+        om, T = self.omega(inst), inst.T
+        slots = range(T)
+        per_user = {k: [[sum(at(c[n], t) for c in getattr(ledger, k).values()) for t in slots] for n in m.U]
+                    for k in LEDGERS + ("quality",)}
+
+        def mean(f):   # the slot average of f(t); f(0) itself for the static channel
+            return f(0) if T == 1 else sum(f(t) for t in slots) / T
+
         if self.kind == "weighted_sum":
             mem = om["peak_memory"] * peak_memory_epigraph(m, inst) if om.get("peak_memory") else 0.0
-            m.obj = pyo.Objective(expr=sum(om[k] * per_user[k][n] for k in LEDGERS for n in m.U if getattr(ledger, k)) + mem + extra)
+            m.obj = pyo.Objective(expr=mean(lambda t: sum(om[k] * per_user[k][n][t] for k in LEDGERS for n in m.U
+                                                          if getattr(ledger, k))) + mem + extra)
         elif self.kind == "peak_memory":
             m.obj = pyo.Objective(expr=peak_memory_epigraph(m, inst) + extra)
         elif self.kind == "max_delay":
-            # epigraph: τ ≥ delay_n ∀n (s). m.delay_user[n] is user n's delay; after loading a point
-            # (model.load_solution) set τ = max_n value(m.delay_user[n]) to read the objective.
-            m.delay_user = pyo.Expression(m.U, rule=lambda m, n: per_user["delay"][n])
-            m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
-            m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
-            m.obj = pyo.Objective(expr=m.tau + extra)
+            # epigraph: τ ≥ delay_n ∀n (s), one τ per slot with T > 1. m.delay_user[n(, t)] is user n's
+            # delay; after loading a point (model.load_solution) τ is set to the slowest user's.
+            m.delay_user = pyo.Expression(*sets(m, inst, m.U), rule=lambda m, n, *t: per_user["delay"][n][t[0] if t else 0])
+            if T == 1:
+                m.tau = pyo.Var(domain=pyo.NonNegativeReals, initialize=0.0)
+                m.tau_epigraph = pyo.Constraint(m.U, rule=lambda m, n: m.delay_user[n] <= m.tau)
+            else:
+                m.tau = pyo.Var(m.T, domain=pyo.NonNegativeReals, initialize=0.0)
+                m.tau_epigraph = pyo.Constraint(m.U, m.T, rule=lambda m, n, t: m.delay_user[n, t] <= m.tau[t])
+            m.obj = pyo.Objective(expr=mean(lambda t: m.tau[ix(inst, t=t)] if T > 1 else m.tau) + extra)
         else:
-            cost = sum(om[k] * per_user[k][n] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
-            m.obj = pyo.Objective(expr=cost / sum(per_user["quality"][n] for n in m.U) + extra)
+            def ratio(t):
+                cost = sum(om[k] * per_user[k][n][t] for k in ("delay", "energy") for n in m.U if getattr(ledger, k))
+                return cost / sum(per_user["quality"][n][t] for n in m.U)
+            m.obj = pyo.Objective(expr=mean(ratio) + extra)
 
     # --- numpy ----------------------------------------------------------------------------------
     def evaluate(self, inst, totals: dict[str, np.ndarray]) -> float:
-        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,)); ``totals["peak_memory_GB"]`` the
-        overall peak memory (needed by the peak_memory kind and term)."""
+        """``totals[k]`` is the per-user sum of ledger ``k`` (shape (N,), or (T, N) per slot: then the slot
+        average of the per-slot objective); ``totals["peak_memory_GB"]`` the overall peak memory (needed by
+        the peak_memory kind and term)."""
+        if np.ndim(totals["delay"]) == 2:
+            return float(np.mean([self.evaluate(inst, slot_view(totals, t)) for t in range(np.shape(totals["delay"])[0])]))
         om = self.omega(inst)
         if self.kind == "weighted_sum":
             mem = om["peak_memory"] * totals["peak_memory_GB"] if om.get("peak_memory") else 0.0

@@ -5,9 +5,19 @@ plugin, times the run, records the trace (through :class:`Tracer` and the solve-
 provenance, and runs the independent evaluator on the returned solution. Checks (flags):
 
 * ``infeasible_solution`` — the evaluator finds a constraint violated beyond tolerance;
-* ``objective_mismatch`` — reported and evaluated objectives differ by more than 1e-6 relative;
+* ``objective_mismatch`` — reported and evaluated objectives differ by more than
+  ``OBJECTIVE_RTOL`` (1e-6) relative, with an absolute floor of 1e-12 x the objective's scale (its
+  value at the instance's reference solution), so an objective of 1e-8 is checked as tightly as one of 1;
 * ``heuristic_claims_optimal`` / ``heuristic_claims_bound`` — a non-exact solver claimed a proof;
-* ``bound_above_objective`` — an exact solver's bound exceeds a verified feasible objective.
+* ``optimal_without_bound`` / ``optimal_gap_open`` — ``optimal`` needs a finite bound within the
+  solver's ``rel_gap`` option (default ``OPTIMAL_RTOL``) of the evaluated objective;
+* ``bound_above_objective`` — an exact solver's bound exceeds a verified feasible objective;
+* ``bound_not_a_number`` — a NaN bound.
+
+:func:`check_result` (``mecsplit check``) re-derives the rest from the variant and instance alone:
+the result's instance hash, variant structure, objective, size, gap and metrics must match, and the
+solver named in its provenance must be an installed exact solver for an ``optimal`` status or a
+bound to be accepted (``optimal_claim_unverifiable`` / ``bound_claim_unverifiable`` otherwise).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, schema
 from .errors import InputError
 from .evaluate import OBJECTIVE_RTOL, evaluate
 from .plugins import SolverSpec, get_manager
@@ -119,6 +129,7 @@ def resolve_options(spec: SolverSpec, options: dict[str, Any] | None) -> dict[st
             raise InputError("<option>", f"{spec.name}.{k}", "unknown solver option",
                              ", ".join(f"{n}={d!r}" for n, d in spec.options.items()) or "(this solver has no options)")
         d = spec.options[k]
+        schema.finite_json("<option>", f"{spec.name}.{k}", v)
         if d is not None and not isinstance(v, type(d)) and not (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool)):
             raise InputError("<option>", f"{spec.name}.{k}", f"got {v!r}", f"a {type(d).__name__} like {d!r}")
         opts[k] = float(v) if isinstance(d, float) else v
@@ -203,12 +214,35 @@ def code_revision() -> dict[str, Any]:
     return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
 
 
-def verify(variant, instance, spec: SolverSpec | None, status: Status, solution, objective, bound) -> tuple[dict, dict]:
+OPTIMAL_RTOL = 1e-4      # gap an ``optimal`` claim may leave when the solver has no rel_gap option
+OBJECTIVE_FLOOR = 1e-6   # x the objective's scale: below this |objective| the tolerance stops shrinking
+
+
+def objective_scale(variant, instance) -> float:
+    """|objective| at the instance's reference solution (spec §1.11 [I]) — the size of a typical
+    objective value, re-derived from variant and instance alone (1.0 if not finite or zero)."""
+    ref = {k: v.tolist() for k, v in instance.reference_solution().items()}
+    try:
+        val = abs(evaluate(variant, instance, ref).objective)
+    except InputError:
+        return 1.0
+    return val if math.isfinite(val) and val > 0 else 1.0
+
+
+def objective_tolerance(value: float, scale: float) -> float:
+    return OBJECTIVE_RTOL * max(abs(value), OBJECTIVE_FLOOR * scale)
+
+
+def verify(variant, instance, spec: SolverSpec | None, status: Status, solution, objective, bound,
+           rel_gap: float | None = None) -> tuple[dict, dict]:
     """The evaluator's verdict on a result (shared by ``solve`` and ``mecsplit check``)."""
     flags: list[str] = []
     metrics: dict[str, float] = {}
     ver: dict[str, Any] = {"feasible": None, "max_violation": None, "objective_evaluated": None,
                            "objective_agrees": None, "violations": {}, "flags": flags}
+    if bound is not None and math.isnan(bound):
+        flags.append("bound_not_a_number")
+        bound = None
     if solution is not None:
         try:
             ev = evaluate(variant, instance, solution)
@@ -217,18 +251,24 @@ def verify(variant, instance, spec: SolverSpec | None, status: Status, solution,
             ev = None
         if ev is not None:
             metrics = ev.metrics
-            agrees = objective is not None and math.isfinite(ev.objective) and \
-                abs(ev.objective - objective) <= OBJECTIVE_RTOL * max(1.0, abs(ev.objective))
+            tol = objective_tolerance(ev.objective, objective_scale(variant, instance)) if math.isfinite(ev.objective) else 0.0
+            agrees = objective is not None and math.isfinite(ev.objective) and abs(ev.objective - objective) <= tol
             ver.update(feasible=ev.feasible, max_violation=ev.max_violation, objective_evaluated=ev.objective,
                        objective_agrees=agrees, violations={k: v for k, v in ev.violations.items() if v > 0})
             if not ev.feasible and status != Status.INFEASIBLE:   # an infeasible claim may show the point it gave up on
                 flags.append("infeasible_solution")
             if not agrees:
                 flags.append("objective_mismatch")
-            if bound is not None and ev.feasible and bound > ev.objective + OBJECTIVE_RTOL * max(1.0, abs(ev.objective)):
+            if bound is not None and ev.feasible and bound > ev.objective + tol:
                 flags.append("bound_above_objective")
+            if status == Status.OPTIMAL and bound is not None and math.isfinite(bound) and agrees:
+                allowed = (OPTIMAL_RTOL if rel_gap is None else rel_gap) * abs(ev.objective) + tol
+                if ev.objective - bound > allowed:
+                    flags.append("optimal_gap_open")
     elif status in (Status.OPTIMAL, Status.FEASIBLE):
         flags.append("no_solution")
+    if status == Status.OPTIMAL and (bound is None or not math.isfinite(bound)):
+        flags.append("optimal_without_bound")
     if spec is not None and not spec.exact:
         if status == Status.OPTIMAL:
             flags.append("heuristic_claims_optimal")
@@ -236,3 +276,83 @@ def verify(variant, instance, spec: SolverSpec | None, status: Status, solution,
             flags.append("heuristic_claims_bound")
     ver["verdict"] = "ok" if not flags else "flagged"
     return ver, metrics
+
+
+RESULT_WHAT = "a result JSON written by 'mecsplit solve -o' (docs/formats.md)"
+RESULT_KEYS = {"schema", "status", "objective", "bound", "gap", "wall_time_s", "iterations", "solution", "metrics",
+               "trace", "provenance", "verification", "message", "extra"}
+METRICS_RTOL = 1e-6
+
+
+def _opt_number(where: str, field: str, v: Any, **kw) -> float | None:
+    return None if v is None else float(schema.number(where, field, v, **kw))
+
+
+def check_result(variant, instance, d: Any, where: str) -> tuple[dict, Any]:
+    """``mecsplit check``: validate a result file (InputError if malformed) and verify every claim it
+    makes against what can be re-derived from ``variant`` and ``instance``. Returns the verdict and
+    the evaluation of its solution (None without one)."""
+    from .result import SCHEMA, relative_gap
+
+    schema.table(where, "<root>", d, RESULT_WHAT)
+    schema.known_keys(where, "", d, RESULT_KEYS)
+    if "schema" in d and d["schema"] != SCHEMA:
+        raise InputError(where, "schema", f"got {schema.describe(d['schema'])}", repr(SCHEMA))
+    status = Status(schema.string(where, "status", d.get("status", "feasible"), [s.value for s in Status]))
+    if "solution" not in d:
+        raise InputError(where, "solution", "missing", "a 'solution' table (null only for infeasible / time_limit / error)")
+    solution = d["solution"]
+    if solution is None and status in (Status.OPTIMAL, Status.FEASIBLE):
+        raise InputError(where, "solution", f"null with status {status.value!r}", "a solution table")
+    if isinstance(solution, dict):  # a variable the variant does not have: a solution of another problem
+        schema.known_keys(where, "solution", solution, [v.name for v in variant.variables(instance)],
+                          "not a decision variable of the variant")
+        for k, values in solution.items():  # numbers only: true or "1.5" would pass numpy's float conversion
+            schema.numeric_array(where, f"solution.{k}", values, (instance.N,))
+    ev = None if solution is None else evaluate(variant, instance, solution, where=where)
+    objective = _opt_number(where, "objective", d.get("objective"))
+    bound = _opt_number(where, "bound", d.get("bound"))
+    gap = _opt_number(where, "gap", d.get("gap"), lo=0.0)
+    for k in ("wall_time_s", "iterations"):
+        _opt_number(where, k, d.get(k), lo=0.0, integer=k == "iterations")
+    for k, kind in (("message", str), ("trace", list), ("extra", dict), ("metrics", dict), ("provenance", dict),
+                    ("verification", dict)):
+        if d.get(k) is not None and not isinstance(d[k], kind):
+            raise InputError(where, k, f"got {schema.describe(d[k])}", f"a {kind.__name__} or null")
+    prov = d.get("provenance") or {}
+    for k, kind in (("solver", str), ("exact", bool), ("instance_hash", str), ("variant_structure", str),
+                    ("objective_spec", dict), ("size", list), ("options", dict)):
+        if prov.get(k) is not None and not isinstance(prov[k], kind):
+            raise InputError(where, f"provenance.{k}", f"got {schema.describe(prov[k])}", f"a {kind.__name__} or null")
+    opts = prov.get("options") or {}
+    rel_gap = opts.get("rel_gap")
+    rel_gap = float(rel_gap) if isinstance(rel_gap, (int, float)) and not isinstance(rel_gap, bool) and 0 <= rel_gap < 1 else None
+    spec = get_manager().solvers.get(prov.get("solver")) if isinstance(prov.get("solver"), str) else None
+    ver, _ = verify(variant, instance, spec, status, solution, objective, bound, rel_gap)
+    flags = ver["flags"]
+    if spec is None and status == Status.OPTIMAL:
+        flags.append("optimal_claim_unverifiable")  # no installed exact solver stands behind it
+    if spec is None and bound is not None:
+        flags.append("bound_claim_unverifiable")
+    if spec is not None and isinstance(prov.get("exact"), bool) and prov["exact"] != spec.exact:
+        flags.append("provenance_exact_mismatch")
+    claims = {"instance_hash": instance.hash, "variant_structure": variant.structure_hash(),
+              "objective_spec": {"kind": variant.objective.kind, "weights": dict(variant.objective.weights)},
+              "size": [instance.N, instance.M]}
+    for k, actual in claims.items():
+        if k in prov and not schema.same_value(prov[k], actual):
+            flags.append(f"{k}_mismatch")
+    if gap is not None and not (objective is not None and bound is not None and
+                                abs(gap - relative_gap(objective, bound)) <= 1e-9 * max(1.0, gap)):
+        flags.append("gap_mismatch")
+    if ev is not None:
+        for k, claimed in (d.get("metrics") or {}).items():
+            actual = ev.metrics.get(k)
+            if actual is None or not math.isfinite(actual):
+                continue
+            if isinstance(claimed, bool) or not isinstance(claimed, (int, float)) or \
+                    abs(claimed - actual) > METRICS_RTOL * max(abs(actual), 1e-300):
+                flags.append("metrics_mismatch")
+                break
+    ver["verdict"] = "ok" if not flags else "flagged"
+    return ver, ev

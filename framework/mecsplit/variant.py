@@ -13,20 +13,22 @@ import copy
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import servers
+from . import schema, servers
 from .blocks.base import Block
 from .constraints import Constraint, Term, merge_by_name, parse_constraints, parse_terms
 from .errors import InputError
 from .expr import ONE, Symbol, parse_unit
 from .generators import migrate_old_keys
 from .objective import Objective
+from .slots import SlotSpec, parse as parse_slots
 
 TOP_KEYS = {"variant", "sizes", "generator", "blocks", "objective", "constraints", "notes"}
+VARIANT_KEYS = {"name", "description", "extends"}
+SIZE_KEYS = {"users", "servers"}
 NAMED_ARRAYS = ("constraints", "terms")   # arrays of named tables: extends merges them by name
 SHIPPED = Path(__file__).parent / "data" / "models"
 
@@ -46,27 +48,29 @@ def available_variants() -> dict[str, Path]:
 
 
 def find_variant(name_or_path: str | os.PathLike) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    """A variant given explicitly as a ``.toml`` path, or by name on the search path. Nothing else
+    is read: a value that is neither a name nor a ``.toml`` path is an unknown variant."""
+    s = os.fspath(name_or_path)
+    p = Path(s)
+    if p.suffix == ".toml":
         if not p.is_file():
-            raise InputError(str(p), "<file>", "no such variant file", "an existing .toml file or a variant name")
+            raise InputError(s, "<file>", "no such variant file", "an existing .toml file or a variant name")
         return p
-    for d in search_path():
-        cand = d / f"{p.name}.toml"
-        if cand.is_file():
-            return cand
-    raise InputError(str(name_or_path), "variant", "unknown variant",
-                     ", ".join(available_variants()) or "(no variant files found)")
+    if schema.NAME_RE.fullmatch(s):
+        for d in search_path():
+            cand = d / f"{s}.toml"
+            if cand.is_file():
+                return cand
+    raise InputError(schema.describe(s, 80), "variant", "unknown variant",
+                     (", ".join(available_variants()) or "(no variant files found)") + ", or a path to a .toml file")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(str(path), "<toml>", f"not valid TOML: {e}", "TOML 1.0 (see models/README.md)") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "<file>", "not UTF-8 text", "a UTF-8 TOML file") from None
+    raw = schema.read_toml(path, "a variant file in TOML (see models/README.md)")
+    if not isinstance(raw.get("variant"), dict):  # checked first: never echo a non-variant file's keys
+        raise InputError(str(path), "variant", "not a variant file (no [variant] table)",
+                         "[variant] name = ..., description = ... (models/README.md)")
+    return raw
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -81,32 +85,49 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], list[str]]:
-    """Merged table of a file and its ``extends`` chain, plus the chain of names."""
-    if path.resolve() in seen:
-        chain = " -> ".join(p.stem for p in (*seen, path))
-        raise InputError(str(path), "variant.extends", f"circular extends ({chain})", "a chain without cycles")
-    raw = _read_toml(path)
-    bad = set(raw) - TOP_KEYS
-    if bad:
-        raise InputError(str(path), sorted(bad)[0], "unknown top-level table", ", ".join(sorted(TOP_KEYS)))
-    raw = migrate_old_keys(raw, str(path))
-    meta = raw.get("variant", {})
-    if not isinstance(meta, dict):
-        raise InputError(str(path), "variant", "must be a table", "[variant] name = ..., description = ...")
-    parent = meta.get("extends")
-    if parent is None:
-        return raw, [path.stem]
-    if not isinstance(parent, str):
-        raise InputError(str(path), "variant.extends", f"got {parent!r}", "the name of another variant")
-    try:
-        ppath = path.parent / f"{parent}.toml" if (path.parent / f"{parent}.toml").is_file() else find_variant(parent)
-    except InputError:
-        raise InputError(str(path), "variant.extends", f"unknown variant {parent!r}", ", ".join(available_variants())) from None
-    base, chain = _resolve(ppath, (*seen, path.resolve()))
-    merged = deep_merge(base, raw)
-    merged["variant"]["name"] = meta.get("name", path.stem)  # a name is never inherited
-    return merged, [*chain, path.stem]
+def _resolve(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Merged table of a file and its ``extends`` chain, plus the chain of names (base first).
+
+    ``extends`` names a variant (never a path): it is looked up next to the extending file, then on
+    the search path, and must be a variant file. The chain is followed iteratively (any length)."""
+    files: list[tuple[Path, dict[str, Any]]] = []
+    seen: list[Path] = []
+    while True:
+        if path.resolve() in seen:
+            chain = " -> ".join(p.stem for p in (*seen, path))
+            raise InputError(str(files[-1][0]), "variant.extends", f"circular extends ({chain})", "a chain without cycles")
+        seen.append(path.resolve())
+        try:
+            raw = _read_toml(path)
+        except InputError as e:
+            if not files or e.field != "variant":
+                raise
+            raise InputError(str(files[-1][0]), "variant.extends", f"{path.stem!r} is not a variant file (no [variant] table)",
+                             ", ".join(available_variants())) from None
+        schema.known_keys(str(path), "", raw, TOP_KEYS, "unknown top-level table")
+        raw = migrate_old_keys(raw, str(path))
+        meta = raw["variant"]
+        schema.known_keys(str(path), "variant", meta, VARIANT_KEYS)
+        for k in ("name", "description"):
+            if k in meta:
+                schema.string(str(path), f"variant.{k}", meta[k])
+        files.append((path, raw))
+        parent = meta.get("extends")
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not schema.NAME_RE.fullmatch(parent):
+            raise InputError(str(path), "variant.extends", f"got {schema.describe(parent)}",
+                             "the name of another variant (not a path): " + ", ".join(available_variants()))
+        local = path.parent / f"{parent}.toml"
+        try:
+            path = local if local.is_file() else find_variant(parent)
+        except InputError:
+            raise InputError(str(path), "variant.extends", f"unknown variant {parent!r}", ", ".join(available_variants())) from None
+    merged: dict[str, Any] = {}
+    for fpath, raw in reversed(files):
+        merged = deep_merge(merged, raw) if merged else raw
+        merged["variant"]["name"] = raw["variant"].get("name", fpath.stem)  # a name is never inherited
+    return merged, [p.stem for p, _ in reversed(files)]
 
 
 @dataclass
@@ -122,6 +143,7 @@ class Variant:
     table: dict[str, Any] = field(repr=False)
     constraints: tuple[Constraint, ...] = ()
     terms: tuple[Term, ...] = ()
+    slots: SlotSpec = SlotSpec()      # channel dynamics ([generator] slots = T, mecsplit.slots)
 
     def block(self, name: str) -> Block:
         for b in self.blocks:
@@ -136,6 +158,8 @@ class Variant:
         """Hash of everything that shapes an instance (blocks, generator) — not the objective, so
         a weight sweep reuses instances."""
         key = {"blocks": {b.name: b.p for b in self.blocks}, "generator": self.generator}
+        if self.slots.record():   # the static channel (T = 1) keeps the hash it always had
+            key["slots"] = self.slots.record()
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Variant":
@@ -173,6 +197,8 @@ def load_variant(name_or_path: str | os.PathLike, overrides: dict[str, Any] | No
     path = find_variant(name_or_path)
     table, chain = _resolve(path)
     if overrides:
+        schema.table(str(path), "overrides", overrides)
+        schema.known_keys(str(path), "overrides", overrides, TOP_KEYS - {"variant"}, "unknown table in overrides")
         table = deep_merge(table, migrate_old_keys(overrides, "<overrides>"))
     return build_variant(table, path, chain)
 
@@ -186,6 +212,8 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     blocks_t = table.get("blocks")
     if not isinstance(blocks_t, dict) or not blocks_t:
         raise InputError(where, "blocks", "no blocks", "at least one [blocks.<name>] table")
+    if not isinstance(meta, dict):
+        raise InputError(where, "variant", "must be a table", "[variant] name = ..., description = ...")
     blocks: list[Block] = []
     for bname, settings in blocks_t.items():
         if not isinstance(settings, dict):
@@ -193,12 +221,16 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
         enabled = settings.get("enabled", True)
         if not isinstance(enabled, bool):
             raise InputError(where, f"blocks.{bname}.enabled", f"got {enabled!r}", "true | false")
-        if not enabled:
-            continue
         cls = pm.blocks.get(bname)
+        if not enabled:
+            if cls is not None:  # a known block's settings are checked even when it is switched off
+                cls({k: v for k, v in settings.items() if k != "enabled"}, where)
+            continue
         if cls is None:
             raise InputError(where, f"blocks.{bname}", "unknown block", ", ".join(sorted(pm.blocks)))
         blocks.append(cls(settings, where))
+    if not blocks:
+        raise InputError(where, "blocks", "every block is disabled", "at least one enabled [blocks.<name>] table")
     names = {b.name for b in blocks}
     for b in blocks:
         missing = [r for r in b.requires if r not in names]
@@ -208,21 +240,16 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     if not isinstance(gen, dict):
         raise InputError(where, "generator", "must be a table", "[generator] name = ...")
     gen = dict(gen)
-    gname = gen.pop("name", "uniform-square")
+    gname = schema.string(where, "generator.name", gen.pop("name", "uniform-square"), sorted(pm.generators))
     classes = gen.pop("server_classes", None)
-    if gname not in pm.generators:
-        raise InputError(where, "generator.name", f"unknown generator {gname!r}", ", ".join(sorted(pm.generators)))
+    slots = parse_slots(gen, where)
     gparams = pm.generators[gname].validate(gen, where)
-    sizes = dict(table.get("sizes", {}))
-    for k in ("users", "servers"):
-        v = sizes.get(k, 50 if k == "users" else 10)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InputError(where, f"sizes.{k}", f"got {v!r}", "a whole number >= 1")
-        sizes[k] = v
+    sizes_t = schema.table(where, "sizes", table.get("sizes", {}), "[sizes] users = N, servers = M")
+    schema.known_keys(where, "sizes", sizes_t, SIZE_KEYS)
+    n, m = schema.sizes(where, sizes_t.get("users", 50), sizes_t.get("servers", 10), "sizes.users", "sizes.servers")
+    sizes = {"users": n, "servers": m}
     gparams = servers.attach(gparams, classes, blocks, sizes["servers"], where)
-    obj_t = table.get("objective", {})
-    if not isinstance(obj_t, dict):
-        raise InputError(where, "objective", "must be a table", "[objective] kind = ..., weights = {...}")
+    obj_t = schema.table(where, "objective", table.get("objective", {}), "[objective] kind = ..., weights = {...}")
     obj = Objective.from_table({k: v for k, v in obj_t.items() if k != "terms"}, where)
     if obj.kind == "cost_per_quality" and not any(b.name == "service_quality" for b in blocks):
         raise InputError(where, "objective.kind", "cost_per_quality needs a quality term", "add [blocks.service_quality]")
@@ -234,4 +261,4 @@ def build_variant(table: dict[str, Any], path: Path, chain: list[str]) -> Varian
     terms = parse_terms(obj_t.get("terms", []), symbols, where)
     return Variant(name=meta.get("name", path.stem), path=path, description=meta.get("description", ""),
                    chain=chain, blocks=blocks, generator=(gname, gparams), sizes=sizes, objective=obj, table=table,
-                   constraints=constraints, terms=terms)
+                   constraints=constraints, terms=terms, slots=slots)

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from .. import cliargs
 from ..errors import InputError
 
 DEFAULT_OUT = Path("bench-results") / "report"
@@ -138,12 +139,12 @@ def add_parser(sub) -> None:
 
     r = bs.add_parser("run", help="run a suite (name from `bench list` or a .toml path); finished cells are skipped")
     r.add_argument("suite", metavar="SUITE")
-    r.add_argument("--workers", type=int, default=None, help=f"worker processes (default: cores = {os.cpu_count()})")
+    r.add_argument("--workers", type=cliargs.workers, default=None, help=f"worker processes (default: cores = {os.cpu_count()})")
     r.add_argument("--executor", choices=("local", "dask"), default="local")
     r.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (with --executor dask)")
     r.add_argument("--timing", action="store_true", help="timing mode: one worker, one BLAS/OpenMP thread")
     r.add_argument("--db", default=default_db, help=f"SQLite store (default {default_db})")
-    r.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
+    r.add_argument("--out", default=str(DEFAULT_OUT), type=cliargs.output_dir, help=f"report folder (default {DEFAULT_OUT}/: index.html + <suite>/report.html|md + PNGs)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_verbose(r, sub=True)
     r.set_defaults(fn=cmd_run)
@@ -151,13 +152,13 @@ def add_parser(sub) -> None:
     r = bs.add_parser("report", help="markdown + HTML + PNG/SVG report from the store")
     r.add_argument("suite", nargs="?", help="one suite (default: every suite in the store)")
     r.add_argument("--db", default=default_db)
-    r.add_argument("--out", default=str(DEFAULT_OUT))
+    r.add_argument("--out", default=str(DEFAULT_OUT), type=cliargs.output_dir)
     r.add_argument("--readme", metavar="FILE", help="also write SUITE's headline table between the "
                    "<!-- mecsplit:headline:start/end --> markers of FILE (the README's generated section)")
     r.set_defaults(fn=cmd_report)
 
     r = bs.add_parser("export", help="export the store as parquet (benchopt-like columns)")
-    r.add_argument("--parquet", required=True, metavar="FILE")
+    r.add_argument("--parquet", required=True, metavar="FILE", type=cliargs.output_file)
     r.add_argument("--suite", default=None)
     r.add_argument("--db", default=default_db)
     r.set_defaults(fn=cmd_export)

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "x"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-.") or "x"  # never "." or "..": a folder name
 
 
 def fmt(x, nd=4) -> str:

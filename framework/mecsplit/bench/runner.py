@@ -26,6 +26,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
+CLAIM_RETRY_S = 1.0  # how often cells held by another run on the same store are asked for again
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS")
 RESULT_SCHEMA = "mecsplit.result/1"
@@ -244,25 +245,40 @@ class LocalPool:
                 s.proc.join(2)
                 self._stop(s, kill=True)
 
-    def run(self, payloads: list[dict[str, Any]], on_result: Callable[[dict, str], None]) -> None:
+    def run(self, payloads: list[dict[str, Any]], on_result: Callable[[dict, str], None],
+            claim: Callable[[dict], str] | None = None) -> None:
+        """``claim(payload)`` (the store's lease, :meth:`Store.claim`) is asked just before a cell is
+        sent: "run" sends it, "done" drops it (stored by another run), "busy" retries it later."""
         from multiprocessing.connection import wait
 
         pending = deque(payloads)
+        waiting: list[dict[str, Any]] = []  # held by another run: asked for again every CLAIM_RETRY_S
+        retry_at = 0.0
         if not self.slots:
             self.slots = [_Slot() for _ in range(min(self.workers, max(1, len(pending))))]
         try:
-            while pending or any(s.payload is not None for s in self.slots):
+            while pending or waiting or any(s.payload is not None for s in self.slots):
+                if waiting and not pending and time.monotonic() >= retry_at:
+                    pending.extend(waiting)
+                    waiting.clear()
+                    retry_at = time.monotonic() + CLAIM_RETRY_S
                 for s in self.slots:
                     if s.proc is None and pending:
                         self._spawn(s)
-                    if s.ready and s.payload is None and pending:
+                    while s.ready and s.payload is None and pending:
                         p = pending.popleft()
+                        verdict = claim(p) if claim is not None else "run"
+                        if verdict != "run":
+                            if verdict == "busy":
+                                waiting.append(p)
+                            continue
                         s.payload, s.t0 = p, time.monotonic()
                         s.deadline = s.t0 + float(p["time_limit_s"]) + float(p.get("grace_s", 0.0))
                         try:
                             s.conn.send(p)
                         except OSError:  # the worker just died: reported below as worker_died
                             pass
+                        break
                 live = [s for s in self.slots if s.proc is not None]
                 wait([s.conn for s in live] + [s.proc.sentinel for s in live], timeout=self.poll_s)
                 for s in live:
@@ -376,21 +392,27 @@ class DaskExecutor:
         self.env = env if env is not None else worker_env()
         self.kills = 0
 
-    def run(self, payloads, on_result) -> None:
+    def run(self, payloads, on_result, claim: Callable[[dict], str] | None = None) -> None:
+        """As :meth:`LocalPool.run`; cells are claimed when submitted, busy ones retried after."""
         from dask.distributed import as_completed
 
-        futs = {self.client.submit(run_cell_isolated, p, self.env, key=f"mecsplit-cell-{p['cell_hash']}-{time.time_ns()}",
-                                   pure=False): p for p in payloads}
-        for f in as_completed(list(futs)):
-            p = futs[f]
-            try:
-                r = f.result()
-            except Exception as e:
-                r = json.dumps(failed_result(p, 0.0, "error", f"dask task failed: {type(e).__name__}: {e}",
-                                             extra={"killed": False}, flag="executor_error"))
-            if json.loads(r).get("extra", {}).get("killed"):
-                self.kills += 1
-            on_result(p, r)
+        while payloads:
+            verdicts = [(p, claim(p) if claim is not None else "run") for p in payloads]
+            futs = {self.client.submit(run_cell_isolated, p, self.env, key=f"mecsplit-cell-{p['cell_hash']}-{time.time_ns()}",
+                                       pure=False): p for p, v in verdicts if v == "run"}
+            for f in as_completed(list(futs)):
+                p = futs[f]
+                try:
+                    r = f.result()
+                except Exception as e:
+                    r = json.dumps(failed_result(p, 0.0, "error", f"dask task failed: {type(e).__name__}: {e}",
+                                                 extra={"killed": False}, flag="executor_error"))
+                if json.loads(r).get("extra", {}).get("killed"):
+                    self.kills += 1
+                on_result(p, r)
+            payloads = [p for p, v in verdicts if v == "busy"]
+            if payloads and not futs:
+                time.sleep(CLAIM_RETRY_S)
 
     def close(self) -> None:
         close_isolated_pools()  # an in-process cluster (LocalCluster(processes=False)) ran them here
@@ -418,6 +440,7 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
     run_id = store.start_run(suite.name, workers=workers, executor=executor, timing=timing)
     counts: dict[str, int] = {}
     solve_s = [0.0]
+    elsewhere = [0]  # cells another run on this store finished while this one ran
     try:
         import tqdm as _tqdm
         from tqdm import tqdm
@@ -436,6 +459,14 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
             bar.update(1)
             bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sorted(counts.items())), refresh=False)
 
+    def claim(p):
+        verdict = store.claim(p["cell_hash"])
+        if verdict == "done":
+            elsewhere[0] += 1
+            if bar is not None:
+                bar.update(1)
+        return verdict
+
     if executor == "dask":
         ex = DaskExecutor(scheduler, env)
     else:
@@ -445,15 +476,17 @@ def run_suite(suite, store, workers: int | None = None, executor: str = "local",
         ex = LocalPool(min(workers, max(1, len(todo))), env)
     try:
         if todo:
-            ex.run(todo, on_result)
+            with store.leases():
+                ex.run(todo, on_result, claim)
     finally:
         ex.close()
         if bar is not None:
             bar.close()
     wall = time.monotonic() - t0
+    n_run = len(todo) - elsewhere[0]
     n_killed = sum(v for k, v in counts.items() if k.endswith("/killed"))
-    store.finish_run(run_id, wall_s=wall, n_cells=len(uniq), n_done_before=len(uniq) - len(todo), n_run=len(todo),
+    store.finish_run(run_id, wall_s=wall, n_cells=len(uniq), n_done_before=len(uniq) - n_run, n_run=n_run,
                      n_skipped=n_skipped, n_killed=n_killed, solve_s=solve_s[0])
-    return {"solve_s": solve_s[0], "suite": suite.name, "cells": len(uniq), "done_before": len(uniq) - len(todo), "ran": len(todo),
+    return {"solve_s": solve_s[0], "suite": suite.name, "cells": len(uniq), "done_before": len(uniq) - n_run, "ran": n_run,
             "skipped": n_skipped, "killed": n_killed, "counts": counts, "wall_s": wall, "workers": workers,
             "executor": executor}

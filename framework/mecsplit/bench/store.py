@@ -8,21 +8,34 @@ Tables (docs/benchmarks.md has the full schema):
 * ``membership`` which suite/group/role/label/sweep point each cell belongs to;
 * ``skipped``    cells a suite could not run (solver not installed, variant unsupported), with why;
 * ``refs``       certified optima (an exact solver's verified ``optimal`` result) with provenance;
-* ``runs``       one row per ``bench run`` (timing, workers, executor, counts).
+* ``runs``       one row per ``bench run`` (timing, workers, executor, counts);
+* ``claims``     leases: the cell a running ``bench run`` is computing, with the owner's host, pid and
+  heartbeat. Runs sharing a store claim each cell before computing it (:meth:`Store.claim`), so a
+  cell is computed once; a lease expires when its owner's heartbeat is older than ``LEASE_S`` or
+  (same host) its pid is gone — a killed run's cells are taken over by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import secrets
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+
 DEFAULT_DB = Path("bench-results") / "results.sqlite"
 SCHEMA_VERSION = 1
+LEASE_S = 30.0        # a claim whose heartbeat is older than this is expired
+HEARTBEAT_S = 5.0     # how often a running ``bench run`` renews its claims
+STORE_WHAT = "a results store written by 'mecsplit bench run' (SQLite), or a path for a new one"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -47,6 +60,8 @@ CREATE TABLE IF NOT EXISTS runs(
   run_id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, started_at TEXT, finished_at TEXT, wall_s REAL,
   n_cells INTEGER, n_done_before INTEGER, n_run INTEGER, n_skipped INTEGER, n_killed INTEGER,
   workers INTEGER, executor TEXT, timing INTEGER, host TEXT, cores INTEGER, solve_s REAL, load_avg TEXT);
+CREATE TABLE IF NOT EXISTS claims(cell_hash TEXT PRIMARY KEY, owner TEXT, host TEXT, pid INTEGER, heartbeat REAL,
+  claimed_at TEXT);
 """
 
 
@@ -54,11 +69,42 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 class Store:
     def __init__(self, path: str | os.PathLike = DEFAULT_DB):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=60)
+        self.owner = f"{platform.node()}:{os.getpid()}:{secrets.token_hex(4)}"
+        try:
+            if self.path.is_file() and self.path.stat().st_size:
+                with open(self.path, "rb") as fh:
+                    if fh.read(16) != b"SQLite format 3\x00":  # SQLite would take a tiny file for an empty one
+                        raise InputError(str(path), "--db", "not a SQLite file", STORE_WHAT)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=60)
+            self._open()
+        except sqlite3.DatabaseError as e:
+            raise InputError(str(path), "--db", f"not a usable SQLite results store ({e})", STORE_WHAT) from None
+        except OSError as e:
+            raise InputError(str(path), "--db", f"cannot be opened ({e.strerror or type(e).__name__})", STORE_WHAT) from None
+
+    def _open(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:  # never add our tables to another application's database
+            raise InputError(str(self.path), "--db", "a SQLite database of something else (no 'meta' table)", STORE_WHAT)
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or row[0] != str(SCHEMA_VERSION):
+                raise InputError(str(self.path), "--db", f"store schema version {row[0] if row else None!r}",
+                                 f"a store of schema version {SCHEMA_VERSION}")
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -95,6 +141,60 @@ class Store:
                                 (suite, c.group, c.role, c.cell_hash, c.label, c.sweep_param, c.sweep_value))
         self.db.commit()
 
+    # ------------------------------------------------------------------------------------ leases
+    def claim(self, cell_hash: str) -> str:
+        """Claim a cell before computing it: "run" (claimed: compute it), "done" (already stored),
+        or "busy" (another live run holds it; ask again later — its lease may expire)."""
+        self.db.commit()
+        self.db.execute("BEGIN IMMEDIATE")  # the write lock: check-and-claim is atomic across processes
+        try:
+            if self.db.execute("SELECT 1 FROM results WHERE cell_hash=?", (cell_hash,)).fetchone():
+                return "done"
+            row = self.db.execute("SELECT owner, host, pid, heartbeat FROM claims WHERE cell_hash=?", (cell_hash,)).fetchone()
+            t = time.time()
+            if row is not None and row["owner"] != self.owner and not self._expired(row, t):
+                return "busy"
+            self.db.execute("INSERT OR REPLACE INTO claims VALUES(?,?,?,?,?,?)",
+                            (cell_hash, self.owner, platform.node(), os.getpid(), t, now()))
+            return "run"
+        finally:
+            self.db.commit()
+
+    @staticmethod
+    def _expired(row, t: float) -> bool:
+        if t - float(row["heartbeat"] or 0.0) > LEASE_S:
+            return True
+        return row["host"] == platform.node() and not _pid_alive(int(row["pid"]))
+
+    def release_claims(self) -> None:
+        self.db.execute("DELETE FROM claims WHERE owner=?", (self.owner,))
+        self.db.commit()
+
+    @contextlib.contextmanager
+    def leases(self):
+        """While the block runs, a thread renews this store's claims every HEARTBEAT_S (on its own
+        connection); on exit (normal, error or Ctrl-C) the claims still held are released."""
+        stop = threading.Event()
+
+        def beat():
+            db = sqlite3.connect(str(self.path), timeout=60)
+            try:
+                while not stop.wait(HEARTBEAT_S):
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("UPDATE claims SET heartbeat=? WHERE owner=?", (time.time(), self.owner))
+                        db.commit()
+            finally:
+                db.close()
+
+        th = threading.Thread(target=beat, daemon=True, name="mecsplit-store-heartbeat")
+        th.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            th.join()
+            self.release_claims()
+
     def done_hashes(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT cell_hash FROM results")}
 
@@ -112,6 +212,7 @@ class Store:
              r.get("gap"), r.get("wall_time_s"), r.get("iterations"), ver.get("verdict"),
              json.dumps(ver.get("flags", [])), int(bool(prov.get("exact"))), json.dumps(p.get("versions", {})),
              result_json, now(), platform.node()))
+        self.db.execute("DELETE FROM claims WHERE cell_hash=? AND owner=?", (p["cell_hash"], self.owner))
         if prov.get("exact") and r["status"] == "optimal" and ver.get("verdict") == "ok" and r.get("objective") is not None:
             old = self.db.execute("SELECT value FROM refs WHERE ref_key=?", (p["ref_key"],)).fetchone()
             if old is None or r["objective"] < old[0]:

@@ -28,11 +28,11 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import schema
 from ..errors import InputError
 
 GROUP_KEYS = {
@@ -49,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "reference_time_limit_s": 60.0, "reference_options": {}, "epsilon": 1e-4, "overrides": {}, "sweep": {},
     "figure": {},
 }
+
+MAX_LIST = 1000      # items in any list of a suite (variants, sizes, solvers, sweep values)
+MAX_SEEDS = 10_000   # seeds per group (a list or {count = N})
+MAX_CELLS = 100_000  # cells per group, counted before anything is expanded
+WHAT = "a suite TOML (docs/benchmarks.md)"
 
 
 @dataclass
@@ -111,109 +116,128 @@ def available_suites() -> dict[str, Path]:
 
 
 def find_suite(name_or_path: str | os.PathLike) -> Path:
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    """A suite given as a ``.toml`` path, or by name among :func:`available_suites`."""
+    s = os.fspath(name_or_path)
+    p = Path(s)
+    if p.suffix == ".toml":
         if not p.is_file():
-            raise InputError(str(p), "SUITE", "no such file", "a suite name or a .toml path")
+            raise InputError(s, "SUITE", "no such file", "a suite name or a .toml path")
         return p
     suites = available_suites()
-    if str(name_or_path) not in suites:
-        raise InputError("<option>", "SUITE", f"unknown suite {str(name_or_path)!r}", ", ".join(suites) or "(no suites found)")
-    return suites[str(name_or_path)]
+    if s not in suites:
+        raise InputError("<option>", "SUITE", f"unknown suite {schema.describe(s)}", (", ".join(suites) or "(no suites found)") + ", or a .toml path")
+    return suites[s]
 
 
-def _num(where, f, v, lo=0.0, integer=False, positive=False):
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-    if ok and integer:
-        ok = isinstance(v, int)
-    if ok:
-        ok = v > lo if positive else v >= lo
-    if not ok:
-        raise InputError(where, f, f"got {v!r}", f"{'an integer' if integer else 'a number'} {'>' if positive else '>='} {lo:g}")
-    return v
+def _strings(where: str, f: str, v: Any, allowed: str, min_len: int = 1) -> list[str]:
+    v = [v] if isinstance(v, str) else v
+    schema.list_of(where, f, v, MAX_LIST, allowed, min_len)
+    for i, x in enumerate(v):
+        schema.string(where, f"{f}[{i}]", x, allowed=allowed, max_len=1000)
+    return list(v)
+
+
+def _solvers(where: str, f: str, solvers: Any) -> list[SolverEntry] | str:
+    if solvers == "*":
+        return solvers
+    allowed = '"*" or a list of names / {name=, options={}, label=}'
+    schema.list_of(where, f, solvers, MAX_LIST, allowed)
+    entries = []
+    for j, s in enumerate(solvers):
+        fj = f"{f}[{j}]"
+        if isinstance(s, str):
+            entries.append(SolverEntry(s))
+            continue
+        schema.table(where, fj, s, allowed)
+        schema.known_keys(where, fj, s, {"name", "options", "label"})
+        name = schema.string(where, f"{fj}.name", s.get("name"), allowed="a solver name", max_len=100)
+        options = schema.finite_json(where, f"{fj}.options", schema.table(where, f"{fj}.options", s.get("options", {})))
+        label = schema.string(where, f"{fj}.label", s.get("label", ""), allowed="a label of at most 100 characters", max_len=100)
+        entries.append(SolverEntry(name, dict(options), label))
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels):
+        raise InputError(where, f, f"duplicate labels {labels}", "distinct labels (set label= when a solver appears twice)")
+    return entries
 
 
 def _group(where: str, raw: dict[str, Any], defaults: dict[str, Any], idx: int) -> Group:
     d = {**DEFAULTS, **defaults, **raw}
     f = f"group[{idx}]"
-    name = d.get("name", f"group{idx}")
-    if not isinstance(name, str) or not name:
-        raise InputError(where, f"{f}.name", f"got {name!r}", "a non-empty string")
-    variants = d["variants"]
-    if isinstance(variants, str):
-        variants = [variants]
-    if not isinstance(variants, list) or not variants or not all(isinstance(v, str) for v in variants):
-        raise InputError(where, f"{f}.variants", f"got {variants!r}", "a list of variant names or paths")
-    sizes = d["sizes"]
-    if not isinstance(sizes, list) or not sizes or not all(isinstance(s, list) and len(s) == 2 for s in sizes):
-        raise InputError(where, f"{f}.sizes", f"got {sizes!r}", "a list of [users, servers] pairs, e.g. [[10, 3]]")
-    for s in sizes:
-        _num(where, f"{f}.sizes", s[0], 1, True)
-        _num(where, f"{f}.sizes", s[1], 1, True)
+    name = schema.name(where, f"{f}.name", d.get("name", f"group{idx}"))
+    variants = _strings(where, f"{f}.variants", d["variants"], "a list of variant names or .toml paths")
+    sizes = []
+    for i, sz in enumerate(schema.list_of(where, f"{f}.sizes", d["sizes"], MAX_LIST, "a list of [users, servers] pairs, e.g. [[10, 3]]")):
+        if not isinstance(sz, list) or len(sz) != 2:
+            raise InputError(where, f"{f}.sizes[{i}]", f"got {schema.describe(sz)}", "a [users, servers] pair, e.g. [10, 3]")
+        sizes.append(schema.sizes(where, sz[0], sz[1], f"{f}.sizes[{i}][0]", f"{f}.sizes[{i}][1]"))
     seeds = d["seeds"]
-    if isinstance(seeds, dict) and set(seeds) == {"count"}:  # seeds = {count = 10} -> 1..10
-        seeds = list(range(1, _num(where, f"{f}.seeds.count", seeds["count"], 1, True) + 1))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise InputError(where, f"{f}.seeds", f"got {seeds!r}", "a list of integers >= 0, or {count = N}")
-    solvers = d["solvers"]
-    if solvers != "*":
-        if not isinstance(solvers, list) or not solvers:
-            raise InputError(where, f"{f}.solvers", f"got {solvers!r}", '"*" or a list of names / {name=, options=, label=}')
-        entries = []
-        for j, s in enumerate(solvers):
-            if isinstance(s, str):
-                entries.append(SolverEntry(s))
-            elif isinstance(s, dict) and isinstance(s.get("name"), str) and set(s) <= {"name", "options", "label"} \
-                    and isinstance(s.get("options", {}), dict) and isinstance(s.get("label", ""), str):
-                entries.append(SolverEntry(s["name"], dict(s.get("options", {})), s.get("label", "")))
-            else:
-                raise InputError(where, f"{f}.solvers[{j}]", f"got {s!r}", "a name or {name=, options={...}, label=}")
-        labels = [e.label for e in entries]
-        if len(set(labels)) != len(labels):
-            raise InputError(where, f"{f}.solvers", f"duplicate labels {labels}", "distinct labels (set label= when a solver appears twice)")
-        solvers = entries
-    exclude = d["exclude"]
-    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
-        raise InputError(where, f"{f}.exclude", f"got {exclude!r}", "a list of solver names")
-    ref = d["reference"]
-    if ref not in REFERENCE_POLICIES:
-        raise InputError(where, f"{f}.reference", f"got {ref!r}", ", ".join(REFERENCE_POLICIES))
+    if isinstance(seeds, dict):  # seeds = {count = 10} -> 1..10
+        schema.known_keys(where, f"{f}.seeds", seeds, {"count"})
+        seeds = list(range(1, schema.number(where, f"{f}.seeds.count", seeds.get("count"), lo=1, hi=MAX_SEEDS, integer=True) + 1))
+    schema.list_of(where, f"{f}.seeds", seeds, MAX_SEEDS, "a list of integers >= 0, or {count = N}")
+    seeds = [schema.seed(where, f"{f}.seeds[{i}]", x) for i, x in enumerate(seeds)]
+    solvers = _solvers(where, f"{f}.solvers", d["solvers"])
+    exclude = _strings(where, f"{f}.exclude", d["exclude"], "a list of solver names", min_len=0)
+    ref = schema.string(where, f"{f}.reference", d["reference"], REFERENCE_POLICIES)
+    ref_solver = schema.string(where, f"{f}.reference_solver", d["reference_solver"], allowed="a solver name", max_len=100)
     for k in ("overrides", "reference_options", "figure", "sweep"):
-        if not isinstance(d[k], dict):
-            raise InputError(where, f"{f}.{k}", f"got {d[k]!r}", "a table")
-    sweep = d["sweep"]
-    for k, vals in sweep.items():
-        if k not in WEIGHT_NAMES:
-            raise InputError(where, f"{f}.sweep.{k}", "unknown objective weight", ", ".join(WEIGHT_NAMES))
-        if not isinstance(vals, list) or not vals:
-            raise InputError(where, f"{f}.sweep.{k}", f"got {vals!r}", "a non-empty list of weights >= 0")
-        for v in vals:
-            _num(where, f"{f}.sweep.{k}", v, 0.0)
+        schema.table(where, f"{f}.{k}", d[k])
+    schema.finite_json(where, f"{f}.reference_options", d["reference_options"])
+    schema.known_keys(where, f"{f}.sweep", d["sweep"], WEIGHT_NAMES, "unknown objective weight")
+    sweep = {k: [float(schema.number(where, f"{f}.sweep.{k}[{i}]", v, lo=0.0))
+                 for i, v in enumerate(schema.list_of(where, f"{f}.sweep.{k}", vals, MAX_LIST, "a list of weights >= 0"))]
+             for k, vals in d["sweep"].items()}
     fig = d["figure"]
     if fig:
         if fig.get("kind") not in FIGURE_KINDS or not set(fig) <= {"kind", "title", "metrics", "log"}:
-            raise InputError(where, f"{f}.figure", f"got {fig!r}", f"{{kind = {' | '.join(FIGURE_KINDS)}, title = '...', metrics = [...], log = false}}")
+            raise InputError(where, f"{f}.figure", f"got {schema.describe(fig)}",
+                             f"{{kind = {' | '.join(FIGURE_KINDS)}, title = '...', metrics = [...], log = false}}")
+        if "title" in fig:
+            schema.string(where, f"{f}.figure.title", fig["title"], allowed="a title of at most 200 characters", max_len=200)
+        if "metrics" in fig:
+            _strings(where, f"{f}.figure.metrics", fig["metrics"], "a list of metric names")
+        if "log" in fig:
+            schema.boolean(where, f"{f}.figure.log", fig["log"])
         if fig["kind"] == "weights" and not sweep:
             raise InputError(where, f"{f}.figure.kind", "'weights' needs a sweep", "add sweep = {energy = [...]}")
-    return Group(name=name, variants=list(variants), sizes=[(int(a), int(b)) for a, b in sizes], seeds=list(seeds),
-                 solvers=solvers, exclude=list(exclude),
-                 time_limit_s=float(_num(where, f"{f}.time_limit_s", d["time_limit_s"], 0.0, positive=True)),
-                 grace_s=float(_num(where, f"{f}.grace_s", d["grace_s"], 0.0)),
-                 reference=ref, reference_solver=str(d["reference_solver"]),
-                 reference_time_limit_s=float(_num(where, f"{f}.reference_time_limit_s", d["reference_time_limit_s"], 0.0, positive=True)),
+    n_points = max(1, sum(len(v) for v in sweep.values()))
+    n_solvers = len(solvers) if solvers != "*" else 100  # "*": at most this many installed solvers
+    n_cells = len(variants) * n_points * len(sizes) * len(seeds) * n_solvers
+    if n_cells > MAX_CELLS:
+        raise InputError(where, f, f"about {n_cells} cells (variants x sweep points x sizes x seeds x solvers)",
+                         f"at most {MAX_CELLS} cells per group")
+    time_s = dict(lo=0.0, lo_open=True, hi=schema.MAX_TIME_S, unit="s")
+    return Group(name=name, variants=variants, sizes=sizes, seeds=seeds, solvers=solvers, exclude=exclude,
+                 time_limit_s=float(schema.number(where, f"{f}.time_limit_s", d["time_limit_s"], **time_s)),
+                 grace_s=float(schema.number(where, f"{f}.grace_s", d["grace_s"], lo=0.0, hi=schema.MAX_TIME_S, unit="s")),
+                 reference=ref, reference_solver=ref_solver,
+                 reference_time_limit_s=float(schema.number(where, f"{f}.reference_time_limit_s", d["reference_time_limit_s"], **time_s)),
                  reference_options=dict(d["reference_options"]),
-                 epsilon=float(_num(where, f"{f}.epsilon", d["epsilon"], 0.0)),
-                 overrides=dict(d["overrides"]), sweep={k: [float(x) for x in v] for k, v in sweep.items()}, figure=dict(fig))
+                 epsilon=float(schema.number(where, f"{f}.epsilon", d["epsilon"], lo=0.0)),
+                 overrides=dict(d["overrides"]), sweep=sweep, figure=dict(fig))
+
+
+def _check_variants(suite: Suite, f: str, g: Group) -> None:
+    """Every variant of the group loads with the group's overrides at every sweep point (cheap: no
+    instance is generated), so `bench list` and `bench run` refuse a bad suite before any work."""
+    from ..variant import deep_merge, load_variant
+    from .cells import _relative_to
+
+    where = str(suite.path)
+
+    points = [{"objective": {"weights": {k: w}}} for k, ws in g.sweep.items() for w in ws] or [{}]
+    for j, vname in enumerate(g.variants):
+        for pt in points:
+            try:
+                load_variant(_relative_to(suite, vname), overrides=deep_merge(g.overrides, pt) or None)
+            except InputError as e:
+                raise InputError(where, f"{f}.variants[{j}]", f"variant {schema.describe(vname)} with the group's "
+                                 f"overrides: {e.where}: field '{e.field}': {e.problem}", e.allowed) from None
 
 
 def load_suite(name_or_path: str | os.PathLike) -> Suite:
     path = find_suite(name_or_path)
-    where = str(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(where, "<toml>", f"not valid TOML: {e}", "see docs/benchmarks.md for the suite format")
-    return parse_suite(raw, path)
+    return parse_suite(schema.read_toml(path, WHAT), path)
 
 
 def parse_suite(raw: dict[str, Any], path: Path) -> Suite:
@@ -223,17 +247,16 @@ def parse_suite(raw: dict[str, Any], path: Path) -> Suite:
         raise InputError(where, sorted(bad)[0], "unknown top-level key", ", ".join(sorted(TOP_KEYS)))
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
-        raise InputError(where, "defaults", f"got {defaults!r}", "a table")
+        raise InputError(where, "defaults", f"got {schema.describe(defaults)}", "a table")
     bad = set(defaults) - (GROUP_KEYS - {"name"})
     if bad:
         raise InputError(where, f"defaults.{sorted(bad)[0]}", "unknown key", ", ".join(sorted(GROUP_KEYS - {'name'})))
     groups_raw = raw.get("group", [{}])
-    if not isinstance(groups_raw, list) or not groups_raw:
-        raise InputError(where, "group", f"got {groups_raw!r}", "one or more [[group]] tables")
+    schema.list_of(where, "group", groups_raw, MAX_LIST, "one or more [[group]] tables")
     groups = []
     for i, g in enumerate(groups_raw):
         if not isinstance(g, dict):
-            raise InputError(where, f"group[{i}]", f"got {g!r}", "a table")
+            raise InputError(where, f"group[{i}]", f"got {schema.describe(g)}", "a table")
         bad = set(g) - GROUP_KEYS
         if bad:
             raise InputError(where, f"group[{i}].{sorted(bad)[0]}", "unknown key", ", ".join(sorted(GROUP_KEYS)))
@@ -241,7 +264,9 @@ def parse_suite(raw: dict[str, Any], path: Path) -> Suite:
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise InputError(where, "group.name", f"duplicate group names {names}", "distinct names")
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name:
-        raise InputError(where, "name", f"got {name!r}", "a non-empty string")
-    return Suite(name=name, description=str(raw.get("description", "")), path=path, groups=groups)
+    name = schema.name(where, "name", raw.get("name", path.stem))  # becomes a folder of the report
+    description = schema.string(where, "description", raw.get("description", ""), allowed="a one-line string")
+    suite = Suite(name=name, description=description, path=path, groups=groups)
+    for i, g in enumerate(groups):
+        _check_variants(suite, f"group[{i}]", g)
+    return suite

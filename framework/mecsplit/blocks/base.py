@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..expr import Symbol, parse_unit
+from ..schema import describe
 
 PER = ("scalar", "user", "server", "pair")
 DISTRIBUTIONS = {
@@ -58,11 +59,11 @@ class Param:
         """Return the validated value or raise InputError naming the field and the fix."""
         if self.choices is not None:
             if value not in self.choices:
-                raise InputError(where, field_path, f"got {value!r}", " | ".join(map(repr, self.choices)))
+                raise InputError(where, field_path, f"got {describe(value)}", " | ".join(map(repr, self.choices)))
             return value
         if isinstance(value, bool) or isinstance(self.default, bool):
             if not isinstance(value, bool) or not isinstance(self.default, bool):
-                raise InputError(where, field_path, f"got {value!r}", "true | false")
+                raise InputError(where, field_path, f"got {describe(value)}", "true | false")
             return value
         if isinstance(value, dict):
             if self.per == "scalar":
@@ -86,14 +87,17 @@ class Param:
     def _number(self, value: Any, where: str, field_path: str) -> float:
         rng = f"a {'whole ' if self.integer else ''}number in {self.unit}" + self._range_text()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(where, field_path, f"got {value!r}", rng)
-        v = float(value)
+            raise InputError(where, field_path, f"got {describe(value)}", rng)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer beyond the float range
+            v = float("inf")
         if not np.isfinite(v):
-            raise InputError(where, field_path, f"got {value!r} (not finite)", rng)
+            raise InputError(where, field_path, f"got {describe(value)} (not finite)", rng)
         if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
-            raise InputError(where, field_path, f"got {value!r}, out of range", rng)
+            raise InputError(where, field_path, f"got {describe(value)}, out of range", rng)
         if self.integer and v != int(v):
-            raise InputError(where, field_path, f"got {value!r}, not a whole number", rng)
+            raise InputError(where, field_path, f"got {describe(value)}, not a whole number", rng)
         return int(v) if self.integer else v
 
     def _range_text(self) -> str:
@@ -103,15 +107,15 @@ class Param:
 
     def _validate_dist(self, d: dict, where: str, field_path: str) -> dict:
         kind = d.get("dist")
-        if kind not in DISTRIBUTIONS:
-            raise InputError(where, f"{field_path}.dist", f"got {kind!r}", " | ".join(DISTRIBUTIONS))
+        if not isinstance(kind, str) or kind not in DISTRIBUTIONS:
+            raise InputError(where, f"{field_path}.dist", f"got {describe(kind)}", " | ".join(DISTRIBUTIONS))
         keys = set(DISTRIBUTIONS[kind]) | {"dist", "unit"}
         extra = set(d) - keys
         if extra:
             raise InputError(where, f"{field_path}.{sorted(extra)[0]}", "unknown key",
                              ", ".join(sorted(keys)))
         if "unit" in d and d["unit"] != self.unit:
-            raise InputError(where, f"{field_path}.unit", f"got {d['unit']!r}", repr(self.unit))
+            raise InputError(where, f"{field_path}.unit", f"got {describe(d['unit'])}", repr(self.unit))
         out = {"dist": kind}
         for k in DISTRIBUTIONS[kind]:
             if k not in d:
@@ -193,19 +197,24 @@ class VarSpec:
     integer: bool = False
     component: str = ""      # Pyomo component holding it ("" = same as name)
     pair: bool = False       # indexed (user, server) in the model; the solution keeps m(n)'s value
+    slot: bool = False       # small timescale: one value per (slot, user) when the instance has T > 1 slots (mecsplit.slots)
 
 
 @dataclass
 class Ledger:
     """Per-user cost terms. In the Pyomo model the entries are lists of Pyomo expressions per user;
     in the evaluator they are numpy arrays (shape (N,)), summed per component. ``quantities`` holds
-    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`)."""
+    the named per-user quantities blocks publish for variant expressions (:meth:`Block.quantities`),
+    ``metrics`` (evaluator only) the numbers a block reports in every result (e.g. the compressed
+    traffic per round). With T > 1 slots an entry that depends on a small-timescale decision is (T, N)
+    in numpy and a :class:`mecsplit.slots.Slotted` list per user in Pyomo."""
 
     delay: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
     stability: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     quantities: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Violations:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..lazy import lazy_module
+from ..slots import ix, per_server_sum, per_slot, sets
 from .base import Block, Ledger, Param, VarSpec, Violations, quantity
 
 pyo = lazy_module("pyomo.environ")  # imported on first use: listing variants needs no Pyomo
@@ -181,7 +182,10 @@ class EdgeCompute(Block):
                 quantity(f"{self.name}_energy_J", "J", "training energy at the edge server (6)"))
 
     def variables(self, inst):
-        return [VarSpec("fe_GHz", "GHz", "f_{n,m(n)}, GPU-frequency share of the user's server", component="fe", pair=True)]
+        # small timescale with slots: the server re-splits its GPU every slot, as it re-splits its spectrum
+        # (docs/sft.md §1: one scheduler sees the slot's uploads; a fixed share would couple the slots)
+        return [VarSpec("fe_GHz", "GHz", "f_{n,m(n)}, GPU-frequency share of the user's server", component="fe", pair=True,
+                        slot=True)]
 
     def reference(self, inst, sol):
         s = sol["server"]
@@ -197,19 +201,23 @@ class EdgeCompute(Block):
 
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
-        m.fe = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
-                       initialize=lambda m, n, j: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
+        m.fe = pyo.Var(*sets(m, inst, m.U, m.S), bounds=lambda m, n, j, *_: (self.p["fe_min_GHz"], float(d["F_max_GHz"][j])),
+                       initialize=lambda m, n, j, *_: max(self.p["fe_min_GHz"], float(d["F_max_GHz"][j]) / max(1, inst.N // inst.M)))
         t, e = self.per_layer(inst)
-        ledger.delay["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(t[n, j]) / m.fe[n, j]) for n in m.U]
-        ledger.energy["edge_compute"] = [_pair_sum(m, n, lambda j: self.edge_layers(m, inst, n) * float(e[n, j]) * m.fe[n, j] ** 2) for n in m.U]
+        fe = lambda n, j, k: m.fe[ix(inst, n, j, t=k)]   # noqa: E731  (k: the slot)
+        ledger.delay["edge_compute"] = [per_slot(inst, lambda k: _pair_sum(
+            m, n, lambda j: self.edge_layers(m, inst, n) * float(t[n, j]) / fe(n, j, k))) for n in m.U]
+        ledger.energy["edge_compute"] = [per_slot(inst, lambda k: _pair_sum(
+            m, n, lambda j: self.edge_layers(m, inst, n) * float(e[n, j]) * fe(n, j, k) ** 2)) for n in m.U]
         ledger.quantities[f"{self.name}_delay_s"] = ledger.delay["edge_compute"]
         ledger.quantities[f"{self.name}_energy_J"] = ledger.energy["edge_compute"]
         F = d["F_max_GHz"]
+        used = lambda j, k: sum(m.chi[n, j] * fe(n, j, k[0] if k else 0) for n in m.U)   # noqa: E731  (k: () or (slot,))
         if self.p["budget"] == "eq":
-            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) == float(F[j])
+            rule = lambda m, j, *k: used(j, k) == float(F[j])
         else:
-            rule = lambda m, j: sum(m.chi[n, j] * m.fe[n, j] for n in m.U) <= float(F[j])
-        m.edge_freq_budget = pyo.Constraint(m.S, rule=rule)
+            rule = lambda m, j, *k: used(j, k) <= float(F[j])
+        m.edge_freq_budget = pyo.Constraint(*sets(m, inst, m.S), rule=rule)
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
@@ -220,7 +228,7 @@ class EdgeCompute(Block):
         ledger.energy["edge_compute"] = k * e[rows, s] * fe**2
         ledger.quantities[f"{self.name}_delay_s"] = ledger.delay["edge_compute"]
         ledger.quantities[f"{self.name}_energy_J"] = ledger.energy["edge_compute"]
-        used = np.bincount(s, weights=fe, minlength=inst.M)
+        used = per_server_sum(s, fe, inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("edge_freq_budget", used, d["F_max_GHz"])
         viol.leq("fe_max", fe, d["F_max_GHz"][s])
         viol.add("fe_min", (self.p["fe_min_GHz"] - fe) / self.p["fe_min_GHz"])
@@ -255,7 +263,20 @@ class Uplink(Block):
         else:
             s = llm["tokens"] * 1e-6 if self.p["upload"] == "tokens" else llm["activations_Mbit"]
         # g·p/(σ²·b[Hz]) = snr·p/b[MHz] with snr = g/(σ²·1e6)
-        return {"snr_per_W_MHz": inst.topology["gain"] / (sigma2_W_per_Hz * 1e6), "upload_Mbit": np.asarray(s, float)}
+        out = {"snr_per_W_MHz": inst.topology["gain"] / (sigma2_W_per_Hz * 1e6), "upload_Mbit": np.asarray(s, float)}
+        if inst.T > 1:   # (T, N, M) per small-timescale slot (mecsplit.slots)
+            out["snr_slots_per_W_MHz"] = inst.slot_gain / (sigma2_W_per_Hz * 1e6)
+        return out
+
+    def snr(self, inst, server: np.ndarray) -> np.ndarray:
+        """g/(σ²·1e6) of each user at its server, per W and MHz: (N,), or (T, N) with T > 1 slots."""
+        d, rows = inst.block(self.name), np.arange(inst.N)
+        return d["snr_per_W_MHz"][rows, server] if inst.T == 1 else d["snr_slots_per_W_MHz"][:, rows, server]
+
+    def snr_table(self, inst, t: int) -> np.ndarray:
+        """(N, M) snr per W and MHz of slot t (the static table when T = 1)."""
+        d = inst.block(self.name)
+        return d["snr_per_W_MHz"] if inst.T == 1 else d["snr_slots_per_W_MHz"][t]
 
     def quantities(self):
         return (quantity("rate_Mbps", "Mbit/s", "achieved uplink rate b·log2(1 + g·p/(σ²·b))"),
@@ -264,8 +285,8 @@ class Uplink(Block):
                 quantity("uplink_energy_J", "J", "upload energy p·upload/rate (3)"))
 
     def variables(self, inst):
-        return [VarSpec("p_W", "W", "p_n, transmit power", component="p"),
-                VarSpec("b_MHz", "MHz", "b_{n,m(n)}, bandwidth from the user's server", component="b", pair=True)]
+        return [VarSpec("p_W", "W", "p_n, transmit power", component="p", slot=True),
+                VarSpec("b_MHz", "MHz", "b_{n,m(n)}, bandwidth from the user's server", component="b", pair=True, slot=True)]
 
     def reference(self, inst, sol):
         d, s = inst.block(self.name), sol["server"]
@@ -274,35 +295,40 @@ class Uplink(Block):
 
     def build(self, m, inst, ledger):
         d = inst.block(self.name)
-        m.p = pyo.Var(m.U, bounds=lambda m, n: (self.p["p_min_W"], float(d["p_max_W"][n])),
-                      initialize=lambda m, n: float(d["p_max_W"][n]))
-        m.b = pyo.Var(m.U, m.S, bounds=lambda m, n, j: (self.p["b_min_MHz"], float(d["b_max_MHz"][j])),
-                      initialize=lambda m, n, j: float(d["b_max_MHz"][j]) / max(1, -(-inst.N // inst.M)))
-        a, s = d["snr_per_W_MHz"], d["upload_Mbit"]
+        m.p = pyo.Var(*sets(m, inst, m.U), bounds=lambda m, n, *_: (self.p["p_min_W"], float(d["p_max_W"][n])),
+                      initialize=lambda m, n, *_: float(d["p_max_W"][n]))
+        m.b = pyo.Var(*sets(m, inst, m.U, m.S), bounds=lambda m, n, j, *_: (self.p["b_min_MHz"], float(d["b_max_MHz"][j])),
+                      initialize=lambda m, n, j, *_: float(d["b_max_MHz"][j]) / max(1, -(-inst.N // inst.M)))
+        s = d["upload_Mbit"]
+        a = [self.snr_table(inst, t) for t in range(inst.T)]
 
-        def rate(n, j):  # Mbit/s
-            return m.b[n, j] * pyo.log(1 + float(a[n, j]) * m.p[n] / m.b[n, j]) / LN2
+        def rate(n, j, t=0):  # Mbit/s in slot t
+            b, p = m.b[ix(inst, n, j, t=t)], m.p[ix(inst, n, t=t)]
+            return b * pyo.log(1 + float(a[t][n, j]) * p / b) / LN2
 
-        m.rate = pyo.Expression(m.U, m.S, rule=lambda m, n, j: rate(n, j))
-        up_s = [_pair_sum(m, n, lambda j: float(s[n]) / m.rate[n, j]) for n in m.U]
-        up_e = [_pair_sum(m, n, lambda j: float(s[n]) * m.p[n] / m.rate[n, j]) for n in m.U]
+        m.rate = pyo.Expression(*sets(m, inst, m.U, m.S), rule=lambda m, n, j, *t: rate(n, j, *t))
+        up_s = [per_slot(inst, lambda t: _pair_sum(m, n, lambda j: float(s[n]) / m.rate[ix(inst, n, j, t=t)])) for n in m.U]
+        up_e = [per_slot(inst, lambda t: _pair_sum(m, n, lambda j: float(s[n]) * m.p[ix(inst, n, t=t)] / m.rate[ix(inst, n, j, t=t)]))
+                for n in m.U]
         if self.p["upload"] != "external":
             ledger.energy["uplink"] = up_e
         if self.p["delay"] and self.p["upload"] != "external":
             ledger.delay["uplink"] = up_s
-        ledger.quantities.update(rate_Mbps=[_pair_sum(m, n, lambda j: m.rate[n, j]) for n in m.U],
+        ledger.quantities.update(rate_Mbps=[per_slot(inst, lambda t: _pair_sum(m, n, lambda j: m.rate[ix(inst, n, j, t=t)]))
+                                            for n in m.U],
                                  upload_Mbit=[float(x) for x in s], uplink_delay_s=up_s, uplink_energy_J=up_e)
         B = d["b_max_MHz"]
+        used = lambda j, t: sum(m.chi[n, j] * m.b[ix(inst, n, j, t=t[0] if t else 0)] for n in m.U)  # noqa: E731  (t: () or (slot,))
         if self.p["budget"] == "eq":
-            rule = lambda m, j: sum(m.chi[n, j] * m.b[n, j] for n in m.U) == float(B[j])
+            rule = lambda m, j, *t: used(j, t) == float(B[j])
         else:
-            rule = lambda m, j: sum(m.chi[n, j] * m.b[n, j] for n in m.U) <= float(B[j])
-        m.bandwidth_budget = pyo.Constraint(m.S, rule=rule)
+            rule = lambda m, j, *t: used(j, t) <= float(B[j])
+        m.bandwidth_budget = pyo.Constraint(*sets(m, inst, m.S), rule=rule)
 
     def evaluate(self, sol, inst, ledger, viol):
         d = inst.block(self.name)
         s_idx, p, b = inst.servers_of(sol), sol["p_W"], sol["b_MHz"]
-        a = d["snr_per_W_MHz"][np.arange(inst.N), s_idx]
+        a = self.snr(inst, s_idx)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = b * np.log2(1 + a * p / b)
             t = d["upload_Mbit"] / r
@@ -312,7 +338,7 @@ class Uplink(Block):
             ledger.delay["uplink"] = t
         ledger.quantities.update(rate_Mbps=r, upload_Mbit=np.asarray(d["upload_Mbit"], float), uplink_delay_s=t,
                                  uplink_energy_J=p * t)
-        used = np.bincount(s_idx, weights=b, minlength=inst.M)
+        used = per_server_sum(s_idx, b, inst.M)
         (viol.eq if self.p["budget"] == "eq" else viol.leq)("bandwidth_budget", used, d["b_max_MHz"])
         viol.leq("p_max", p, d["p_max_W"])
         # p must be > 0 whenever something is uploaded (rate 0 otherwise), whatever the tolerance

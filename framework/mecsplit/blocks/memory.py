@@ -97,6 +97,8 @@ class Memory(Block):
         ledger.quantities["memory_GB"] = user_memory_GB(inst, sol)["device"]
         if caps_enforced(inst, "device"):
             viol.leq("device_memory", ledger.quantities["memory_GB"], inst.block(self.name)["M_max_GB"])
+        use = ledger.quantities["memory_GB"] / inst.block(self.name)["M_max_GB"]   # device memory used against its cap
+        ledger.metrics.update(device_memory_of_cap_max=float(np.max(use)), device_memory_of_cap_mean=float(np.mean(use)))
 
     @staticmethod
     def alpha_cap(inst) -> np.ndarray:

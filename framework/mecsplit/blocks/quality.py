@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from ..errors import InputError
 from ..lazy import lazy_module
 from .base import Block, Param
 from .core import _pair_sum
@@ -60,6 +61,12 @@ class ServiceQuality(Block):
         super().__init__(settings, where)
         if self.p["kind"].startswith("rate"):
             self.requires = ("llm", "association", "uplink")
+
+    def derive(self, inst):
+        if inst.T > 1 and self.depends_on() == "rate":
+            raise InputError(str(inst.variant.path), "generator.slots", f"service_quality kind {self.p['kind']!r} reads the "
+                             "static uplink rate; per-slot rates are not modelled", "slots = 1, or an α-kind (offload_log, local_log)")
+        return {}
 
     # --- numpy, shared with solvers -------------------------------------------------------------
     def depends_on(self) -> str:

@@ -62,11 +62,28 @@ class Layout:
         return bad
 
 
+def _grey_box_ctype():
+    try:
+        from pyomo.contrib.pynumero.interfaces.external_grey_box import ExternalGreyBoxBlock
+    except ImportError:  # pragma: no cover - PyNumero ships with Pyomo
+        return None
+    return ExternalGreyBoxBlock
+
+
 def _check_components(model, where: str) -> None:
-    for ctype, what in ((LogicalConstraint, "logical constraint"), (SOSConstraint, "SOS constraint")):
+    """Refuse, by name, components the expression walk cannot see. An ExternalGreyBoxBlock's
+    equations live in Python callbacks, not in expressions: walking the model would send its inputs
+    and outputs to Ipopt as free variables with the equations dropped (issue 21)."""
+    kinds = [(LogicalConstraint, "logical constraint", "algebraic constraints only (transform or deactivate it)"),
+             (SOSConstraint, "SOS constraint", "algebraic constraints only (transform or deactivate it)")]
+    grey = _grey_box_ctype()
+    if grey is not None:
+        kinds.append((grey, "ExternalGreyBoxBlock (equations in Python callbacks)",
+                      "algebraic constraints only: replace the grey box by Pyomo expressions, or use a solver "
+                      "that evaluates grey boxes (Pyomo's cyipopt with PyNumero's ASL)"))
+    for ctype, what, allowed in kinds:
         for comp in model.component_data_objects(ctype, active=True, descend_into=True):
-            raise InputError(where, comp.name, f"active {what} cannot be sent to Ipopt",
-                             "algebraic constraints only (transform or deactivate it)")
+            raise InputError(where, comp.name, f"active {what} cannot be sent to Ipopt by this bridge", allowed)
 
 
 def extract(model, relax_integers: bool = False) -> tuple[Layout, Program, list]:

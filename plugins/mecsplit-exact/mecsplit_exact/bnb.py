@@ -22,6 +22,7 @@ from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
 from .local import LocalSearch
 from .oa import AssignmentMILP, kept_options, price_points
+from .timing import Timing
 
 
 class QuietTracer:
@@ -38,7 +39,23 @@ class QuietTracer:
         pass
 
 
-class BnB:
+class Gap:
+    """Clock, incumbent value and gap tolerance shared by the drivers (BnB, minmax.MinMax); they set
+    ``inc`` (a dict with "obj"), ``rel_gap`` and ``abs_gap``."""
+
+    def clock(self):
+        return time.perf_counter()
+
+    @property
+    def ub(self):
+        """The incumbent's objective (inf before the first one)."""
+        return np.inf if self.inc is None else self.inc["obj"]
+
+    def tol(self):
+        return 0.0 if self.inc is None else max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
+
+
+class BnB(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
                  colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True):
         self.method = method
@@ -51,8 +68,10 @@ class BnB:
         self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
         self.dual_iters = dual_iters
         self.ev = DualEval(D)
-        self.local = LocalSearch(D, self.ev.uplink) if local_search else None
+        # the move/swap screen prices sets without deadlines: not used when some user has one
+        self.local = LocalSearch(D, self.ev.uplink) if local_search and not D.has_deadline else None
         self.inc = None          # best fixed-assignment result
+        self.infeasible = None   # the proof, when the problem is shown infeasible
         self.nodes = 0
         self.log = log
         self.stats = {"nodes": 0, "dual_evals": 0, "fixed_solves": 0, "root_bound": None, "root_time_s": None,
@@ -60,14 +79,6 @@ class BnB:
                       "oa_cuts": 0, "local_search": None}
 
     # -- helpers ---------------------------------------------------------------------------------
-    def clock(self):
-        return time.perf_counter()
-
-    def tol(self):
-        if self.inc is None:
-            return 0.0
-        return max(self.abs_gap, self.rel_gap * abs(self.inc["obj"]))
-
     def offer(self, server, k, improve_alpha=True):
         r = solve_fixed(self.D, server, k, improve_alpha)
         self.stats["fixed_solves"] += 1
@@ -81,22 +92,34 @@ class BnB:
         return r
 
     def repair(self, server, vnm):
-        """Give every empty server (equality frequency budget) the user whose move costs least."""
+        """Make an assignment respect the user caps (Data.user_cap: move the user whose move costs least
+        from an over-full server to one with room) and, for equality frequency budgets, give every empty
+        server the user whose move costs least. ``vnm`` (N, M): a user's cost on each server (inf where
+        it has no possible option). Returns None when it cannot."""
         server = server.copy()
         D = self.D
-        for _ in range(D.M):
+        rows = np.arange(D.N)
+        for _ in range(2 * D.N + D.M):
             cnt = np.bincount(server, minlength=D.M)
-            empty = np.nonzero(cnt == 0)[0]
-            if empty.size == 0:
-                return server
-            m = empty[0]
-            cur = vnm[np.arange(D.N), server]
-            delta = vnm[:, m] - cur
-            delta[cnt[server] < 2] = np.inf
+            cur = vnm[rows, server]
+            over = np.nonzero(cnt > D.user_cap)[0]
+            if over.size:
+                with np.errstate(invalid="ignore"):      # inf − inf: users with no option there (excluded below)
+                    delta = vnm - cur[:, None]
+                delta[:, cnt >= D.user_cap] = np.inf
+                delta[~np.isin(server, over)] = np.inf
+            else:
+                empty = np.nonzero(cnt == 0)[0] if D.eq_f else np.zeros(0, int)
+                if empty.size == 0:
+                    return server
+                delta = np.full((D.N, D.M), np.inf)
+                delta[:, empty[0]] = vnm[:, empty[0]] - cur
+                delta[cnt[server] < 2] = np.inf
             if not np.isfinite(delta).any():
                 return None
-            server[int(np.argmin(delta))] = m
-        return server
+            n, m = np.unravel_index(int(np.argmin(delta)), delta.shape)
+            server[n] = m
+        return None
 
     def heuristic(self, ev, allowed, sol=None, tries=8):
         """Round the master LP (each user to its heaviest option; the Lagrangian argmin when no LP),
@@ -119,12 +142,10 @@ class BnB:
             frac = 1.0 - Wn.max(axis=1)
             frac_users = [int(n) for n in np.argsort(-frac) if frac[n] > 1e-6][:tries]
         server = np.where(allowed[rows, server], server, ev["m"])
+        server = self.repair(server, ev["vnm"])
+        if server is None:
+            return None
         k = ev["knm"][rows, server]
-        if D.eq_f:
-            server = self.repair(server, ev["vnm"])
-            if server is None:
-                return None
-            k = ev["knm"][rows, server]
         cur = self.offer(server, k)
         if cur is None or Wn is None:
             return cur
@@ -148,15 +169,25 @@ class BnB:
         D = self.D
         N, M = D.N, D.M
         # incumbents: warm start, strongest-gain assignment, then the Lagrangian loop
+        if not D.possible.any(axis=(1, 2)).all():    # some user has no possible option at all
+            n = int(np.argmin(D.possible.any(axis=(1, 2))))
+            self.infeasible = (f"user {n} has no possible option: its split cap, rate floor or deadline cannot "
+                               "be met even with a whole server's resources")
+            return None, -np.inf, "infeasible"
         if warm is not None:
-            self.offer(np.asarray(warm["server"], int), np.searchsorted(D.alphas, np.clip(np.rint(warm["alpha"]), D.alphas[0], D.alphas[-1])))
-        start = np.argmax(D.a, axis=1)
-        if D.eq_f:
-            start = self.repair(start, -D.a) if self.repair(start, -D.a) is not None else np.arange(N) % M
-        self.offer(start, np.zeros(N, int))
+            k = np.searchsorted(D.alphas, np.clip(np.rint(warm["alpha"]), D.alphas[0], D.alphas[-1]))
+            self.offer(np.asarray(warm["server"], int), np.minimum(k, D.k_hi))
+        # start: the strongest channel among the servers the user can use, repaired to the caps
+        gain = np.where(D.possible.any(axis=2), D.a, -np.inf)
+        start = self.repair(np.argmax(gain, axis=1), -gain)
+        if start is not None:
+            self.offer(start, np.argmax(D.possible[np.arange(N), start], axis=1))
         allowed = np.ones((N, M), bool)
-        klo, khi = np.zeros(N, int), np.full(N, D.K - 1)
-        lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
+        klo, khi = D.k_lo.copy(), D.k_hi.copy()
+        if self.inc is None:      # no incumbent yet: the root works from zero prices (scaled like the data)
+            lam, mu = np.zeros(M), np.zeros(M)
+        else:
+            lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
         light = self.method == "oa"   # the MILP finds the incumbents there: a light root heuristic
         for _ in range(1 if light else 3):  # dual heuristic: Lagrangian assignment at the incumbent's KKT multipliers
             if self.clock() > self.deadline:
@@ -166,7 +197,8 @@ class BnB:
             if r is None:
                 break
             lam, mu = r["lam"], r["mu"]
-        lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
+        if self.inc is not None:
+            lam, mu = self.inc["lam"].copy(), self.inc["mu"].copy()
         self.sl, self.sm = _scales(lam), _scales(mu)
 
         cnt = itertools.count()
@@ -177,8 +209,8 @@ class BnB:
             lb_open = heap[0][0]
             if lb_open > global_lb:
                 global_lb = lb_open
-                self.tracer.bound(min(global_lb, self.inc["obj"]))
-            if self.inc["obj"] - global_lb <= self.tol():
+                self.tracer.bound(min(global_lb, self.ub))
+            if self.ub - global_lb <= self.tol():
                 break
             if self.clock() > self.deadline:
                 status = "time_limit"
@@ -187,38 +219,39 @@ class BnB:
                 status = "node_limit"
                 break
             plb, _, allowed, klo, khi, lam, mu, master = heapq.heappop(heap)
-            if plb >= self.inc["obj"] - self.tol():
+            if plb >= self.ub - self.tol():
                 continue
             self.nodes += 1
             self.tracer.iteration()
-            cutoff = self.inc["obj"] - self.tol()
+            cutoff = self.ub - self.tol()
             best, sol, its = maximise(D, self.ev, master, lam, mu, allowed, klo, khi, max_iter=self.dual_iters,
                                       cutoff=cutoff, deadline=self.deadline, clock=self.clock,
                                       sl=self.sl, sm=self.sm)
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
-            if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.inc["obj"] - 2 * self.tol() and self.nodes < 20:
+            if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.ub - 2 * self.tol() and self.nodes < 20:
                 self.heuristic(best, allowed, sol, tries=(2 if light else 8) if self.nodes == 1 else 3)
             if self.nodes == 1:
                 self.stats["root_lagrangian_bound"] = float(bound)
-                self.tracer.bound(min(bound, self.inc["obj"]))    # the root bound is the global bound
-            if (self.colgen == "all" or self.colgen == "root" and self.nodes == 1) and bound < self.inc["obj"] - self.tol():
+                self.tracer.bound(min(bound, self.ub))    # the root bound is the global bound
+            if (self.colgen == "all" or self.colgen == "root" and self.nodes == 1) and bound < self.ub - self.tol():
                 bound = max(bound, self.server_subsets(best, allowed, klo, khi))
             if self.nodes == 1:
-                self.tracer.bound(min(bound, self.inc["obj"]))
+                self.tracer.bound(min(bound, self.ub))
                 self.stats["root_bound"] = float(bound)
                 self.stats["root_time_s"] = self.clock() - self.t0
-            if self.method == "oa" and bound < self.inc["obj"] - self.tol():
+            if self.method == "oa" and bound < self.ub - self.tol():
                 bound = max(bound, self.outer_approximation(best))
                 global_lb = bound
                 heap = []
-                status = ("optimal" if self.inc["obj"] - bound <= self.tol() * (1 + 1e-9)
+                status = ("infeasible" if self.infeasible
+                          else "optimal" if self.ub - bound <= self.tol() * (1 + 1e-9)
                           else "time_limit" if self.clock() >= self.deadline
                           else "node_limit" if self.stats["oa_limited"] else "stalled")
                 break
             if self.log:
-                self.log(f"node {self.nodes} bound {bound:.10g} inc {self.inc['obj']:.10g} open {len(heap)} its {its}")
-            if bound >= self.inc["obj"] - self.tol():
+                self.log(f"node {self.nodes} bound {bound:.10g} inc {self.ub:.10g} open {len(heap)} its {its}")
+            if bound >= self.ub - self.tol():
                 continue
             br = self.choose(best, sol, allowed, klo, khi)
             if br is None:  # no branching candidate: node is a single option per user
@@ -229,13 +262,16 @@ class BnB:
                 heapq.heappush(heap, (bound, next(cnt), ch_allowed, ch_klo, ch_khi, best["lam"], best["mu"],
                                       master.filtered(ch_allowed, ch_klo, ch_khi)))
         if not heap and status == "optimal":
-            global_lb = max(global_lb, self.inc["obj"] - self.tol())
+            global_lb = max(global_lb, self.ub - self.tol())
         if self.stats["root_bound"] is not None:   # the root's bound holds for the whole tree
             global_lb = max(global_lb, self.stats["root_bound"])
-        global_lb = min(global_lb, self.inc["obj"])
-        self.tracer.bound(global_lb)
         self.stats["nodes"] = self.nodes
-        gap_ok = self.inc["obj"] - global_lb <= self.tol() * (1 + 1e-9)
+        if self.infeasible:
+            return None, np.inf, "infeasible"
+        global_lb = min(global_lb, self.ub)
+        if np.isfinite(global_lb):
+            self.tracer.bound(global_lb)
+        gap_ok = self.ub - global_lb <= self.tol() * (1 + 1e-9)
         return self.inc, global_lb, ("optimal" if gap_ok else status)
 
     def outer_approximation(self, best):
@@ -245,17 +281,26 @@ class BnB:
         D = self.D
         N, M = D.N, D.M
         inc = self.inc
-        keep = kept_options(D, best, inc["obj"])
-        keep[np.arange(N), inc["server"], inc["k"]] = True
+        keep = kept_options(D, best, self.ub)
+        if inc is not None:
+            keep[np.arange(N), inc["server"], inc["k"]] = True
         base = float(np.sum(np.min(np.where(keep, D.user_part[:, None, :], np.inf), axis=(1, 2))))
-        milp = AssignmentMILP(D, keep, 1.0 / max(inc["obj"] - base, 1e-9 * abs(inc["obj"]), 1e-300))
+        top = self.ub if inc is not None else best["L"]      # the scale of the assignment-dependent part
+        milp = AssignmentMILP(D, keep, 1.0 / max(abs(top - base), 1e-9 * abs(top), 1e-300))
         self.stats["oa_options"] = milp.nx
         dense = 20 if N * M <= 5000 else 12      # prices per server (fewer rows on large instances)
         mus = price_points(D, best["mu"], n=dense, eq=D.eq_f)
         lams = price_points(D, best["lam"], n=max(dense // 2, 2))
         cuts = 0
+        own_mu, own_lam = (inc["mu"], inc["lam"]) if inc is not None else (best["mu"], best["lam"])
         for m in range(M):
-            cuts += milp.add_cuts(m, [0.0, best["mu"][m], inc["mu"][m]] + mus[m], [0.0, best["lam"][m], inc["lam"][m]] + lams[m])
+            cuts += milp.add_cuts(m, [0.0, best["mu"][m], own_mu[m]] + mus[m], [0.0, best["lam"][m], own_lam[m]] + lams[m])
+            if D.has_deadline:    # deadlines: whole-server cuts at price pairs, feasibility cuts (docs §7b)
+                pairs = [(best["lam"][m], best["mu"][m]), (own_lam[m], own_mu[m])]
+                pairs += [(c * best["lam"][m], c * best["mu"][m]) for c in (0.5, 0.7, 1.4, 2.0)]
+                cuts += milp.add_joint_cuts(m, pairs)
+                for lam in (0.0, np.inf, best["lam"][m] / max(best["mu"][m], 1e-300)):
+                    cuts += milp.add_feasibility_cut(m, lam)
         bound = best["L"]
 
         exact = {}
@@ -273,15 +318,20 @@ class BnB:
 
         def report(lb):   # HiGHS' running dual bound, streamed to the trace
             if lb > bound:
-                self.tracer.bound(min(lb, self.inc["obj"]))
+                self.tracer.bound(min(lb, self.ub))
 
         target = 0.5   # the MILP's gap target, as a share of the tolerance (room for the bound margin)
         while self.clock() < self.deadline:
-            lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(),
-                                              milp.start_vector(self.inc["server"], self.inc["k"]), report, costed,
-                                              node_limit=self.node_limit, stop=lambda lb: self.inc["obj"] - lb <= self.tol(),
-                                              incumbent=lambda: self.inc)
+            start = milp.start_vector(self.inc["server"], self.inc["k"]) if self.inc is not None else None
+            lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(), start, report, costed,
+                                            node_limit=self.node_limit,
+                                            stop=lambda lb: self.inc is not None and self.inc["obj"] - lb <= self.tol(),
+                                            incumbent=lambda: self.inc)
             self.stats["oa_rounds"] += 1
+            if milp.infeasible:    # the MILP is a relaxation of the problem: no assignment is feasible
+                self.infeasible = ("the assignment MILP, a relaxation (one possible option per user, the user caps, "
+                                   "the rate floors' bandwidth within each budget), is infeasible (HiGHS)")
+                return np.inf
             bound = max(bound, lb)
             new = 0
             for server, k in found:
@@ -289,15 +339,21 @@ class BnB:
                 if r is not None:
                     for m in np.unique(server):
                         new += milp.add_cuts(int(m), [r["mu"][m]], [r["lam"][m]])
+                        if D.has_deadline:
+                            new += milp.add_joint_cuts(int(m), [(r["lam"][m], r["mu"][m])])
+                elif D.has_deadline:   # its servers cannot all meet the deadlines: cut them off
+                    ex, lam = Timing(D).check(server, k, D.deadline_s)[:2]
+                    for m in np.nonzero(ex > 0)[0]:
+                        new += milp.add_feasibility_cut(int(m), float(lam[m]))
             cuts += new
-            if self.inc["obj"] - bound > self.tol():
+            if self.ub - bound > self.tol():
                 self.polish()
-            self.tracer.bound(min(bound, self.inc["obj"]))
+            self.tracer.bound(min(bound, self.ub))
             if self.log:
-                self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.inc['obj']:.10g} "
+                self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.ub:.10g} "
                          f"solutions {len(found)} new cuts {new}")
             self.stats["oa_limited"] = limited
-            if self.inc["obj"] - bound <= self.tol() or limited:
+            if self.ub - bound <= self.tol() or limited:
                 break
             if new == 0:   # the MILP's optimum was costed exactly: only its gap target is left to tighten
                 if target < 1e-3:
@@ -310,7 +366,7 @@ class BnB:
     def polish(self, share=0.3):
         """Local search (local.py) from the incumbent on a share of the remaining time; it stops by
         itself when no move or swap is predicted to improve."""
-        if self.local is None:
+        if self.local is None or self.inc is None:
             return
         t = self.clock()
         end = t + share * max(self.deadline - t, 0.0)

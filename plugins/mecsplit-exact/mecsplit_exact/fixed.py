@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .subproblems import edge_solve, rate, root_inc, uplink_solve
+from .subproblems import edge_solve, rate, root_inc
 
 
-def _bandwidth(D, server):
+def _bandwidth(D, server, nu=None):
     """λ_m and the users' (p, b) for the assignment. Per-server results are memoised on ``D`` (the
-    bandwidth block of a server depends only on its user set), so local moves re-solve two servers."""
+    bandwidth block of a server depends only on its user set), so local moves re-solve two servers.
+    ``nu`` (N,): deadline multipliers raising the users' delay weights (not memoised)."""
     M = D.M
-    cache = D.__dict__.setdefault("_bw_cache", {})
+    cache = D.__dict__.setdefault("_bw_cache", {}) if nu is None else {}
+    nu = np.zeros(D.N) if nu is None else nu
     if len(cache) > 200000:
         cache.clear()
     rows = np.arange(D.N)
@@ -26,10 +28,9 @@ def _bandwidth(D, server):
     todo = np.array([m for m in range(M) if groups[m] and (m, groups[m]) not in cache], dtype=int)
     if todo.size:
         us_all = np.nonzero(np.isin(server, todo))[0]
-        a = D.a[rows, server]
 
         def solve_users(lam_user, us):
-            _, p, b = uplink_solve(a[us], D.c0[us], D.c1[us], lam_user, D.p_lo[us], D.p_hi[us], D.b_lo, D.B[server[us]])
+            _, p, b = D.uplink(us, server[us], lam_user, nu[us])
             return p, b
 
         def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
@@ -60,14 +61,17 @@ def _bandwidth(D, server):
     return lam, p, b
 
 
-def _edge(D, server, k, rows=None):
+def _edge(D, server, k, rows=None, nu=None):
     """μ_m and the shares fe for fixed servers and splits (index k into D.alphas) of the users
-    ``rows`` (default: all; ``server``/``k`` are then given for those users only)."""
+    ``rows`` (default: all; ``server``/``k`` are then given for those users only); ``nu``: deadline
+    multipliers of those users, raising their delay weights."""
     M = D.M
     rows = np.arange(D.N) if rows is None else np.asarray(rows, int)
     N = rows.size
     w = D.w[k]
     t, e = D.t[rows, server], D.e[rows, server]
+    if nu is not None:
+        t = t + nu * D.tE[rows, server]
     Fm = D.F[server]
     cnt = np.bincount(server, minlength=M)
     big = np.zeros(M)
@@ -99,11 +103,14 @@ def _edge(D, server, k, rows=None):
     return mu, x
 
 
-def objective(D, server, k, x, p, b):
+def objective(D, server, k, x, p, b, f=None):
+    """The weighted-sum objective at a point (f: the users' GPU frequencies, default the closed form)."""
     rows = np.arange(D.N)
     w = D.w[k]
     a = D.a[rows, server]
-    per = (D.user_part[rows, k] + w * (D.t[rows, server] / x + D.e[rows, server] * x * x)
+    user = D.user_part[rows, k] if f is None else (D.user_part[rows, k] - D.alphas[k] * D.A
+                                                   + D.alphas[k] * (D.aT / f + D.aE * f * f))
+    per = (user + w * (D.t[rows, server] / x + D.e[rows, server] * x * x)
            + (D.c0 + D.c1 * p) / rate(p, b, a))
     return float(np.sum(per))
 
@@ -113,8 +120,10 @@ def solve_fixed(D, server, k, improve_alpha=True, max_rounds=20):
     against the server multipliers until they stop changing (keeps the best). Returns a dict."""
     server = np.asarray(server, int)
     k = np.asarray(k, int).copy()
-    if D.eq_f and np.any(np.bincount(server, minlength=D.M) == 0):
+    if not assignment_possible(D, server, k):
         return None
+    if D.has_deadline and np.isfinite(D.deadline_s).any():
+        return _with_deadlines(D, server, k)
     lam, p, b = _bandwidth(D, server)
     best = None
     seen = set()
@@ -135,6 +144,93 @@ def solve_fixed(D, server, k, improve_alpha=True, max_rounds=20):
     return best
 
 
+def _with_deadlines(D, server, k, max_rounds=60):
+    """The fixed-assignment problem with per-user deadlines (docs/exact.md §7b). For deadline multipliers
+    ν the problem separates again into the edge and uplink blocks with raised delay weights (joint.py),
+    solved exactly above. KKT: ν_n ≥ 0, delay_n(ν) ≤ D_n, ν_n (delay_n − D_n) = 0. Each user's delay
+    falls as its own ν rises, so every late user's log ν is moved by a secant step on log(delay/D)
+    (started from its best response at the blocks' prices, joint.joint), safeguarded by a bracket.
+    None when the servers cannot meet the deadlines at all (timing.Timing.check) or no point meeting
+    them is reached."""
+    from .joint import joint
+    from .timing import Timing
+
+    ex = Timing(D).check(server, k, D.deadline_s)[0]
+    if np.any(ex > 0):
+        return None
+    rows = np.arange(D.N)
+    al = D.alphas[k]
+    dl = D.deadline_s
+    us = np.nonzero(np.isfinite(dl))[0]
+
+    def blocks(nu):
+        lam, p, b = _bandwidth(D, server, nu)
+        mu, x = _edge(D, server, k, nu=nu)
+        aT = D.aT + nu * D.tU
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fs = np.where(D.aE > 0, np.cbrt(aT / (2 * np.where(D.aE > 0, D.aE, 1.0))), np.inf)
+        f = np.clip(fs, D.f_min, D.f_max)
+        with np.errstate(divide="ignore"):
+            up_t = np.where(D.s_delay > 0, D.s_delay / rate(p, b, D.a[rows, server]), 0.0)
+        delay = al * D.tU / f + D.w[k] * D.tE[rows, server] / x + up_t
+        return {"lam": lam, "p": p, "b": b, "mu": mu, "x": x, "f": f, "delay": delay}
+
+    nu = np.zeros(D.N)
+    st = blocks(nu)
+    best = None
+    # per user: log ν bracket [lo, hi] (delay > D at lo, ≤ D at hi) and the previous secant point
+    lo, hi = np.full(us.size, -np.inf), np.full(us.size, np.inf)
+    prev = None
+    for _ in range(max_rounds):
+        d = st["delay"][us]
+        res = np.log(d / dl[us])                       # > 0: late
+        late = res > 1e-11
+        if not late.any():
+            obj = objective(D, server, k, st["x"], st["p"], st["b"], st["f"])
+            if best is None or obj < best["obj"]:
+                best = dict(st, obj=obj, server=server.copy(), k=k.copy(), nu=nu.copy())
+            # settled when every user with ν > 0 sits on its deadline (complementary slackness)
+            if np.all((nu[us] <= 0) | (res > -1e-11)):
+                break
+        y = np.log(np.maximum(nu[us], 1e-300))
+        on = nu[us] > 0
+        lo = np.where(on & (res > 0), np.maximum(lo, y), lo)
+        hi = np.where(on & (res <= 0), np.minimum(hi, y), hi)
+        if prev is None:   # first step: every late user's best response at these prices
+            _, _, _, _, _, br, _ = joint(D, us, server[us], k[us], st["lam"][server[us]], st["mu"][server[us]])
+            ynew = np.where(br > 0, np.log(np.maximum(br, 1e-300)), y)
+        else:              # secant in ν on log(delay/D), steps capped at ×20 in ν
+            py, pres = prev
+            v, pv = np.exp(y), np.exp(py)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                slope = (res - pres) / (v - pv)
+                vs = v - res / slope
+                ynew = np.where((slope < 0) & (vs > 0), np.log(np.where(vs > 0, vs, 1.0)), y + np.where(res > 0, 3.0, -3.0))
+            ynew = np.clip(ynew, y - 3.0, y + 3.0)
+        # safeguard: stay strictly inside the bracket (bisect in log ν when the step leaves it)
+        with np.errstate(invalid="ignore"):
+            both = np.isfinite(lo) & np.isfinite(hi)
+            out = both & ((ynew <= lo) | (ynew >= hi))
+            ynew = np.where(out, 0.5 * (np.where(both, lo, 0.0) + np.where(both, hi, 0.0)), ynew)
+        # users on time with ν = 0 stay at 0
+        keep0 = (~on) & (res <= 0)
+        prev = (y, res)
+        nu[us] = np.where(keep0, 0.0, np.exp(ynew))
+        st = blocks(nu)
+    return best
+
+
+def assignment_possible(D, server, k):
+    """The checks an assignment must pass before its continuous problem is solved: every option
+    possible (split cap, rate floor and deadline reachable, Data.possible), no server above its user
+    cap, no empty server under an "eq" frequency budget, the rate floors' bandwidth within each budget."""
+    rows = np.arange(D.N)
+    cnt = np.bincount(server, minlength=D.M)
+    if not np.all(D.possible[rows, server, k]) or np.any(cnt > D.user_cap) or (D.eq_f and np.any(cnt == 0)):
+        return False
+    return bool(np.all(np.bincount(server, weights=D.b_floor[rows, server], minlength=D.M) <= D.B))
+
+
 def to_solution(D, r):
-    return {"server": r["server"].tolist(), "alpha": D.alphas[r["k"]].tolist(), "f_GHz": D.f.tolist(),
+    return {"server": r["server"].tolist(), "alpha": D.alphas[r["k"]].tolist(), "f_GHz": r.get("f", D.f).tolist(),
             "fe_GHz": r["x"].tolist(), "p_W": r["p"].tolist(), "b_MHz": r["b"].tolist()}

@@ -17,7 +17,8 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .subproblems import SAFETY, edge_solve, uplink_solve
+from .joint import deadline_options
+from .subproblems import SAFETY, edge_solve
 
 try:
     import highspy
@@ -39,8 +40,7 @@ class DualEval:
         hit = self._up_cache.get(key)
         if hit is None:
             D = self.D
-            hit = uplink_solve(D.a, D.c0[:, None], D.c1[:, None], lam[None, :], D.p_lo[:, None], D.p_hi[:, None],
-                               D.b_lo, D.B[None, :])
+            hit = D.uplink(np.arange(D.N)[:, None], np.arange(D.M)[None, :], lam[None, :])
             if len(self._up_cache) > 64:
                 self._up_cache.clear()
             self._up_cache[key] = hit
@@ -84,7 +84,17 @@ class DualEval:
         U, p, b = self.uplink(lam)
         E, x = self.edge(mu, allowed, klo, khi)
         cost = D.user_part[:, None, :] + E + U[:, :, None]
-        cost = np.where(allowed[:, :, None], cost, np.inf)
+        b3 = None
+        if D.has_deadline:   # users with a deadline: every option's joint value (joint.py); no pruning
+            dn, dm, dk, dv, dfe, db = deadline_options(D, lam, mu, allowed, klo, khi)
+            users = np.isfinite(D.deadline_s)
+            cost[users] = np.inf
+            cost[dn, dm, dk] = dv
+            x = x.copy()
+            x[dn, dm, dk] = dfe
+            b3 = np.repeat(b[:, :, None], D.K, axis=2)
+            b3[dn, dm, dk] = db
+        cost = np.where(allowed[:, :, None] & D.possible, cost, np.inf)
         kbest = np.argmin(cost, axis=2)                                              # (N, M)
         vnm = np.take_along_axis(cost, kbest[:, :, None], axis=2)[:, :, 0]           # (N, M)
         mbest = np.argmin(vnm, axis=1)
@@ -95,7 +105,8 @@ class DualEval:
         L = float(np.sum(v) - lam @ D.B - mu @ D.F)
         Lc = L - SAFETY * (np.sum(np.abs(v)) + abs(lam @ D.B) + abs(mu @ D.F))
         return {"L": Lc, "L_raw": L, "v": v, "m": mbest, "k": kb, "vnm": vnm, "knm": kbest,
-                "b": b[rows, mbest], "p": p[rows, mbest], "x": xs, "E": E, "x_all": x, "b_all": b, "U": U}
+                "b": b[rows, mbest] if b3 is None else b3[rows, mbest, kb], "p": p[rows, mbest], "x": xs, "E": E,
+                "x_all": x, "b_all": b, "b3": b3, "U": U, "cost": cost}
 
 
 class Master:
@@ -130,7 +141,7 @@ class Master:
             nn, mm = np.nonzero(near)
             if nn.size:
                 kk = ev["knm"][nn, mm]
-                bb = ev["b_all"][nn, mm]
+                bb = ev["b_all"][nn, mm] if ev.get("b3") is None else ev["b3"][nn, mm, kk]
                 xx = ev["x_all"][nn, mm, kk]
                 cc = vnm[nn, mm] - lam[mm] * bb - mu[mm] * xx
                 self.add(nn, mm, kk, cc, bb, xx)

@@ -30,7 +30,9 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .subproblems import SAFETY, edge_solve, uplink_solve
+from .joint import deadline_options, joint
+from .subproblems import SAFETY, edge_solve
+from .timing import Timing
 
 try:
     import highspy
@@ -53,9 +55,14 @@ def kept_options(D, ev, ub):
     E, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], ev["mu"][None, :, None], D.fe_lo,
                       D.F[None, :, None])
     cost = D.user_part[:, None, :] + E + ev["U"][:, :, None]
+    if D.has_deadline:   # the same per-option values as the evaluation's L (joint.py), else the test is invalid
+        dn, dm, dk, dv, _, _ = deadline_options(D, ev["lam"], ev["mu"])
+        cost[np.isfinite(D.deadline_s)] = np.inf
+        cost[dn, dm, dk] = dv
     v = cost.reshape(D.N, -1).min(axis=1)
-    rc = cost - v[:, None, None]
-    return np.isfinite(cost) & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
+    with np.errstate(invalid="ignore"):
+        rc = cost - v[:, None, None]
+        return np.isfinite(cost) & D.possible & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
 
 
 class AssignmentMILP:
@@ -73,6 +80,7 @@ class AssignmentMILP:
         self.cut_keys: set = set()
         self.rows = []                 # (cost column, x columns, values, rhs) of every cut, scaled (point())
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
+        self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
         h = self.h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
                      ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
@@ -94,18 +102,69 @@ class AssignmentMILP:
             lo = 1.0 if D.eq_f else 0.0
             if idx.size and (lo > 0 or D.user_cap[m] < D.N):
                 h.addRow(lo, float(D.user_cap[m]), idx.size, idx, np.ones(idx.size))
+            bf = D.b_floor[self.on[idx], m] if idx.size else np.zeros(0)
+            if idx.size and np.sum(bf) > D.B[m]:     # rate floors: their bandwidth must fit the budget
+                h.addRow(-inf, float(D.B[m]), idx.size, idx, bf)
 
     def _row(self, col, sel, vals, rhs):
-        """z − Σ vals·x ≥ rhs, with every value lowered by the rounding margin; entries at or below DROP
-        are left out, and where that would strengthen the row (negative values) the rhs is lowered by
-        them, so the row stays valid."""
+        """z − Σ vals·x ≥ rhs (z: the column(s) ``col``), with every value lowered by the rounding
+        margin; entries at or below DROP are left out, and where that would strengthen the row
+        (negative values) the rhs is lowered by them, so the row stays valid."""
         vals = vals - SAFETY * np.abs(vals)
         small = np.abs(vals) * self.sc <= DROP
         rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
         sel, vals = sel[~small], vals[~small]
+        col = np.atleast_1d(col)
         self.rows.append((col, sel, vals * self.sc, rhs * self.sc))
-        idx = np.concatenate([[col], sel]).astype(np.int32)
-        self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([[1.0], -vals * self.sc]))
+        idx = np.concatenate([col, sel]).astype(np.int32)
+        self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([np.ones(col.size), -vals * self.sc]))
+
+    def add_joint_cuts(self, m, pairs):
+        """Cuts of server m's whole cost at price pairs (λ, μ) when some of its options' users have a
+        deadline: their cost does not split into an edge and an uplink part (joint.py), so the row bounds
+        z_m + y_m:  z_m + y_m ≥ Σ_o x_o (J_o(λ, μ) − up_o) − λ B_m − μ F_m, J_o the option's value with
+        its deadline (e_o(μ) + u_o(λ) + up_o for users without one). Valid by weak duality, like the
+        separate cuts (which stay valid with deadline-free values: the deadlines only raise the cost)."""
+        D, sel = self.D, self.by_server[m]
+        n, k = self.on[sel], self.ok[sel]
+        dl = np.isfinite(D.deadline_s[n])
+        if sel.size == 0 or not dl.any():
+            return 0
+        added = 0
+        for lam, mu in pairs:
+            key = ("j", m, float(lam), float(mu))
+            if key in self.cut_keys or lam < 0 or (mu < 0 and not D.eq_f):
+                continue
+            self.cut_keys.add(key)
+            ev, _ = edge_solve(D.w[k], D.t[n, m], D.e[n, m], mu, D.fe_lo, D.F[m])
+            uv, _, _ = D.uplink(n, m, lam)
+            val = ev + uv
+            jv, _, _, _, _, _, _ = joint(D, n[dl], m, k[dl], lam, mu)
+            val[dl] = jv - D.user_part[n[dl], k[dl]]
+            self._row([self.nx + m, self.nx + D.M + m], sel, val, -lam * D.B[m] - mu * D.F[m])
+            added += 1
+        return added
+
+    def add_feasibility_cut(self, m, lam):
+        """Σ_{o on m} x_o R_o(λ, 1; D_n) ≤ λ B_m + F_m (timing.py; λ = inf: the bandwidth direction
+        (1, 0)): every assignment that meets the deadlines on server m satisfies it."""
+        D, sel = self.D, self.by_server[m]
+        key = ("f", m, float(lam))
+        if sel.size == 0 or key in self.cut_keys:
+            return 0
+        self.cut_keys.add(key)
+        n, k = self.on[sel], self.ok[sel]
+        tm = self.tm = getattr(self, "tm", None) or Timing(D)
+        if lam == np.inf:
+            v = tm.price(n, m, k, D.deadline_s[n], 1.0, 0.0)[0]
+            rhs = D.B[m]
+        else:
+            v = tm.price(n, m, k, D.deadline_s[n], lam, 1.0)[0]
+            rhs = lam * D.B[m] + D.F[m]
+        v = np.where(np.isfinite(v), v, 1e30)
+        v = (v - SAFETY * np.abs(v)) / rhs
+        self.h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel.astype(np.int32), v)
+        return 1
 
     def add_cuts(self, m, mus=(), lams=()):
         """Tangent cuts of server m's edge cost at the prices ``mus`` and uplink cost at ``lams``."""
@@ -124,8 +183,7 @@ class AssignmentMILP:
                 self._row(self.nx + m, sel, val, -mu * D.F[m])
                 added += 1
         if lams:
-            vals, _, _ = uplink_solve(D.a[n, m][None, :], D.c0[n][None, :], D.c1[n][None, :], np.array(lams)[:, None],
-                                      D.p_lo[n][None, :], D.p_hi[n][None, :], D.b_lo, D.B[m])
+            vals, _, _ = D.uplink(n[None, :], m, np.array(lams)[:, None])
             for lam, val in zip(lams, vals):
                 self.cut_keys.add(("u", m, lam))
                 self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
@@ -146,8 +204,8 @@ class AssignmentMILP:
         if col is None:
             return None
         x = col[: self.nx]
-        for c, sel, vals, rhs in self.rows:
-            col[c] = max(col[c], rhs + float(vals @ x[sel]))
+        for c, sel, vals, rhs in sorted(self.rows, key=lambda r: r[0].size):   # one cost column, then z_m + y_m
+            col[c[0]] += max(0.0, rhs + float(vals @ x[sel]) - col[c].sum())
         return col
 
     def to_objective(self, lb):
@@ -234,6 +292,9 @@ class AssignmentMILP:
                 hook.unsubscribe(fn)
         info = h.getInfo()
         status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            self.infeasible = True
+            return np.inf, self._complete(found), False
         sol = np.asarray(h.getSolution().col_value)
         if sol.size >= self.nx and info.primal_solution_status == 2:
             left = time_limit_s - (time.perf_counter() - t0)

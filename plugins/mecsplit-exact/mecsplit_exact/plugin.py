@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mecsplit.capabilities import CORE_BLOCKS, SPLIT_BOUND_CLASSES, Capabilities
 from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
@@ -34,14 +36,30 @@ def _seconds(options):
     return float(v)
 
 
+def data_for(problem):
+    """The exact solver's data for a problem: the one place it is built, from the instance's compiled
+    form (mecsplit.compile): split bounds, and the variant's added per-user deadline (delay_s <= D),
+    rate floor (rate_Mbps >= r) and per-server cap (n_users <= k) through Data.constrain."""
+    from .subproblems import Data   # imported here: registering the plugin imports no HiGHS
+
+    D = Data(problem.variant, problem.instance)
+    C = problem.instance.compiled
+    return D.constrain(deadline_s=C.user_bound("delay_s", "<="), rate_min_Mbps=C.user_bound("rate_Mbps", ">="),
+                       max_users=C.max_users())
+
+
 def solve_exact(problem, options, tracer):
-    # imported here: registering the plugin (``mecsplit plugins``, ``variants``) imports no HiGHS
+    return run(data_for(problem), options, tracer, problem.time_limit_s, problem.warm_start)
+
+
+def run(D, options, tracer, time_limit_s=None, warm_start=None):
+    """Solve the problem that ``D`` describes; ``options`` as OPTIONS (all keys). Returns an Outcome."""
     from .bnb import BnB
     from .dinkelbach import solve_ratio
     from .fixed import to_solution
-    from .subproblems import Data
+    from .minmax import MinMax
 
-    D = Data(problem.variant, problem.instance)
+    options = {**OPTIONS, **options}
     log = print if options["verbose"] else None
     colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
     share, max_s = _share(options), _seconds(options)
@@ -52,14 +70,36 @@ def solve_exact(problem, options, tracer):
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
                    method=method, local_search=options["local_search"])
 
+    if D.kind == "max_delay":   # min–max delay: bisection on the level with feasibility MILPs (minmax.py)
+        mm = MinMax(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s, log)
+        inc, lb, status = mm.run(warm_start)
+        extra, iterations = dict(mm.stats), len(mm.stats["levels"])
+        if status == "infeasible":
+            return Outcome(Status.INFEASIBLE, message="proven infeasible: " + mm.infeasible, iterations=iterations,
+                           extra=dict(extra, stopped_by=status, proof=mm.infeasible))
+        if inc is None:
+            return Outcome(Status.TIME_LIMIT, bound=lb if np.isfinite(lb) else None, iterations=iterations,
+                           message="limit reached before a feasible point was found", extra=dict(extra, stopped_by=status))
+        st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
+        msg = {"optimal": "gap closed", "time_limit": "time limit reached",
+               "stalled": "stopped with the gap open (a feasibility MILP made no progress)"}[status]
+        return Outcome(st, solution=mm.solution(), objective=inc["obj"], bound=lb, iterations=iterations,
+                       message=msg, extra=dict(extra, stopped_by=status, bandwidth_prices=inc["lam"].tolist(),
+                                               cloud_prices=inc["pi"].tolist()))
     if D.Q is None:
-        bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], problem.time_limit_s)
-        inc, lb, status = bnb.run(problem.warm_start)
+        bnb = make_solver(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s)
+        inc, lb, status = bnb.run(warm_start)
         extra, iterations = dict(bnb.stats), bnb.nodes
+        if status == "infeasible":
+            return Outcome(Status.INFEASIBLE, message="proven infeasible: " + bnb.infeasible, iterations=iterations,
+                           extra=dict(extra, stopped_by=status, proof=bnb.infeasible))
     else:   # cost_per_quality: Dinkelbach over exact weighted-sum steps
         inc, lb, status, extra = solve_ratio(D, tracer, make_solver, options["rel_gap"], options["abs_gap"],
-                                             problem.time_limit_s, problem.warm_start, log)
+                                             time_limit_s, warm_start, log)
         iterations = extra["dinkelbach_steps"]
+    if inc is None:   # stopped by a limit before any feasible point
+        return Outcome(Status.TIME_LIMIT, bound=lb if np.isfinite(lb) else None, iterations=iterations,
+                       message="limit reached before a feasible point was found", extra=dict(extra, stopped_by=status))
     sol = to_solution(D, inc)
     st = {"optimal": Status.OPTIMAL, "stalled": Status.FEASIBLE}.get(status, Status.TIME_LIMIT)
     msg = {"optimal": "gap closed", "time_limit": "time limit reached", "node_limit": "node limit reached",
@@ -70,6 +110,14 @@ def solve_exact(problem, options, tracer):
 
 def _why_not(variant) -> str | None:
     """What the exact core needs beyond its blocks (Data checks the same at solve time)."""
+    names = [b.name for b in variant.blocks]
+    if "edge_compute" not in names and "edge_tier" not in names:
+        return "needs block 'edge_compute' (or 'edge_tier' with 'cloud' for three tiers)"
+    if "edge_tier" in names and ("cloud" not in names or variant.objective.kind != "max_delay"):
+        return "blocks.edge_tier: three tiers are certified with the cloud block and the max_delay objective only"
+    if variant.objective.kind == "cost_per_quality" and variant.constraints:
+        return (f"constraint '{variant.constraints[0].name}': added constraints are not taken with the "
+                "cost_per_quality ratio (Dinkelbach steps are untested with them)")
     if variant.block("llm").p["split"] != "integer":
         return "blocks.llm.split: needs integer splits (split = \"integer\"; docs/exact.md §6)"
     if variant.block("uplink").p["upload"] == "external":
@@ -81,9 +129,13 @@ def _why_not(variant) -> str | None:
     return None
 
 
-CAPABILITIES = Capabilities(objectives=("weighted_sum", "cost_per_quality"),
-                            blocks=CORE_BLOCKS + ("stability", "service_quality", "memory", "split_bounds"),
-                            requires=CORE_BLOCKS, constraints=SPLIT_BOUND_CLASSES, check=_why_not)
+#: per-user deadlines and rate floors go into the per-option subproblems, user caps into the MILP (issue 15 §5)
+CONSTRAINTS = SPLIT_BOUND_CLASSES + ("user:delay_s<=", "user:rate_Mbps>=", "server:n_users<=")
+CAPABILITIES = Capabilities(objectives=("weighted_sum", "cost_per_quality", "max_delay"),
+                            blocks=CORE_BLOCKS + ("stability", "service_quality", "memory", "split_bounds",
+                                                  "edge_tier", "cloud", "tier_memory"),
+                            requires=tuple(b for b in CORE_BLOCKS if b != "edge_compute"), constraints=CONSTRAINTS,
+                            check=_why_not)
 
 
 @hookimpl

@@ -61,8 +61,9 @@ def model_objective(m) -> float:
 
 def sync_epigraphs(m) -> None:
     """After loading a point: set τ (max_delay's epigraph) to its tight value, so value(m.obj) reads right."""
-    if hasattr(m, "tau") and hasattr(m, "delay_user"):
-        m.tau.set_value(max(pyo.value(m.delay_user[n]) for n in m.U))
+    from mecsplit.model import tighten_tau
+
+    tighten_tau(m)
 
 
 def as_list(x) -> list:

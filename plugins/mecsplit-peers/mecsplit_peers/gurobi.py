@@ -100,6 +100,9 @@ class Core:
 
 
 def core_of(variant, inst, where="gurobi.formulation") -> Core:
+    if inst.T > 1:
+        raise InputError("<option>", where, f"the structured formulations are for the static channel; variant "
+                         f"{variant.name!r} has generator.slots = {inst.T}", "'raw' (any variant)")
     names = [b.name for b in variant.blocks]
     other = sorted(set(names) - set(CORE_BLOCKS))
     if other:

@@ -48,6 +48,9 @@ TRUST_RTOL = 1e-4
 def apply_perspective(m, problem) -> dict:
     """Rewrite ``m`` in place (see module doc). Returns counts for the result's ``extra``."""
     v, inst = problem.variant, problem.instance
+    if inst.T > 1:
+        raise InputError("<option>", "scip.formulation", f"'perspective' is for the static channel (variant {v.name!r} "
+                         f"has generator.slots = {inst.T})", "'raw'")
     if not (v.has_block("uplink") and hasattr(m, "rate")):
         raise InputError("<option>", "scip.formulation", f"'perspective' needs the uplink block (variant {v.name!r} has none)",
                          "'raw'")

@@ -1,0 +1,268 @@
+"""The min–max delay objective (``max_delay``: min over decisions of max_n delay_n), certified by
+bisection on the level T (docs/exact.md §7).
+
+Each step asks: can every user meet T (and its own deadline) within the per-server budgets? It is
+answered by a feasibility MILP over the options (n, m, k) that can meet T at all, with the user caps
+and, per server, the feasibility cuts of timing.py at chosen price pairs (λ, 1):
+
+    Σ_{o on m} x_o R_o(λ, 1; T) ≤ λ B_m + F_m          (valid for every assignment feasible at T)
+
+* MILP infeasible ⇒ no assignment meets T: T is a **lower bound** on the min–max value (the MILP is a
+  relaxation; its certificate is the set of cuts, kept in the trace as the level and the cut count).
+* MILP solution x ⇒ every server of x is checked exactly at T (timing.Timing.check); a server that
+  fails gives the price pair that separates it (the maximiser of its dual), whose cut x violates: add,
+  re-solve (finitely many assignments). A server set that passes meets T, and x's exact makespan
+  (≤ T) is a new **incumbent**.
+
+The bound reported is the largest level proven infeasible (the min–max value is above it), never a
+step's own bound. The next level is the middle of the bracket [bound, incumbent] after a feasible
+step, and 1/16 of the previous share below the incumbent after an infeasible one (the incumbent is
+then often optimal, and only a proof just below it closes the gap). Status ``optimal`` when
+incumbent − bound ≤ the tolerance.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mecsplit import quiet
+
+from .bnb import Gap
+from .subproblems import SAFETY, rate
+from .timing import Timing
+
+try:
+    import highspy
+except ImportError:  # pragma: no cover - declared dependency
+    highspy = None
+
+
+class MinMax(Gap):
+    def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_rounds=200):
+        self.D, self.tracer, self.log = D, tracer, log
+        self.rel_gap, self.abs_gap = rel_gap, abs_gap
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + (time_limit_s if time_limit_s is not None else 1e18)
+        self.tm = Timing(D)
+        self.tm.deadline = self.deadline       # a makespan cut short ends on a feasible level (timing.py)
+        self.inc = None
+        self.lb = -np.inf
+        self.infeasible = None
+        self.max_rounds = max_rounds
+        self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
+        self.stats = {"levels": [], "milp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
+
+    # -- incumbents -------------------------------------------------------------------------------------
+    def offer(self, server, k):
+        """Exact makespan of an assignment; becomes the incumbent if better. Returns its value."""
+        D, tm = self.D, self.tm
+        server, k = np.asarray(server, int), np.asarray(k, int)
+        rows = np.arange(D.N)
+        cnt = np.bincount(server, minlength=D.M)
+        if np.any(cnt > D.user_cap) or (D.eq_f and np.any(cnt == 0)) or not np.all(D.possible[rows, server, k]):
+            return np.inf
+        self.stats["makespan_solves"] += 1
+        Tm, lam, pi, fe, b, fc = tm.makespan(server, k, D.deadline_s)
+        if not np.all(np.isfinite(Tm[cnt > 0])):
+            return np.inf
+        for m in np.nonzero(cnt > 0)[0]:
+            if lam[m] > 0 or pi[m] > 0:
+                self.prices[m].add((float(lam[m]), float(pi[m])))
+        fe, b, fc = self.fit(server, fe, b, fc)
+        delay = self.delays(server, k, fe, b, fc)
+        obj = float(np.max(delay))
+        if not np.all(delay <= D.deadline_s * (1 + 1e-12)):
+            return np.inf
+        if obj < self.ub:
+            self.inc = {"obj": obj, "server": server.copy(), "k": k.copy(), "fe": fe, "b": b, "fc": fc, "lam": lam,
+                        "pi": pi, "levels": Tm}
+            self.tracer.incumbent(obj, self.solution())
+        return obj
+
+    def fit(self, server, fe, b, fc):
+        """Shares within the budgets exactly (the roots leave ~1e-12 relative)."""
+        D = self.D
+        for v, cap in ((fe, D.F), (b, D.B), (fc, np.full(D.M, D.slot))):
+            tot = np.bincount(server, weights=v, minlength=D.M)
+            v *= np.where(tot > cap, cap / np.where(tot > 0, tot, 1.0), 1.0)[server]
+        return fe, b, fc
+
+    def delays(self, server, k, fe, b, fc):
+        """Each user's delay (s) at f_max, p_max and shares fe, b, fc — the delay ledger."""
+        D, tm = self.D, self.tm
+        n = np.arange(D.N)
+        P = tm.parts(n, server, k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where(tm.s > 0, tm.s / rate(1.0, b, tm.c[n, server]), 0.0)
+            cl = np.where(P["Wc"] > 0, P["Wc"] / fc, 0.0)
+        return P["a"] + P["W"] / fe + cl + up
+
+    def solution(self):
+        r, D = self.inc, self.D
+        out = {"server": r["server"].tolist(), "alpha": D.alphas[r["k"]].tolist(), "f_GHz": D.f_max.tolist(),
+               "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist()}
+        if D.three:
+            out["beta"] = D.betas[r["k"]].tolist()
+            out["fc_GHz"] = r["fc"].tolist()
+        return out
+
+    def start(self, warm=None):
+        """First incumbents: the warm start, then each user on the option with the least delay alone
+        (repaired to the caps), then the same spread over servers by delay."""
+        D, tm = self.D, self.tm
+        N, M = D.N, D.M
+        rows = np.arange(N)
+        if warm is not None:
+            k = np.searchsorted(D.alphas, np.clip(np.rint(warm["alpha"]), D.alphas[0], D.alphas[-1]))
+            self.offer(np.asarray(warm["server"], int), np.minimum(k, D.k_hi))
+        md = np.where(D.possible, tm.min_delay(rows[:, None, None], np.arange(M)[None, :, None],
+                                               np.arange(D.K)[None, None, :]), np.inf)
+        self.min_delay = md
+        best_k = np.argmin(md, axis=2)                                    # (N, M)
+        vnm = np.min(md, axis=2)
+        # greedy by load: users in order of their best alone-delay, each to the server whose load
+        # (Σ alone-delays of its users, a proxy of the makespan) it raises least
+        load = np.zeros(M)
+        cnt = np.zeros(M, int)
+        server = np.zeros(N, int)
+        for n in np.argsort(-np.min(vnm, axis=1)):
+            cost = np.where(cnt < D.user_cap, load + vnm[n], np.inf)
+            m = int(np.argmin(cost))
+            server[n] = m
+            load[m] += vnm[n, m]
+            cnt[m] += 1
+        if D.eq_f and np.any(cnt == 0):
+            server = np.arange(N) % M
+        self.offer(server, best_k[rows, server])
+
+    # -- the feasibility MILP at a level -------------------------------------------------------------
+    def level_feasible(self, T):
+        """Is there an assignment meeting level T? Returns ("infeasible", None) with a proof (the MILP),
+        ("feasible", value) after offering the assignment found, or ("limit", None)."""
+        D, tm = self.D, self.tm
+        N, M = D.N, D.M
+        levels = np.minimum(T, D.deadline_s)                                       # (N,)
+        poss = D.possible & (self.min_delay <= levels[:, None, None])
+        if not poss.any(axis=(1, 2)).all():
+            return "infeasible", None
+        on, om, ok = np.nonzero(poss)
+        nx = on.size
+        h = quiet.highs()
+        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
+            h.setOptionValue(o, v)
+        h.addVars(nx, np.zeros(nx), np.ones(nx))
+        h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32), np.full(nx, highspy.HighsVarType.kInteger))
+        for n in range(N):
+            idx = np.nonzero(on == n)[0].astype(np.int32)
+            h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
+        by_m = [np.nonzero(om == m)[0].astype(np.int32) for m in range(M)]
+        for m in range(M):
+            lo = 1.0 if D.eq_f else 0.0
+            if by_m[m].size and (lo > 0 or D.user_cap[m] < N):
+                h.addRow(lo, float(D.user_cap[m]), by_m[m].size, by_m[m], np.ones(by_m[m].size))
+        P = tm.prepare(on, om, ok, levels[on])
+        cut_keys = set()
+
+        slot = D.slot if D.three else 0.0
+
+        def add_cut(m, lam, mu, pi):
+            """Σ_{o on m} x_o R_o(λ, μ, π; T) ≤ λ B_m + μ F_m + π slot, scaled to a right-hand side of 1."""
+            key = (m, float(lam), float(mu), float(pi))
+            if key in cut_keys or by_m[m].size == 0:
+                return 0
+            cut_keys.add(key)
+            sel = by_m[m]
+            Pm = {kk: vv[sel] for kk, vv in P.items()}
+            v = tm.price(None, None, None, None, lam, mu, pi, prep=Pm)[0]
+            rhs = lam * D.B[m] + mu * D.F[m] + pi * slot
+            v = (v - SAFETY * np.abs(v)) / rhs
+            h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel, v)
+            self.stats["cuts"] += 1
+            return 1
+
+        for m in range(M):     # the pure directions and every price seen on this server (and around it)
+            add_cut(m, 0.0, 1.0, 0.0)
+            add_cut(m, 1.0, 0.0, 0.0)
+            if D.three:
+                add_cut(m, 0.0, 0.0, 1.0)
+            pts = sorted(self.prices[m])
+            if pts:
+                lc, pc = (float(np.median([p[i] for p in pts])) for i in (0, 1))
+                pts = set(pts) | {(lc * f, pc) for f in np.geomspace(0.25, 4.0, 7)} | {(lc, pc * f) for f in np.geomspace(0.25, 4.0, 7)}
+            for lam, pi in pts:
+                add_cut(m, lam, 1.0, pi)
+        for _ in range(self.max_rounds):
+            left = self.deadline - self.clock()
+            if left <= 0:
+                return "limit", None
+            h.setOptionValue("time_limit", float(max(left, 0.01)))
+            h.run()
+            self.stats["milp_solves"] += 1
+            st = h.getModelStatus()
+            if st == highspy.HighsModelStatus.kInfeasible:
+                return "infeasible", None
+            if st != highspy.HighsModelStatus.kOptimal:
+                return "limit", None
+            x = np.asarray(h.getSolution().col_value)[:nx] > 0.5
+            server, k = np.zeros(N, int), np.zeros(N, int)
+            server[on[x]], k[on[x]] = om[x], ok[x]
+            self.stats["checks"] += 1
+            ex, lam, pi = tm.check(server, k, levels)[:3]
+            bad = np.nonzero(ex > 1e-12 * D.F)[0]
+            if bad.size == 0:
+                return "feasible", self.offer(server, k)
+            new = 0
+            for m in bad:
+                self.prices[m].add((float(lam[m]), float(pi[m])))
+                new += add_cut(int(m), float(lam[m]), 1.0, float(pi[m]))
+            if new == 0:     # the separating cut is already there (rounding): stop, honestly
+                return "limit", None
+        return "limit", None
+
+    # -- main -------------------------------------------------------------------------------------
+    def run(self, warm=None):
+        D = self.D
+        rows = np.arange(D.N)
+        if not D.possible.any(axis=(1, 2)).all():
+            n = int(np.argmin(D.possible.any(axis=(1, 2))))
+            self.infeasible = (f"user {n} has no possible option: its split cap, rate floor or deadline cannot "
+                               "be met even with a whole server's resources")
+            return None, np.inf, "infeasible"
+        self.start(warm)
+        # every user alone with a whole server: no level below the largest of these is feasible
+        self.lb = float(np.max(np.min(np.where(D.possible, self.min_delay, np.inf), axis=(1, 2)))) * (1 - 1e-12)
+        self.tracer.bound(min(self.lb, self.ub))
+        status = "optimal"
+        if self.inc is None:       # only deadlines can make every start infeasible: find any point first
+            st, _ = self.level_feasible(np.inf)
+            if st == "infeasible":
+                self.infeasible = ("the feasibility MILP at the users' own deadlines (a relaxation: one possible "
+                                   "option per user, the user caps, the servers' resource cuts) is infeasible")
+                return None, np.inf, "infeasible"
+            if st == "limit":
+                return None, self.lb, "time_limit"
+        q = 0.5          # the next level sits at a share q of the bracket below the incumbent
+        while self.ub - self.lb > self.tol():
+            if self.clock() > self.deadline:
+                status = "time_limit"
+                break
+            T = self.ub - max(0.5 * self.tol(), q * (self.ub - self.lb))
+            st, val = self.level_feasible(T)
+            self.stats["levels"].append((T, st))
+            if self.log:
+                self.log(f"level {T:.12g}: {st}; bound {self.lb:.12g} incumbent {self.ub:.12g}")
+            if st == "infeasible":
+                # the bound moved up: the incumbent may well be optimal, so aim the next proof close to it
+                self.lb = T
+                self.tracer.bound(min(self.lb, self.ub))
+                q /= 16.0
+            elif st == "feasible":
+                q = 0.5
+            else:
+                status = "time_limit" if self.clock() >= self.deadline else "stalled"
+                break
+            self.tracer.iteration()
+        gap_ok = self.ub - self.lb <= self.tol() * (1 + 1e-9)
+        return self.inc, min(self.lb, self.ub), ("optimal" if gap_ok else status)
