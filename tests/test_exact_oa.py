@@ -120,3 +120,30 @@ def test_milp_start_solution_does_not_hide_the_optimum():
     assert not (np.array_equal(opt[0], server) and np.array_equal(opt[1], k))   # the start is not optimal
     assert any(np.array_equal(s, opt[0]) and np.array_equal(kk, opt[1]) for s, kk in found1)
     assert lb1 == pytest.approx(lb0, rel=1e-9, abs=1e-12)
+
+
+def test_master_purge_keeps_the_certified_optimum(monkeypatch):
+    """The Lagrangian master dropping its slack cuts (lagrangian.Master.purge, forced here at 30 rows)
+    changes neither the certified optimum nor the validity of the root bound, on both methods."""
+    import mecsplit_exact.lagrangian as lg
+
+    v = load_variant("default")
+    inst = generate(v, 10, 3, 2)
+    ref = {m: solve(v, inst, "exact", {"method": m}) for m in ("oa", "bnb")}
+    purges = []
+    purge = lg.Master.purge
+
+    def counted(self):
+        purges.append(len(self.c))
+        purge(self)
+
+    monkeypatch.setattr(lg, "PURGE_ROWS", 30)
+    monkeypatch.setattr(lg.Master, "purge", counted)
+    for method, a in ref.items():
+        r = solve(v, inst, "exact", {"method": method})
+        assert r.status == "optimal" and r.verification["verdict"] == "ok"
+        assert r.objective == pytest.approx(a.objective, rel=1e-7)
+        assert r.bound <= a.objective * (1 + 1e-12) and a.bound <= r.objective * (1 + 1e-12)
+        assert r.extra["root_lagrangian_bound"] <= a.objective
+        assert r.extra["root_lagrangian_bound"] == pytest.approx(a.extra["root_lagrangian_bound"], rel=1e-6)
+    assert len(purges) >= 2
