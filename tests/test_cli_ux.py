@@ -322,7 +322,8 @@ def test_ctrl_c_says_how_many_cells_are_stored_and_how_to_resume(tmp_path):
     env = {**os.environ, "MECSPLIT_LOAD_PLUGINS": "", "PROBE_LOG": str(tmp_path / "calls.txt"), "PROBE_SLEEP": "1.5"}
     cmd = [sys.executable, "-m", "mecsplit", "--plugins-dir", str(plugs), "bench", "run", str(suite), "--workers", "1",
            "--db", str(db), "--out", str(tmp_path / "rep"), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,  # SIGINT
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if pytest ignores it
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.5)
