@@ -308,7 +308,7 @@ class CompressionMinMax(MinMax):
             if key in keys or sel.size == 0:
                 return 0
             keys.add(key)
-            ts = t[sel]
+            ts = np.minimum(t[sel], tmax[sel] * (1 - 1e-6))   # tangents inside the domain (exact slopes)
             st = chord(ts)
             tm.opt_s = st
             try:
@@ -375,10 +375,12 @@ class CompressionMinMax(MinMax):
                         self.prices[m].add((float(lam[m]), float(pi[m])))
                         new += add_cut(int(m), float(lam[m]), 1.0, float(pi[m]), tt)
                 self.stats["chord_cuts"] += new
-                if new == 0:     # the separating cut is already there (rounding): stop, honestly
-                    return "limit", None, None
-                continue
+                if new:
+                    continue
+                # the separating cut is already there (tangents sit just inside t_max): split the pieces instead
             rho = pc.lo_a[jj] + t * (pc.hi_a[jj] - pc.lo_a[jj])
+            if bad.size:
+                return "split", None, (kv, t, rho)
             order = np.argsort(np.min(self.min_delay, axis=(1, 2)))
             rho = pc.meet_budget(rho, order)
             tm.s, tm.fixed = self.upload(rho), True
@@ -393,17 +395,19 @@ class CompressionMinMax(MinMax):
 
     @staticmethod
     def slope(s, b, c, nu_c, lam, B):
-        """dR_o/du (u = log s) at the priced point: ν s/r(b) with ν the delay constraint's multiplier — from
-        the bandwidth's stationarity, ν = λ/A(b) with A = s r'/r² (b below its box end B; also where b sits
-        at the least bandwidth meeting the level, where R = λ b_least(s) + const), else from the compute
-        shares (ν_c of timing.price; b = B fixed, or λ = 0). A subgradient in either case."""
+        """dR_o/du (u = log s) at the priced point: ν s/r(b), ν the delay constraint's multiplier, taken as
+        max(ν_b, ν_c) with ν_b = λ/A(b) (A = s r'/r², the bandwidth's stationarity) and ν_c the compute
+        shares' (timing.price). Where b is free both agree; where b sits at the least bandwidth meeting
+        the level (shares at their largest) R = λ b_least(s) + const and ν_b ≥ ν_c is the derivative; where
+        b = B with the shares inside, ν_c ≥ ν_b is; at the end of R's domain (b = B, shares at their
+        largest) the left derivative is the larger of the two savings, and any slope ≥ it is a subgradient
+        there. A subgradient in every case (checked on random points in tests/test_exact_compression.py)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             z = c / b
             r = b * np.log1p(z) / LN2
             r1 = (np.log1p(z) - z / (1 + z)) / LN2
-            nu_b = lam * r * r / (s * r1)
-            nu = np.where((lam > 0) & (b < B * (1 - 1e-12)), nu_b, nu_c)
-            return np.where(s > 0, nu * s / r, 0.0)
+            nu_b = np.where(lam > 0, lam * r * r / (s * r1), 0.0)
+            return np.where(s > 0, np.maximum(nu_b, nu_c) * s / r, 0.0)
 
     def refine(self, kv, t, rho):
         """Split the pieces of the last solution with t inside (0, 1) at the ρ it took. False when none can
