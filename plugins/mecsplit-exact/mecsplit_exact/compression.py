@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - declared dependency
 
 
 class Pieces:
+    first_pieces = 8      # equal pieces of [ρ_min, ρ_eq] at the start
     """The ρ pieces (a global table of intervals [lo, hi]) and which pieces each user's partition of
     [ρ_min, ρ_max] holds (mask (N, J))."""
 
@@ -60,9 +61,9 @@ class Pieces:
         self.dmax = float(p["distortion_max"])
         self.lo, self.hi, self.index = [], [], {}
         if self.budget:
-            # 8 equal pieces up to ρ_eq (S(ρ_eq) = S(ρ_max) below S's maximum), then [ρ_eq, ρ_max]
+            # equal pieces up to ρ_eq (S(ρ_eq) = S(ρ_max) below S's maximum), then [ρ_eq, ρ_max]
             top = self.rho_eq()
-            brk = list(np.linspace(self.rmin, top, 9)) + ([self.rmax] if top < self.rmax else [])
+            brk = list(np.linspace(self.rmin, top, int(self.first_pieces) + 1)) + ([self.rmax] if top < self.rmax else [])
             for a, b in zip(brk[:-1], brk[1:]):
                 self.add(a, b)
         else:
