@@ -41,7 +41,7 @@ def certified(r):
     return r
 
 
-@pytest.mark.parametrize("seed,n,m", [(0, 3, 1), (1, 3, 1), (2, 4, 1), (3, 2, 2)])
+@pytest.mark.parametrize("seed,n,m", [(0, 3, 1), (1, 3, 1), (2, 4, 1), (3, 2, 2), (0, 3, 2)])
 def test_optimum_is_the_enumerated_one(seed, n, m):
     """exact = enumerate on tiny instances (4×1 seed 2 is the one where SCIP certifies a wrong optimum,
     docs/sft.md §5). enumerate solves each integer point's NLP locally, so it can only be above the optimum:

@@ -275,8 +275,8 @@ class CompressionMinMax(MinMax):
             tmax = np.where(dlog > 0, np.log(np.maximum(s_max, 1e-300) / Sa) / np.where(dlog > 0, dlog, 1.0), 1.0)
         tmax = np.where(pc.hi_a[j] > pc.lo_a[j], np.clip(tmax, 0.0, 1.0), 0.0)
 
-        def chord(t):
-            return Sa ** (1 - t) * Sb ** t
+        def chord(t, sel):
+            return Sa[sel] ** (1 - t) * Sb[sel] ** t
 
         h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
@@ -310,7 +310,7 @@ class CompressionMinMax(MinMax):
                 return 0
             keys.add(key)
             ts = np.minimum(t[sel], tmax[sel] * (1 - 1e-6))   # tangents inside the domain (exact slopes)
-            st = chord(ts)
+            st = chord(ts, sel)
             tm.opt_s = st
             try:
                 P = tm.prepare(on[sel], om[sel], ok[sel], levels[on[sel]])
