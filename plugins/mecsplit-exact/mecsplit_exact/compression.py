@@ -391,6 +391,11 @@ class CompressionMinMax(MinMax):
                 tm.fixed = False
             if np.all(ex <= 1e-12 * D.F):
                 return "feasible", self.offer(server, kv, rho), None
+            # missed: by rounding only (HiGHS meets the budget row to 1e-9, and meet_budget's repair then
+            # raises some ρ a hair) the real point is still an incumbent at the level; else split
+            val = self.offer(server, kv, rho)
+            if val <= T * (1 + 1e-9):
+                return "feasible", val, None
             return "split", None, (kv, t, rho)
         return "limit", None, None
 
