@@ -306,7 +306,8 @@ def test_capabilities_name_the_first_missing_feature(tmp_path):
     assert mgr.solvers["scip"].why_not(v) is None
     assert "objective term 'peak-power'" in mgr.solvers["liu-zhao"].why_not(v)
     assert mgr.solvers["exact"].why_not(load_variant("hardware-2024")) is None
-    assert "compression" in mgr.solvers["exact"].why_not(load_variant("sft-2025"))
+    assert mgr.solvers["exact"].why_not(load_variant("sft-2025")) is None     # docs/exact.md §9
+    assert "channel dynamics" in mgr.solvers["exact"].why_not(load_variant("sft-2025-dynamic"))
     assert "needs block 'service_quality'" in mgr.solvers["dashf"].why_not(load_variant("default"))
     with pytest.raises(InputError, match="cannot take variant"):
         solve(v, generate(v, 3, 2, 0), "liu-zhao")

@@ -138,6 +138,10 @@ class MinMax(Gap):
         self.offer(server, best_k[rows, server])
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
+    def extra_rows(self, h, on, om, ok):
+        """Rows (and column costs) a subclass adds to the level MILP over options (on, om, ok)
+        (compression.py: the distortion budget)."""
+
     def level_feasible(self, T):
         """Is there an assignment meeting level T? Returns ("infeasible", None) with a proof (the MILP),
         ("feasible", value) after offering the assignment found, or ("limit", None)."""
@@ -162,6 +166,7 @@ class MinMax(Gap):
             lo = 1.0 if D.eq_f else 0.0
             if by_m[m].size and (lo > 0 or D.user_cap[m] < N):
                 h.addRow(lo, float(D.user_cap[m]), by_m[m].size, by_m[m], np.ones(by_m[m].size))
+        self.extra_rows(h, on, om, ok)
         P = tm.prepare(on, om, ok, levels[on])
         cut_keys = set()
 

@@ -43,6 +43,9 @@ def data_for(problem):
     from .subproblems import Data   # imported here: registering the plugin imports no HiGHS
 
     D = Data(problem.variant, problem.instance)
+    if D.compression:   # SFT's keep ratio: options get ρ pieces (compression.py)
+        from .compression import Pieces
+        D.pieces = Pieces(problem.variant.block("compression"), problem.instance)
     C = problem.instance.compiled
     return D.constrain(deadline_s=C.user_bound("delay_s", "<="), rate_min_Mbps=C.user_bound("rate_Mbps", ">="),
                        max_users=C.max_users())
@@ -71,6 +74,8 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
                    method=method, local_search=options["local_search"])
 
     if D.kind == "max_delay":   # min–max delay: bisection on the level with feasibility MILPs (minmax.py)
+        if D.compression:
+            from .compression import CompressionMinMax as MinMax
         mm = MinMax(D, tracer, options["rel_gap"], options["abs_gap"], time_limit_s, log)
         inc, lb, status = mm.run(warm_start)
         extra, iterations = dict(mm.stats), len(mm.stats["levels"])
@@ -120,7 +125,9 @@ def _why_not(variant) -> str | None:
                 "cost_per_quality ratio (Dinkelbach steps are untested with them)")
     if variant.block("llm").p["split"] != "integer":
         return "blocks.llm.split: needs integer splits (split = \"integer\"; docs/exact.md §6)"
-    if variant.block("uplink").p["upload"] == "external":
+    if variant.has_block("compression") and (variant.objective.kind != "max_delay" or "edge_tier" in names):
+        return "blocks.compression: the keep ratio is certified with the max_delay objective and two tiers only"
+    if variant.block("uplink").p["upload"] == "external" and not variant.has_block("compression"):
         return "blocks.uplink.upload: needs the uplink's own upload (tokens | activations), not 'external'"
     ratio = variant.objective.kind == "cost_per_quality"
     if variant.has_block("service_quality") and (not ratio or variant.block("service_quality").depends_on() != "alpha"):
@@ -133,7 +140,7 @@ def _why_not(variant) -> str | None:
 CONSTRAINTS = SPLIT_BOUND_CLASSES + ("user:delay_s<=", "user:rate_Mbps>=", "server:n_users<=")
 CAPABILITIES = Capabilities(objectives=("weighted_sum", "cost_per_quality", "max_delay"),
                             blocks=CORE_BLOCKS + ("stability", "service_quality", "memory", "split_bounds",
-                                                  "edge_tier", "cloud", "tier_memory"),
+                                                  "edge_tier", "cloud", "tier_memory", "compression"),
                             requires=tuple(b for b in CORE_BLOCKS if b != "edge_compute"), constraints=CONSTRAINTS,
                             check=_why_not)
 

@@ -46,8 +46,10 @@ class Data:
         names = [b.name for b in variant.blocks]
         ratio = variant.objective.kind == "cost_per_quality"
         self.three = "edge_tier" in names
+        # compression (SFT's keep ratio ρ) with the min–max delay: compression.py adds the ρ pieces
+        self.compression = "compression" in names and variant.objective.kind == "max_delay" and not self.three
         extra = sorted(set(names) - set(CORE_BLOCKS) - set(SPLIT_CAP_BLOCKS) - ({"service_quality"} if ratio else set())
-                       - (set(TIER_BLOCKS) if self.three else set()))
+                       - (set(TIER_BLOCKS) if self.three else set()) - ({"compression"} if self.compression else set()))
         if extra:
             raise InputError("<exact>", f"variant.blocks.{extra[0]}", "block not supported by the exact solver",
                              ", ".join(CORE_BLOCKS + SPLIT_CAP_BLOCKS + TIER_BLOCKS)
@@ -68,7 +70,7 @@ class Data:
             # is not convex in (α, f_e), so the outer approximation's cuts would not be exact (docs/exact.md §6)
             raise InputError("<exact>", "blocks.llm.split", f"got {llm['split']!r}: the exact solver needs integer "
                              "splits (docs/exact.md §6)", "split = \"integer\" (e.g. the variant dashf-layers-2024)")
-        if up["upload"] == "external":
+        if up["upload"] == "external" and not self.compression:
             raise InputError("<exact>", "blocks.uplink.upload", "got 'external'", "tokens | activations")
         C = inst.compiled
         om = C.omega

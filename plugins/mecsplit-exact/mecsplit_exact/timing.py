@@ -416,7 +416,9 @@ class Timing:
             hi[act] = np.where(vn >= 0, xn, hi[act])
             x[act], val[act], slope[act] = xn, vn, sn
             conv = (np.abs(vn) <= 1e-14) | (hi[act] - lo[act] <= atol)
-            x[act] = np.where(conv & (vn < 0), hi[act], x[act])    # end on the feasible side
+            # end on the feasible side: the bracket's end, unless the root is met to rounding (a Newton
+            # run that stays on the infeasible side never moves hi, which may be the far upper end)
+            x[act] = np.where(conv & (vn < 0) & (np.abs(vn) > 1e-14), hi[act], x[act])
             act = act[~conv]
         return x
 

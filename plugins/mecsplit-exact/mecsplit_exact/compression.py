@@ -1,0 +1,434 @@
+"""The keep ratio ρ of SFT's compression block (sft-2025) in the min–max delay solver (docs/exact.md §9).
+
+User n uploads S_n(ρ) = D_n(ρ·q + H₂(ρ)) + c₀ bit (blocks/compression.py), and the users share one
+distortion budget Σ_n δ(ρ_n) ≤ N δ_max with δ(ρ) = (1 − ρ) + ε_q ρ (linear in ρ). S is concave, so the
+fixed-split problem is not convex in ρ (docs/exact.md §8.5). What makes a certified search possible:
+
+* the delay depends on ρ only through the upload s = S(ρ), and the pricing R_o(λ, μ, π; T, s) of
+  timing.py is **convex in u = log s** (the set {W/fe + e^u/r(b) ≤ L} is convex in (fe, b, u): e^u/r(b) =
+  exp(u − log r(b)) with log r concave) and increasing in s;
+* on a **piece** [a, b] of ρ write ρ = a + t(b − a), t ∈ [0, 1]: δ is linear in t and log S(ρ) is concave in
+  t (log of a concave positive function), so log S(ρ) ≥ the chord u(t) = (1 − t) log S(a) + t log S(b),
+  equal at both ends, with an error O((b − a)²) inside.
+
+Each option (server, split, piece) gets a binary x_o and a continuous y_o = t·x_o ∈ [0, t_max x_o]. The
+distortion row Σ x_o δ(a_o) + y_o (δ(b_o) − δ(a_o)) ≤ N δ_max is exact, and a feasibility cut of
+minmax.py at prices (λ, μ, π) becomes, with the tangent of the convex t ↦ R_o(u(t)) at any t_o,
+
+    Σ_{o on m} [R_o(t_o) − R_o'(t_o) t_o] x_o + R_o'(t_o) y_o ≤ λ B_m + μ F_m + π slot,
+
+R_o' = ν s/r(b) · (log S(b) − log S(a)) (envelope theorem; ν = −∂R/∂T from timing.py). Every real point
+satisfies these rows with its own t (upload ≥ the chord's, R increasing, tangent ≤ R), so the level MILP
+is a relaxation: **infeasible ⇒ the level is a lower bound**. A MILP solution (x, y) is checked at the
+chord's uploads (a failing server gives a cut at its prices and the solution's t, which that solution
+violates), then at the real ρ = a + t(b − a) (uploads S(ρ)): met ⇒ a real point meeting the level, whose
+exact makespan is an incumbent; missed ⇒ the pieces with t inside (0, 1) are split at that ρ (spatial
+branching) and the level is solved again. With no distortion budget ρ only sets the upload, and the
+pieces are the points ρ_min, ρ_max (S concave: its least value is at an end).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from mecsplit import quiet
+
+from .minmax import MinMax
+from .subproblems import LN2, SAFETY, rate
+from .timing import Timing
+
+try:
+    import highspy
+except ImportError:  # pragma: no cover - declared dependency
+    highspy = None
+
+
+class Pieces:
+    first_pieces = 8      # equal pieces of [ρ_min, ρ_eq] at the start
+    """The ρ pieces (a global table of intervals [lo, hi]) and which pieces each user's partition of
+    [ρ_min, ρ_max] holds (mask (N, J))."""
+
+    def __init__(self, block, inst):
+        p = block.p
+        self.size_Mbit = lambda rho: block.size_Mbit(inst, rho)      # (J, 1) ρ → (J, N) Mbit: the block's own S
+        self.N = inst.N
+        self.delay = bool(inst.block("uplink")["delay"])
+        self.rmin, self.rmax = float(p["rho_min"]), float(p["rho_max"])
+        self.eps = block.eps_coef()
+        self.budget = p["accuracy"] == "distortion_budget"
+        self.dmax = float(p["distortion_max"])
+        self.lo, self.hi, self.index = [], [], {}
+        if self.budget:
+            # equal pieces up to ρ_eq (S(ρ_eq) = S(ρ_max) below S's maximum), then [ρ_eq, ρ_max]
+            top = self.rho_eq()
+            brk = list(np.linspace(self.rmin, top, int(self.first_pieces) + 1)) + ([self.rmax] if top < self.rmax else [])
+            for a, b in zip(brk[:-1], brk[1:]):
+                self.add(a, b)
+        else:
+            for r in (self.rmin, self.rmax):
+                self.add(r, r)
+        self.mask = np.ones((self.N, len(self.lo)), bool)
+        self.refresh()
+
+    def rho_eq(self):
+        """The ρ below S's maximum with S(ρ) = S(ρ_max), or ρ_max when S increases on the whole range."""
+        q = np.linspace(self.rmin, self.rmax, 2001)
+        S = self.size_Mbit(q[:, None])[:, 0]
+        top = int(np.argmax(S))
+        if top == q.size - 1 or S[0] >= S[-1]:
+            return self.rmax
+        a, b = q[0], q[top]     # S increasing on [a, b], S(a) < S(ρ_max) ≤ S(b): bisection
+        for _ in range(100):
+            c = 0.5 * (a + b)
+            a, b = (c, b) if self.size_Mbit(np.array([[c]]))[0, 0] < S[-1] else (a, c)
+        return float(a)
+
+    def delta(self, rho):
+        """δ(ρ) = (1 − ρ) + ε_q ρ (compression.py (A1))."""
+        return (1.0 - rho) + self.eps * rho
+
+    def add(self, a, b):
+        key = (float(a), float(b))
+        if key not in self.index:
+            self.index[key] = len(self.lo)
+            self.lo.append(key[0])
+            self.hi.append(key[1])
+        return self.index[key]
+
+    def refresh(self):
+        """Per piece the uploads at its ends (N, J) Mbit (0 when the upload is not in the delay)."""
+        self.lo_a, self.hi_a = np.array(self.lo), np.array(self.hi)
+        f = 1.0 if self.delay else 0.0
+        self.S_lo = self.size_Mbit(self.lo_a[:, None]).T * f
+        self.S_hi = self.size_Mbit(self.hi_a[:, None]).T * f
+        self.s = np.minimum(self.S_lo, self.S_hi)                 # the least upload on the piece
+        self.J = self.lo_a.size
+
+    def split(self, n, j, at):
+        """Replace user n's piece j by [lo, at] and [at, hi]."""
+        new = [self.add(self.lo[j], at), self.add(at, self.hi[j])]
+        if self.mask.shape[1] < len(self.lo):
+            self.mask = np.hstack([self.mask, np.zeros((self.N, len(self.lo) - self.mask.shape[1]), bool)])
+        self.mask[n, j] = False
+        self.mask[n, new] = True
+
+    def meet_budget(self, rho, order):
+        """ρ raised, users in ``order`` towards ρ_max, until Σδ(ρ) ≤ N δ_max less a 1e-12 margin (HiGHS
+        meets the budget row to 1e-9; an incumbent's ρ needs no piece)."""
+        rho = np.array(rho, float)
+        if not self.budget or self.eps >= 1.0:
+            return rho
+        need = (np.sum(self.delta(rho)) - self.N * self.dmax * (1 - 1e-12)) / (1.0 - self.eps)
+        for n in order:
+            if need <= 0:
+                break
+            step = min(self.rmax - rho[n], need)
+            rho[n] += step
+            need -= step
+        return rho
+
+
+def extreme_splits(D):
+    """A copy of the data whose options keep only each user's smallest and largest possible split.
+
+    Why nothing is lost (min–max delay, two tiers): split α leaves the compute time
+    a_α + W_α/fe = α tU/f_max + (Υ − α) tE/fe, so with upload time u the least edge share meeting a level T
+    is fe(α) = (Υ − α) tE / (T − u − α tU/f_max), and d fe/dα has the sign of (Υ tU/f_max − (T − u)) for every
+    α: monotone in α. So at every (T, u) one of the two extreme splits needs no more fe than α does, with
+    the same b and ρ: any point using α is matched by one using an extreme split, its delay no larger.
+    (Checked against enumeration over every split in tests/test_exact_compression.py.)"""
+    D = copy.copy(D)
+    fin = np.isfinite(D.user_part)
+    keep = np.zeros_like(fin)
+    rows = np.arange(D.N)
+    keep[rows, D.k_lo] = True
+    keep[rows, D.k_hi] = True
+    D.possible = D.possible & (keep & fin)[:, None, :]
+    return D
+
+
+def expand(base, pieces):
+    """A copy of the data whose options are (server, split, piece): option index kv = k·J + j."""
+    D = copy.copy(base)
+    J, K0 = pieces.J, base.K
+    D.pieces, D.J = pieces, J
+    D.k_of, D.j_of = np.repeat(np.arange(K0), J), np.tile(np.arange(J), K0)
+    for name in ("alphas", "betas", "w", "wc"):
+        setattr(D, name, np.repeat(getattr(base, name), J))
+    D.K = K0 * J
+    D.user_part = np.where(pieces.mask[:, D.j_of], np.repeat(base.user_part, J, axis=1), np.inf)
+    D.possible = np.repeat(base.possible, J, axis=2) & pieces.mask[:, None, D.j_of]
+    return D
+
+
+class CTiming(Timing):
+    """timing.Timing with per-option uploads: ``opt_s`` (flat, one per option priced) when set, the real
+    uploads ``s`` (N,) while ``fixed``, else the least upload of the option's piece."""
+
+    def __init__(self, D):
+        super().__init__(D)
+        self.fixed, self.opt_s = False, None
+
+    def parts(self, n, m, k):
+        P = super().parts(n, m, k)
+        if self.opt_s is not None:
+            P["s"] = self.opt_s
+        elif not self.fixed:
+            P["s"] = self.D.pieces.s[n, self.D.j_of[k]]
+        return P
+
+
+class CompressionMinMax(MinMax):
+    """minmax.MinMax over options (server, split, ρ piece) with the chord relaxation of the module
+    docstring: its own level MILP (x, y), real points from t, pieces split where the chord is not met."""
+
+    def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
+        self.base, self.pc = extreme_splits(D), D.pieces
+        D = self.base
+        super().__init__(expand(D, D.pieces), tracer, rel_gap, abs_gap, time_limit_s, log)
+        self.max_splits = max_splits
+        self.rebuild()
+        self.stats.update(splits=0, pieces=self.pc.J, refined_levels=0, chord_cuts=0)
+
+    def rebuild(self):
+        self.pc.refresh()
+        self.D = expand(self.base, self.pc)
+        self.tm = CTiming(self.D)
+        self.tm.deadline = self.deadline
+        N, M = self.D.N, self.D.M
+        md = self.tm.min_delay(np.arange(N)[:, None, None], np.arange(M)[None, :, None], np.arange(self.D.K)[None, None, :])
+        self.min_delay = np.where(self.D.possible, md, np.inf)
+
+    # -- real points ------------------------------------------------------------------------------------
+    def upload(self, rho):
+        return self.pc.size_Mbit(np.asarray(rho, float)[None, :])[0] * (1.0 if self.pc.delay else 0.0)
+
+    def offer(self, server, kv, rho=None):
+        """Exact makespan of an assignment with real keep ratios ``rho`` (default: each piece's end with
+        the smaller upload, raised to the budget)."""
+        kv = np.asarray(kv, int)
+        if rho is None:
+            j = self.D.j_of[kv]
+            rho = np.where(self.pc.S_hi[np.arange(self.D.N), j] <= self.pc.S_lo[np.arange(self.D.N), j],
+                           self.pc.hi_a[j], self.pc.lo_a[j])
+        order = np.argsort(np.min(self.min_delay, axis=(1, 2)))     # least loaded users raised first
+        rho = self.pc.meet_budget(np.clip(rho, self.pc.rmin, self.pc.rmax), order)
+        self._rho, self._alpha = rho, self.D.alphas[kv]
+        tm = self.tm
+        tm.s, tm.fixed = self.upload(rho), True
+        try:
+            return super().offer(server, kv)
+        finally:
+            tm.fixed = False
+
+    def solution(self):
+        r = self.inc
+        r.setdefault("rho", self._rho.copy())
+        r.setdefault("alpha", self._alpha.copy())
+        D = self.D
+        return {"server": r["server"].tolist(), "alpha": r["alpha"].tolist(), "f_GHz": D.f_max.tolist(),
+                "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist(), "rho": r["rho"].tolist()}
+
+    def start(self, warm=None):
+        if warm is not None and "rho" in warm:
+            k0 = np.searchsorted(self.base.alphas, np.clip(np.rint(warm["alpha"]), self.base.alphas[0], self.base.alphas[-1]))
+            self.offer(np.asarray(warm["server"], int), np.minimum(k0, self.base.k_hi) * self.pc.J, warm["rho"])
+        super().start(None)
+
+    # -- the level problem ----------------------------------------------------------------------------------
+    def level_feasible(self, T):
+        refined = False
+        while True:
+            st, val, sol = self.level_milp(T)
+            if st != "split":
+                self.stats["refined_levels"] += int(refined)
+                return st, val
+            if self.clock() > self.deadline or not self.refine(*sol):
+                return "limit", None
+            refined = True
+
+    def level_milp(self, T):
+        """One MILP (x, y) at level T with separation. Returns ("infeasible" | "feasible" | "limit", value,
+        None) or ("split", None, (kv, t, ρ)) when the chord's point passes and the real one does not."""
+        D, tm, pc = self.D, self.tm, self.pc
+        N, M = D.N, D.M
+        levels = np.minimum(T, D.deadline_s)
+        poss = D.possible & (self.min_delay <= levels[:, None, None])
+        if not poss.any(axis=(1, 2)).all():
+            return "infeasible", None, None
+        on, om, ok = np.nonzero(poss)
+        nx = on.size
+        j = D.j_of[ok]
+        Sa, Sb = pc.S_lo[on, j], pc.S_hi[on, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dlog = np.where((Sa > 0) & (Sb > 0), np.log(Sb / Sa), 0.0)
+        # t_max: the largest t whose chord upload still meets the level with the whole server (s ≤ s_max)
+        tm.opt_s = np.zeros(nx)
+        d0 = tm.min_delay(on, om, ok)
+        tm.opt_s = None
+        P0 = tm.parts(on, om, ok)
+        rmax = rate(1.0, P0["B"], P0["c"])
+        s_max = (levels[on] - d0) * rmax
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tmax = np.where(dlog > 0, np.log(np.maximum(s_max, 1e-300) / Sa) / np.where(dlog > 0, dlog, 1.0), 1.0)
+        tmax = np.where(pc.hi_a[j] > pc.lo_a[j], np.clip(tmax, 0.0, 1.0), 0.0)
+
+        def chord(t, sel):
+            return Sa[sel] ** (1 - t) * Sb[sel] ** t
+
+        h = quiet.highs()
+        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
+            h.setOptionValue(o, v)
+        h.addVars(nx, np.zeros(nx), np.ones(nx))
+        h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32), np.full(nx, highspy.HighsVarType.kInteger))
+        h.addVars(nx, np.zeros(nx), tmax)                        # y_o = t_o x_o
+        X, Y = np.arange(nx, dtype=np.int32), np.arange(nx, 2 * nx, dtype=np.int32)
+        for i in range(nx):                                       # y_o ≤ t_max x_o
+            h.addRow(-highspy.kHighsInf, 0.0, 2, np.array([Y[i], X[i]], np.int32), np.array([1.0, -tmax[i]]))
+        for n in range(N):
+            idx = X[on == n]
+            h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
+        by_m = [np.nonzero(om == m)[0] for m in range(M)]
+        for m in range(M):
+            lo = 1.0 if D.eq_f else 0.0
+            if by_m[m].size and (lo > 0 or D.user_cap[m] < N):
+                h.addRow(lo, float(D.user_cap[m]), by_m[m].size, X[by_m[m]], np.ones(by_m[m].size))
+        if pc.budget:        # Σ x δ(a) + y (δ(b) − δ(a)) ≤ N δ_max (loosened by 1e-12 for rounding)
+            da, db = pc.delta(pc.lo_a[j]), pc.delta(pc.hi_a[j])
+            h.addRow(-highspy.kHighsInf, N * pc.dmax * (1 + 1e-12), 2 * nx, np.concatenate([X, Y]),
+                     np.concatenate([da, db - da]))
+        slot = D.slot if D.three else 0.0
+        keys = set()
+
+        def add_cut(m, lam, mu, pi, t):
+            """The cut of the module docstring on server m at prices (λ, μ, π), tangents at t (per option)."""
+            sel = by_m[m]
+            key = (m, float(lam), float(mu), float(pi), t[sel].round(12).tobytes())
+            if key in keys or sel.size == 0:
+                return 0
+            keys.add(key)
+            ts = np.minimum(t[sel], tmax[sel] * (1 - 1e-6))   # tangents inside the domain (exact slopes)
+            st = chord(ts, sel)
+            tm.opt_s = st
+            try:
+                P = tm.prepare(on[sel], om[sel], ok[sel], levels[on[sel]])
+                v, fe, bb, fc, nu = tm.price(None, None, None, None, lam, mu, pi, prep=P)
+            finally:
+                tm.opt_s = None
+            g = self.slope(st, bb, P["c"], nu, lam, P["B"]) * dlog[sel]
+            if not np.all(np.isfinite(v)) or not np.all(np.isfinite(g)):
+                return 0
+            rhs = lam * D.B[m] + mu * D.F[m] + pi * slot
+            cx = v - g * ts
+            cx, cy = (cx - SAFETY * np.abs(v)) / rhs, g / rhs     # lowered: rounding may only weaken the row
+            h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, 2 * sel.size, np.concatenate([X[sel], Y[sel]]),
+                     np.concatenate([cx, cy]))
+            self.stats["cuts"] += 1
+            return 1
+
+        zero, one = np.zeros(nx), tmax.copy()
+        for m in range(M):
+            dirs = [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)] + ([(0.0, 0.0, 1.0)] if D.three else [])
+            pts = sorted(self.prices[m])
+            if pts:
+                lc, pc_ = (float(np.median([p_[i] for p_ in pts])) for i in (0, 1))
+                pts = (set(pts) | {(lc * f, pc_) for f in np.geomspace(0.25, 4.0, 7)}
+                       | {(lc, pc_ * f) for f in np.geomspace(0.25, 4.0, 7)})
+            dirs += [(lam, 1.0, pi) for lam, pi in pts]
+            for lam, mu, pi in dirs:
+                for t in (zero, 0.5 * one, one):
+                    add_cut(m, lam, mu, pi, t)
+        for _ in range(self.max_rounds):
+            left = self.deadline - self.clock()
+            if left <= 0:
+                return "limit", None, None
+            h.setOptionValue("time_limit", float(max(left, 0.01)))
+            h.run()
+            self.stats["milp_solves"] += 1
+            st = h.getModelStatus()
+            if st == highspy.HighsModelStatus.kInfeasible:
+                return "infeasible", None, None
+            if st != highspy.HighsModelStatus.kOptimal:
+                return "limit", None, None
+            col = np.asarray(h.getSolution().col_value)
+            x = col[:nx] > 0.5
+            server, kv, t = np.zeros(N, int), np.zeros(N, int), np.zeros(N)
+            server[on[x]], kv[on[x]] = om[x], ok[x]
+            t_opt = np.clip(np.where(x, col[nx:], 0.0), 0.0, tmax)
+            t[on[x]] = t_opt[x]
+            self.stats["checks"] += 1
+            jj = D.j_of[kv]
+            rows = np.arange(N)
+            s_chord = pc.S_lo[rows, jj] ** (1 - t) * pc.S_hi[rows, jj] ** t
+            tm.s, tm.fixed = s_chord, True
+            try:
+                ex, lam, pi = tm.check(server, kv, levels)[:3]
+            finally:
+                tm.fixed = False
+            bad = np.nonzero(ex > 1e-12 * D.F)[0]
+            if bad.size:
+                new = 0
+                tt = np.where(x, t_opt, 0.5 * tmax)      # tangents at the solution's t (others: the middle)
+                for m in bad:
+                    if np.isfinite(ex[m]):
+                        self.prices[m].add((float(lam[m]), float(pi[m])))
+                        new += add_cut(int(m), float(lam[m]), 1.0, float(pi[m]), tt)
+                self.stats["chord_cuts"] += new
+                if new:
+                    continue
+                # the separating cut is already there (tangents sit just inside t_max): split the pieces instead
+            rho = pc.lo_a[jj] + t * (pc.hi_a[jj] - pc.lo_a[jj])
+            if bad.size:
+                return "split", None, (kv, t, rho)
+            order = np.argsort(np.min(self.min_delay, axis=(1, 2)))
+            rho = pc.meet_budget(rho, order)
+            tm.s, tm.fixed = self.upload(rho), True
+            try:
+                ex = tm.check(server, kv, levels)[0]
+            finally:
+                tm.fixed = False
+            if np.all(ex <= 1e-12 * D.F):
+                return "feasible", self.offer(server, kv, rho), None
+            # missed: by rounding only (HiGHS meets the budget row to 1e-9, and meet_budget's repair then
+            # raises some ρ a hair) the real point is still an incumbent at the level; else split
+            val = self.offer(server, kv, rho)
+            if val <= T * (1 + 1e-9):
+                return "feasible", val, None
+            return "split", None, (kv, t, rho)
+        return "limit", None, None
+
+    @staticmethod
+    def slope(s, b, c, nu_c, lam, B):
+        """dR_o/du (u = log s) at the priced point: ν s/r(b), ν the delay constraint's multiplier, taken as
+        max(ν_b, ν_c) with ν_b = λ/A(b) (A = s r'/r², the bandwidth's stationarity) and ν_c the compute
+        shares' (timing.price). Where b is free both agree; where b sits at the least bandwidth meeting
+        the level (shares at their largest) R = λ b_least(s) + const and ν_b ≥ ν_c is the derivative; where
+        b = B with the shares inside, ν_c ≥ ν_b is; at the end of R's domain (b = B, shares at their
+        largest) the left derivative is the larger of the two savings, and any slope ≥ it is a subgradient
+        there. A subgradient in every case (checked on random points in tests/test_exact_compression.py)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = c / b
+            r = b * np.log1p(z) / LN2
+            r1 = (np.log1p(z) - z / (1 + z)) / LN2
+            nu_b = np.where(lam > 0, lam * r * r / (s * r1), 0.0)
+            return np.where(s > 0, np.maximum(nu_b, nu_c) * s / r, 0.0)
+
+    def refine(self, kv, t, rho):
+        """Split the pieces of the last solution with t inside (0, 1) at the ρ it took. False when none can
+        be split (widths at rounding level)."""
+        pc, D = self.pc, self.D
+        j = D.j_of[kv]
+        done = 0
+        for n in range(D.N):
+            a, b = pc.lo[j[n]], pc.hi[j[n]]
+            if not (1e-9 < t[n] < 1 - 1e-9) or b - a <= 1e-12 * b or self.stats["splits"] >= self.max_splits:
+                continue
+            pc.split(n, int(j[n]), float(rho[n]))
+            done += 1
+            self.stats["splits"] += 1
+        if done:
+            self.rebuild()
+            self.stats["pieces"] = pc.J
+        return done > 0
