@@ -223,9 +223,12 @@ class Timing:
             hi[act] = np.where(d1 >= 0, b[act], hi[act])
             with np.errstate(divide="ignore", invalid="ignore"):
                 step = b[act] - d1 / d2
+            # a Newton step below the tolerance: b is the root (rounding may put the step on the bracket's
+            # end; a bisection there would walk back from the middle one halving at a time)
+            small = (d1 == 0) | (np.abs(step - b[act]) <= 1e-13 * b[act])
             inside = (step > lo[act]) & (step < hi[act]) & np.isfinite(step)
-            bn = np.where(inside, step, np.sqrt(lo[act] * hi[act]))
-            conv = (np.abs(bn - b[act]) <= 1e-13 * bn) | (hi[act] - lo[act] <= 1e-13 * hi[act])
+            bn = np.where(small, b[act], np.where(inside, step, np.sqrt(lo[act] * hi[act])))
+            conv = small | (np.abs(bn - b[act]) <= 1e-13 * bn) | (hi[act] - lo[act] <= 1e-13 * hi[act])
             b[act] = bn
             out[act[conv]] = bn[conv]
             act = act[~conv]
@@ -233,12 +236,13 @@ class Timing:
         return out
 
     # -- fixed user sets ------------------------------------------------------------------------------
-    def check(self, server, k, T, lam0=None, pi0=None, only=None):
+    def check(self, server, k, T, lam0=None, pi0=None, only=None, proof_only=False):
         """Every server's users at levels T (N,) (one per user): returns (G − F per server, λ*, π*, fe, b,
         fc). G − F ≤ 0: feasible, with shares within every budget; > 0: infeasible and (λ*, 1, π*) a price
         triple whose cut the set violates (inf: some option cannot meet its level). ``lam0``, ``pi0`` (M,):
         guesses of the maximiser (e.g. from a nearby level) that narrow the roots' brackets. ``only``: the
-        servers to check (default: every used one; the others report −inf)."""
+        servers to check (default: every used one; the others report −inf). ``proof_only``: an infeasible
+        server may report any prices that prove it (G − F is then a lower bound on the excess, > 0)."""
         D = self.D
         M, N = D.M, server.size
         n = np.arange(N)
@@ -295,6 +299,15 @@ class Timing:
             both = todo
             if both.size:
                 lm, pm, conv = self._newton2(sub, both, lam0, pi0)
+                if proof_only and not conv.all():
+                    # weak duality: any prices whose dual value exceeds F_m prove the set infeasible,
+                    # and their cut is violated by it — the maximiser is not needed for that
+                    Ps, ss = sub(both)
+                    pl, pp = np.zeros(M), np.zeros(M)
+                    pl[both], pp[both] = lm, pm
+                    v = self.price(None, None, None, None, pl[ss], 1.0, pp[ss], prep=Ps)[0]
+                    dual = np.bincount(ss, weights=v, minlength=M)[both] - lm * D.B[both] - pm * D.slot
+                    conv |= dual > D.F[both] * (1 + 1e-9)
                 lam[both[conv]], pi[both[conv]] = lm[conv], pm[conv]
                 nested = np.setdiff1d(todo, both[conv])
         if self.cloud and nested.size:
