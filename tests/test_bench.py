@@ -409,3 +409,21 @@ def test_reference_solver_missing_falls_back_to_best_known(fakes, tmp_path):
     rows = {r["label"]: r for r in _rows(tmp_path / "f.sqlite", "s")}
     assert rows["fake-slow"]["reference_kind"] == "best-known"
     assert rows["fake-slow"]["reference"] == pytest.approx(_point_objective("default", 3, 2, 1))
+
+
+def test_exit_status_counts_a_kill_as_a_time_out_not_a_failure(fakes, tmp_path):
+    from mecsplit.bench.report import exit_status
+    from mecsplit.bench.runner import run_suite
+    from mecsplit.bench.store import Store
+
+    s = Store(tmp_path / "k.sqlite")
+    hang = _parse("[defaults]\nsizes = [[3, 2]]\nseeds = [1]\ntime_limit_s = 0.3\ngrace_s = 0.5\n"
+                  "solvers = ['fake-slow', 'fake-hang']\n", tmp_path)
+    assert run_suite(hang, s, progress=False)["killed"] == 1
+    assert exit_status(s, "s") == 0
+    # a verifier flag on any cell still fails the run
+    with s.db:
+        s.db.execute("UPDATE results SET verdict = 'flagged', flags = ? WHERE solver = 'fake-slow'",
+                     (json.dumps(["objective_disagrees"]),))
+    assert exit_status(s, "s") == 1
+    s.close()

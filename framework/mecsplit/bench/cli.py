@@ -1,4 +1,4 @@
-"""``mecsplit bench`` subcommands: run, report, export, list (exit 0 ok, 1 cells failed/flagged, 2 bad input)."""
+"""``mecsplit bench`` subcommands: run, report, export, list (exit 0 ok, 1 cells errored/flagged, 2 bad input; a kill at the hard limit is a time-out, not a failure)."""
 
 from __future__ import annotations
 
