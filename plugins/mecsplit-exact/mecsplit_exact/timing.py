@@ -83,7 +83,7 @@ def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
         bps = [np.where((Wi > 0) & (pi_ > 0), pi_ * b * b / np.where(Wi > 0, Wi, 1.0), 0.0)
                for Wi, pi_, lo, hi in zip(Ws, ps, los, his) for b in (lo, hi)]
     grid = np.sort(np.stack([np.zeros_like(L)] + bps + [np.full_like(L, np.inf)]), axis=0)     # (6, n)
-    tg = np.stack([time(shares(g)) for g in grid])                                          # decreasing
+    tg = time(shares(grid))                                              # (6, n), decreasing down the grid
     # segment j with tg[j] ≥ L ≥ tg[j+1] (the last one whose start still needs ≥ L)
     j = np.clip(np.sum(tg > L[None, :] * (1 + 1e-15), axis=0) - 1, 0, grid.shape[0] - 2)
     cols = np.arange(L.size)
