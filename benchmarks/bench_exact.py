@@ -3,8 +3,9 @@
     python benchmarks/bench_exact.py --sizes 10x3 50x10 200x20 1000x50 --seeds 0 1 --limit 60 \
         --scip-sizes 2x1 3x2 4x2 --scip-limit 60 [--anchors scip gurobi] [--variant default] [-o table.md]
 
-Prints a markdown table: per (solver, size, seed) the status, wall time (s), objective, bound, gap,
-nodes and the framework's verification verdict. The anchors run through the ``scip`` and ``gurobi``
+Prints a markdown table: per (solver, size, seed) the status, wall time (s), CPU time (s: user + system
+of this process, every thread included — the measure that survives other jobs on a shared machine),
+objective, bound, gap, nodes and the framework's verification verdict. The anchors run through the ``scip`` and ``gurobi``
 solvers of plugins/mecsplit-peers when installed, else they are skipped (noted in the table); Gurobi
 with Threads = 1, every solve one at a time. On the anchor sizes (``--scip-sizes``) the exact plugin
 runs first and each anchor's optimum and bound are cross-checked against it (``agree`` rows: a bound
@@ -47,13 +48,20 @@ def time_to_gap(r, g):
     return None
 
 
-def row(solver, n, m, seed, r):
+def row(solver, n, m, seed, r, cpu):
     nodes = r.extra.get("nodes", r.iterations) if isinstance(r.extra, dict) else r.iterations
     f = lambda x, p=10: "—" if x is None else f"{x:.{p}g}"
     gap = "—" if r.gap is None else f"{100 * r.gap:.2e} %"
     tg = " | ".join("—" if (x := time_to_gap(r, g)) is None else f"{x:.2f}" for g in GAPS)
     return (f"| {solver} | {n}×{m} | {seed} | {r.status.value if hasattr(r.status, 'value') else r.status} | "
-            f"{r.wall_time_s:.2f} | {f(r.objective)} | {f(r.bound)} | {gap} | {tg} | {nodes} | {r.verification['verdict']} |")
+            f"{r.wall_time_s:.2f} | {cpu:.2f} | {f(r.objective)} | {f(r.bound)} | {gap} | {tg} | {nodes} | {r.verification['verdict']} |")
+
+
+def cpu_timed(fn, *args, **kw):
+    """(fn(*args, **kw), its CPU seconds: user + system of this process, every thread (HiGHS') included)."""
+    c0 = time.process_time()
+    out = fn(*args, **kw)
+    return out, time.process_time() - c0
 
 
 def profiled(outdir, name, fn, *args, **kw):
@@ -89,9 +97,10 @@ def cross_check(anchor, re_, ra):
     return bad
 
 
-def ratio(re_, ra, rel_gap):
+def ratio(re_, ra, cpu_e, cpu_a):
     if ra.status.value == "optimal" and re_.status.value == "optimal":
-        return f"{ra.wall_time_s / re_.wall_time_s:.3g}× ({ra.wall_time_s:.2f} s vs {re_.wall_time_s:.2f} s)"
+        return (f"{ra.wall_time_s / re_.wall_time_s:.3g}× ({ra.wall_time_s:.2f} s vs {re_.wall_time_s:.2f} s); "
+                f"CPU {cpu_a / max(cpu_e, 1e-9):.3g}× ({cpu_a:.2f} s vs {cpu_e:.2f} s)")
     gap = "—" if ra.gap is None else f"{ra.gap:.1e}"
     return f"{ra.status.value} at {ra.wall_time_s:.0f} s, gap {gap} (exact {re_.status.value} in {re_.wall_time_s:.2f} s)"
 
@@ -126,48 +135,49 @@ def main(argv=None):
     lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, local search {a.local_search}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; t(gap ≤ g): first time (s) the trace held a "
              "certificate at relative gap g", "",
-             "| solver | size | seed | status | time (s) | objective | bound | gap | t(gap ≤ 1e-4) | t(≤ 1e-5) | t(≤ 1e-6) | nodes | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| solver | size | seed | status | time (s) | CPU (s) | objective | bound | gap | t(gap ≤ 1e-4) | t(≤ 1e-5) | t(≤ 1e-6) | nodes | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     mgr = get_manager()
     ratios = []
     for s in a.scip_sizes:
         n, m = size(s)
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
-            re_ = solve(v, inst, "exact", xopts, time_limit_s=a.scip_limit, seed=seed)
-            lines.append(row("exact", n, m, seed, re_))
+            re_, cpu_e = cpu_timed(solve, v, inst, "exact", xopts, time_limit_s=a.scip_limit, seed=seed)
+            lines.append(row("exact", n, m, seed, re_, cpu_e))
             for anchor in a.anchors:
                 if anchor not in mgr.solvers or mgr.solver(anchor).missing_requirements():
-                    lines.append(f"| {anchor} | {n}×{m} | {seed} | not installed | | | | | | | | | |")
+                    lines.append(f"| {anchor} | {n}×{m} | {seed} | not installed | | | | | | | | | | |")
                     continue
                 opts = {"rel_gap": a.rel_gap} | ({"threads": 1} if anchor == "gurobi" else {})
                 try:
-                    ra = solve(v, inst, anchor, opts, time_limit_s=a.scip_limit, seed=seed)
+                    ra, cpu = cpu_timed(solve, v, inst, anchor, opts, time_limit_s=a.scip_limit, seed=seed)
                 except InputError as e:   # e.g. Gurobi's size-limited licence: "unavailable for this size"
-                    lines.append(f"| {anchor} | {n}×{m} | {seed} | unavailable | | | | | | | | | | <!-- {e.problem} -->")
+                    lines.append(f"| {anchor} | {n}×{m} | {seed} | unavailable | | | | | | | | | | | <!-- {e.problem} -->")
                     ratios.append((anchor, n, m, seed, "unavailable (licence size limit)"))
                     continue
-                lines.append(row(anchor, n, m, seed, ra))
+                lines.append(row(anchor, n, m, seed, ra, cpu))
                 bad = cross_check(anchor, re_, ra)
-                lines.append(f"| agree | {n}×{m} | {seed} | {'yes' if not bad else '; '.join(bad)} | | | | | | | | | |")
-                ratios.append((anchor, n, m, seed, ratio(re_, ra, a.rel_gap)))
+                lines.append(f"| agree | {n}×{m} | {seed} | {'yes' if not bad else '; '.join(bad)} | | | | | | | | | | |")
+                ratios.append((anchor, n, m, seed, ratio(re_, ra, cpu_e, cpu)))
             print("\n".join(lines[-1 - 2 * len(a.anchors):]), file=sys.stderr)
     for j, s in enumerate(a.sizes):
         n, m = size(s)
         lim = a.limits[j] if a.limits else a.limit
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
-            r = profiled(a.profile, f"exact-{n}x{m}-seed{seed}", solve, v, inst, "exact", xopts, time_limit_s=lim, seed=seed)
+            r, cpu = cpu_timed(profiled, a.profile, f"exact-{n}x{m}-seed{seed}", solve, v, inst, "exact", xopts,
+                               time_limit_s=lim, seed=seed)
             if "dinkelbach_steps" in r.extra:   # ratio objective (docs/exact.md §6): one exact solve per step
                 steps = ", ".join(f"{x['status']}/{x['oa_rounds']}" for x in r.extra["inner"])
                 note = f"Dinkelbach steps {r.extra['dinkelbach_steps']} (status/oa rounds: {steps})"
             else:
                 note = (f"root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s, "
                         f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
-            lines.append(row("exact", n, m, seed, r) + f" <!-- limit {lim:g} s, {note} -->")
+            lines.append(row("exact", n, m, seed, r, cpu) + f" <!-- limit {lim:g} s, {note} -->")
             print(lines[-1], file=sys.stderr)
     if ratios:
-        lines += ["", f"Anchor time ÷ exact time at rel_gap {a.rel_gap:g} (both certified), else the anchor's status and gap:", "",
+        lines += ["", f"Anchor time ÷ exact time at rel_gap {a.rel_gap:g} (both certified; wall, then CPU), else the anchor's status and gap:", "",
                   "| anchor | size | seed | anchor ÷ exact |", "|---|---|---|---|"]
         lines += [f"| {an} | {n}×{m} | {seed} | {txt} |" for an, n, m, seed, txt in ratios]
     out = "\n".join(lines)

@@ -278,6 +278,8 @@ class BnB(Gap):
         """The assignment MILP with outer-approximated server costs (oa.py), cut at dense prices around
         the root's Lagrangian multipliers, re-solved with the cuts of every assignment it finds until
         the gap closes or time runs out. Returns its valid bound."""
+        if self.clock() >= self.deadline:   # the root used the time: no MILP to build (1000×50: up to 1.5M binaries)
+            return best["L"]
         D = self.D
         N, M = D.N, D.M
         inc = self.inc
@@ -321,10 +323,14 @@ class BnB(Gap):
                 self.tracer.bound(min(lb, self.ub))
 
         target = 0.5   # the MILP's gap target, as a share of the tolerance (room for the bound margin)
+        if self.ub - bound > self.tol():
+            self.polish()   # HiGHS' own primal heuristics are off (oa.SEARCH): the first MILP's cutoff comes from here
         while self.clock() < self.deadline:
             start = milp.start_vector(self.inc["server"], self.inc["k"]) if self.inc is not None else None
             lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(), start, report, costed,
-                                            node_limit=self.node_limit)
+                                            node_limit=self.node_limit,
+                                            stop=lambda lb: self.inc is not None and self.inc["obj"] - lb <= self.tol(),
+                                            incumbent=lambda: self.inc)
             self.stats["oa_rounds"] += 1
             if milp.infeasible:    # the MILP is a relaxation of the problem: no assignment is feasible
                 self.infeasible = ("the assignment MILP, a relaxation (one possible option per user, the user caps, "

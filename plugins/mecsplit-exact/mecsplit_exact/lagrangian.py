@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
 INF = 1e30
+PURGE_ROWS = 40_000   # master rows above which the cuts slack at the last LP are dropped (Master.purge)
 
 
 class DualEval:
@@ -157,6 +158,20 @@ class Master:
         out._seen = set(zip(out.user, out.srv, out.k, (round(v, 12) for v in out.bc), (round(v, 12) for v in out.xc)))
         return out
 
+    def purge(self):
+        """Drop the cuts that were slack (zero dual) at the last LP solve, keeping those added since, and
+        rebuild the LP. Only the master's size changes: every bound is L evaluated directly (maximise), so
+        this can slow the ascent, never make a bound invalid; each user keeps its cuts with positive dual
+        (its convex weights sum to 1). At 1000×50 the master grew to 170k rows and its LP was 85 % of the root."""
+        w = self._w
+        keep = np.ones(len(self.c), bool)
+        keep[: w.size] = np.abs(w) > 0
+        self.user, self.srv, self.k, self.c, self.bc, self.xc = (
+            [v for v, q in zip(a, keep) if q] for a in (self.user, self.srv, self.k, self.c, self.bc, self.xc))
+        self._seen = set(zip(self.user, self.srv, self.k, (round(v, 12) for v in self.bc), (round(v, 12) for v in self.xc)))
+        self._h = None
+        self.purged = getattr(self, "purged", 0) + 1
+
     def _rows(self, j0, sl, sm):
         N, M = self.D.N, self.D.M
         R = len(self.c) - j0
@@ -175,6 +190,8 @@ class Master:
         N, M = D.N, D.M
         lo = np.concatenate([lam_lo / sl, mu_lo / sm])
         hi = np.concatenate([lam_hi / sl, mu_hi / sm])
+        if getattr(self, "_h", None) is not None and len(self.c) > max(PURGE_ROWS, 4 * self._kept):
+            self.purge()
         h = getattr(self, "_h", None)
         if h is None or self._scale_key != (sl.tobytes(), sm.tobytes()):
             has = np.bincount(np.asarray(self.user), minlength=N) > 0
@@ -194,6 +211,7 @@ class Master:
             h.setOptionValue("dual_feasibility_tolerance", 1e-10)
             h.passModel(lp)
             self._h, self._scale_key, self._in_lp, self._has = h, (sl.tobytes(), sm.tobytes()), len(self.c), has
+            self._kept = len(self.c)
         else:
             if len(self.c) > self._in_lp:
                 R, start, idx, val, up = self._rows(self._in_lp, sl, sm)
@@ -212,7 +230,7 @@ class Master:
             return None
         s = h.getSolution()
         col = np.asarray(s.col_value)
-        w = -np.asarray(s.row_dual)
+        w = self._w = -np.asarray(s.row_dual)
         return {"lam": col[N:N + M] * sl, "mu": col[N + M:] * sm, "ub": -h.getInfo().objective_function_value * self._cs,
                 "weights": w, "user": np.asarray(self.user), "srv": np.asarray(self.srv), "k": np.asarray(self.k)}
 

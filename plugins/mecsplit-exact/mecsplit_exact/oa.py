@@ -44,6 +44,12 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
                   # in its presolved model; at most one per user and cost column matters at an integer
                   # point, so the bound is also lowered by 2·N·TINY (scaled). (HiGHS' default 1e-9 made
                   # that margin 4e-7 of the objective at hardware-2024 200×20: no 1e-7 certificate)
+# HiGHS' search, tuned on held-out seeds (default 50×10 seeds 8–11, CPU s to a 1e-6 certificate: 23.6 with
+# HiGHS' defaults, 13.5 with these; docs/exact.md §5): its primal heuristics off — the incumbents come from
+# the local search (§2d) and are handed to HiGHS (solve) — and branching on pseudocosts without the
+# strong-branching reliability phase. Neither changes what is proven, only the order of the search.
+SEARCH = {"mip_heuristic_effort": 0.0, "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_run_rins": False,
+          "mip_heuristic_run_rens": False, "mip_heuristic_run_root_reduced_cost": False, "mip_pscost_minreliable": 0}
 DROP = 1e-9       # cut entries at or below this (scaled) are left out, the rhs corrected (_row)
 
 
@@ -78,11 +84,14 @@ class AssignmentMILP:
         np.minimum.at(self.offset, self.on, up)        # per-user constant, kept out of the MILP
         self.sc = scale
         self.cut_keys: set = set()
+        self.rows = []                 # (cost column, x columns, values, rhs) of every cut, scaled (point())
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
         h = self.h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
                      ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
+            h.setOptionValue(o, v)
+        for o, v in SEARCH.items():
             h.setOptionValue(o, v)
         inf = highspy.kHighsInf
         ncol = nx + 2 * M              # x_o, z_m (edge), y_m (uplink); both server costs are ≥ 0
@@ -114,6 +123,7 @@ class AssignmentMILP:
         rhs -= float(np.sum(np.maximum(-vals[small], 0.0))) + SAFETY * abs(rhs)
         sel, vals = sel[~small], vals[~small]
         col = np.atleast_1d(col)
+        self.rows.append((col, sel, vals * self.sc, rhs * self.sc))
         idx = np.concatenate([col, sel]).astype(np.int32)
         self.h.addRow(rhs * self.sc, highspy.kHighsInf, idx.size, idx, np.concatenate([np.ones(col.size), -vals * self.sc]))
 
@@ -171,22 +181,21 @@ class AssignmentMILP:
             return 0
         n, k = self.on[sel], self.ok[sel]
         added = 0
-        for mu in mus:
-            key = ("e", m, float(mu))
-            if key in self.cut_keys or (mu < 0 and not D.eq_f):
-                continue
-            self.cut_keys.add(key)
-            val, _ = edge_solve(D.w[k], D.t[n, m], D.e[n, m], mu, D.fe_lo, D.F[m])
-            self._row(self.nx + m, sel, val, -mu * D.F[m])
-            added += 1
-        for lam in lams:
-            key = ("u", m, float(lam))
-            if key in self.cut_keys or lam < 0:
-                continue
-            self.cut_keys.add(key)
-            val, _, _ = D.uplink(n, m, lam)
-            self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
-            added += 1
+        mus = [mu for mu in dict.fromkeys(map(float, mus)) if ("e", m, mu) not in self.cut_keys and (mu >= 0 or D.eq_f)]
+        lams = [lam for lam in dict.fromkeys(map(float, lams)) if ("u", m, lam) not in self.cut_keys and lam >= 0]
+        if mus:    # every price at once (one vectorised solve per server: rows = prices)
+            vals, _ = edge_solve(D.w[k][None, :], D.t[n, m][None, :], D.e[n, m][None, :], np.array(mus)[:, None],
+                                 D.fe_lo, D.F[m])
+            for mu, val in zip(mus, vals):
+                self.cut_keys.add(("e", m, mu))
+                self._row(self.nx + m, sel, val, -mu * D.F[m])
+                added += 1
+        if lams:
+            vals, _, _ = D.uplink(n[None, :], m, np.array(lams)[:, None])
+            for lam, val in zip(lams, vals):
+                self.cut_keys.add(("u", m, lam))
+                self._row(self.nx + D.M + m, sel, val, -lam * D.B[m])
+                added += 1
         return added
 
     def start_vector(self, server, k):
@@ -194,6 +203,18 @@ class AssignmentMILP:
         hit = (server[self.on] == self.om) & (k[self.on] == self.ok)
         col[np.nonzero(hit)[0]] = 1.0
         return col if hit.sum() == self.D.N else None
+
+    def point(self, server, k):
+        """The MILP point of an assignment, its cost columns at the smallest values the cuts allow (a
+        feasible MILP solution whose objective never exceeds the assignment's exact cost); None when the
+        assignment uses an option the MILP left out."""
+        col = self.start_vector(server, k)
+        if col is None:
+            return None
+        x = col[: self.nx]
+        for c, sel, vals, rhs in sorted(self.rows, key=lambda r: r[0].size):   # one cost column, then z_m + y_m
+            col[c[0]] += max(0.0, rhs + float(vals @ x[sel]) - col[c].sum())
+        return col
 
     def to_objective(self, lb):
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
@@ -214,11 +235,15 @@ class AssignmentMILP:
         """The assignments of MILP points ``xs`` that give every user a server."""
         return [a for a in map(self.assignment, xs) if np.all(a[0] >= 0)]
 
-    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None):
+    def solve(self, time_limit_s, abs_gap, start=None, on_bound=None, on_solution=None, node_limit=None,
+              stop=None, incumbent=None):
         """Run HiGHS. Returns (valid lower bound in objective units, the complete assignments it found
         (may repeat), stopped by a time or node limit).
         While it works, ``on_bound(bound)`` gets HiGHS' running dual bound and ``on_solution(server,
-        k)`` every improving solution."""
+        k)`` every improving solution; ``stop(bound)`` true ends the run early (the caller's certificate
+        holds: not a limit); the incumbent ``incumbent()`` (a dict with "server" and "k", or None) is
+        handed to HiGHS as a solution whenever it is a new one (found outside HiGHS, e.g. by the local
+        search: a better cutoff prunes more)."""
         h = self.h
         t0 = time.perf_counter()
         h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
@@ -238,22 +263,41 @@ class AssignmentMILP:
                 on_solution(*self.assignment(found[-1]))
 
         last = [-np.inf]
+        stopped = [False]
 
         def progress(ev):
             lb = ev.data_out.mip_dual_bound
             if lb > last[0] + 1e-9 * (1.0 + abs(lb)):
                 last[0] = lb
-                on_bound(self.to_objective(lb))
+                if on_bound is not None:
+                    on_bound(self.to_objective(lb))
+                if stop is not None and stop(self.to_objective(lb)):
+                    stopped[0] = ev.data_in.user_interrupt = True
 
-        h.cbMipImprovingSolution.subscribe(grab)
-        if on_bound is not None:
-            h.cbMipInterrupt.subscribe(progress)
+        handed = [incumbent() if start is not None and incumbent is not None else None]
+
+        def offer(ev):
+            inc = incumbent()
+            if inc is None or inc is handed[0]:
+                return
+            handed[0] = inc
+            x = self.point(inc["server"], inc["k"])
+            if x is not None:
+                ev.data_in.setSolution(x)
+                ev.data_in.user_has_solution = True
+
+        hooks = [(h.cbMipImprovingSolution, grab)]
+        if on_bound is not None or stop is not None:
+            hooks.append((h.cbMipInterrupt, progress))
+        if incumbent is not None:
+            hooks.append((h.cbMipUserSolution, offer))
+        for hook, fn in hooks:
+            hook.subscribe(fn)
         try:
             h.run()
         finally:
-            h.cbMipImprovingSolution.unsubscribe(grab)
-            if on_bound is not None:
-                h.cbMipInterrupt.unsubscribe(progress)
+            for hook, fn in hooks:
+                hook.unsubscribe(fn)
         info = h.getInfo()
         status = h.getModelStatus()
         if status == highspy.HighsModelStatus.kInfeasible:
@@ -268,7 +312,7 @@ class AssignmentMILP:
                 # the start (and no callback for the better point); solve again without the start
                 self.stale_starts += 1
                 h.clearSolver()
-                lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit)
+                lb2, out2, limited2 = self.solve(left, abs_gap, None, on_bound, on_solution, node_limit, stop, incumbent)
                 return max(lb2, self.to_objective(info.mip_dual_bound)), self._complete(found) + out2, limited2
             found.append(sol[: self.nx])
         lb = info.mip_dual_bound
@@ -276,8 +320,8 @@ class AssignmentMILP:
             lb = max(lb, info.objective_function_value - abs_gap * self.sc)
         bound = self.to_objective(lb)
         out = self._complete(found)
-        limited = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
-                             highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
+        limited = not stopped[0] and status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt,
+                                                highspy.HighsModelStatus.kSolutionLimit, highspy.HighsModelStatus.kIterationLimit)
         return bound, out, limited
 
 
