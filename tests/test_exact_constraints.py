@@ -359,3 +359,36 @@ expr = "n_users <= 2"
                      rate_min=np.full(3, 0.001))
     assert abs(r.objective - ref) <= 1e-6 * ref and r.bound <= ref * (1 + 1e-9)
     assert r.objective > out0.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("name,over,N,M,seed", [
+    ("splitllm-2025", {"blocks": {"llm": {"layers": 6}}}, 5, 2, 0),
+    ("splitllm-2025", {}, 6, 2, 1),
+    ("default", {"blocks": {"user_compute": {"cores": 2000}}, **MAXDELAY}, 5, 2, 2),
+], ids=["three-tiers-6-layers", "three-tiers", "two-tiers-strong-phone"])
+def test_makespan_is_the_fixed_min_max(name, over, N, M, seed):
+    """timing.Timing.makespan (the 3-D Newton on the budgets, docs §8.4) on random assignments: its
+    shares meet every budget and the level (plugin's delay ledger), the largest server makespan equals
+    Ipopt's optimum of the framework's model with the assignment fixed, and each shared server's prices
+    prove by weak duality (the feasibility cut, not the Newton) that a level 1e-7 below is infeasible."""
+    from mecsplit_exact.minmax import MinMax
+
+    v = load_variant(name, overrides=over) if over else load_variant(name)
+    inst = generate(v, N, M, seed)
+    D = Data(v, inst)
+    mm = MinMax(D, QuietTracer(), 1e-9, 0.0, None)
+    tm, rng = mm.tm, np.random.default_rng(seed)
+    for _ in range(2):
+        server = np.resize(np.arange(M), N)[rng.permutation(N)]          # every server shared
+        k = np.array([rng.choice(np.nonzero(D.possible[n, server[n]])[0]) for n in range(N)])
+        Tm, lam, pi, fe, b, fc = tm.makespan(server, k)
+        fe, b, fc = mm.fit(server, fe, b, fc)
+        d = mm.delays(server, k, fe, b, fc)
+        assert np.all(d <= Tm[server] * (1 + 1e-9))
+        ref = _fixed_optimum(v, inst, server, D.alphas[k], beta=D.betas[k] if D.three else None)
+        assert np.max(Tm) == pytest.approx(ref, rel=1e-6)
+        for m in range(M):
+            on = np.nonzero(server == m)[0]
+            Tlow = Tm[m] * (1 - 1e-7)
+            R = tm.price(on, m, k[on], Tlow, lam[m], 1.0, pi[m])[0]
+            assert np.sum(R) > lam[m] * D.B[m] + D.F[m] + pi[m] * (D.slot if D.three else 0.0)

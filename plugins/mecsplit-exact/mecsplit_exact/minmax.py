@@ -214,7 +214,9 @@ class MinMax(Gap):
             server, k = np.zeros(N, int), np.zeros(N, int)
             server[on[x]], k[on[x]] = om[x], ok[x]
             self.stats["checks"] += 1
-            ex, lam, pi = tm.check(server, k, levels)[:3]
+            warm = np.array([[np.median([p[i] for p in self.prices[m]]) if self.prices[m] else 0.0 for m in range(M)]
+                             for i in (0, 1)])
+            ex, lam, pi = tm.check(server, k, levels, lam0=warm[0], pi0=warm[1], proof_only=True)[:3]
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size == 0:
                 return "feasible", self.offer(server, k)

@@ -83,7 +83,7 @@ def compute_split(W, Wc, L, mu, pi, lo1, hi1, lo2, hi2):
         bps = [np.where((Wi > 0) & (pi_ > 0), pi_ * b * b / np.where(Wi > 0, Wi, 1.0), 0.0)
                for Wi, pi_, lo, hi in zip(Ws, ps, los, his) for b in (lo, hi)]
     grid = np.sort(np.stack([np.zeros_like(L)] + bps + [np.full_like(L, np.inf)]), axis=0)     # (6, n)
-    tg = np.stack([time(shares(g)) for g in grid])                                          # decreasing
+    tg = time(shares(grid))                                              # (6, n), decreasing down the grid
     # segment j with tg[j] ≥ L ≥ tg[j+1] (the last one whose start still needs ≥ L)
     j = np.clip(np.sum(tg > L[None, :] * (1 + 1e-15), axis=0) - 1, 0, grid.shape[0] - 2)
     cols = np.arange(L.size)
@@ -223,9 +223,12 @@ class Timing:
             hi[act] = np.where(d1 >= 0, b[act], hi[act])
             with np.errstate(divide="ignore", invalid="ignore"):
                 step = b[act] - d1 / d2
+            # a Newton step below the tolerance: b is the root (rounding may put the step on the bracket's
+            # end; a bisection there would walk back from the middle one halving at a time)
+            small = (d1 == 0) | (np.abs(step - b[act]) <= 1e-13 * b[act])
             inside = (step > lo[act]) & (step < hi[act]) & np.isfinite(step)
-            bn = np.where(inside, step, np.sqrt(lo[act] * hi[act]))
-            conv = (np.abs(bn - b[act]) <= 1e-13 * bn) | (hi[act] - lo[act] <= 1e-13 * hi[act])
+            bn = np.where(small, b[act], np.where(inside, step, np.sqrt(lo[act] * hi[act])))
+            conv = small | (np.abs(bn - b[act]) <= 1e-13 * bn) | (hi[act] - lo[act] <= 1e-13 * hi[act])
             b[act] = bn
             out[act[conv]] = bn[conv]
             act = act[~conv]
@@ -233,11 +236,13 @@ class Timing:
         return out
 
     # -- fixed user sets ------------------------------------------------------------------------------
-    def check(self, server, k, T, lam0=None, pi0=None):
+    def check(self, server, k, T, lam0=None, pi0=None, only=None, proof_only=False):
         """Every server's users at levels T (N,) (one per user): returns (G − F per server, λ*, π*, fe, b,
         fc). G − F ≤ 0: feasible, with shares within every budget; > 0: infeasible and (λ*, 1, π*) a price
         triple whose cut the set violates (inf: some option cannot meet its level). ``lam0``, ``pi0`` (M,):
-        guesses of the maximiser (e.g. from a nearby level) that narrow the roots' brackets."""
+        guesses of the maximiser (e.g. from a nearby level) that narrow the roots' brackets. ``only``: the
+        servers to check (default: every used one; the others report −inf). ``proof_only``: an infeasible
+        server may report any prices that prove it (G − F is then a lower bound on the excess, > 0)."""
         D = self.D
         M, N = D.M, server.size
         n = np.arange(N)
@@ -248,7 +253,7 @@ class Timing:
         P = self.prepare(n, server, k, T)
         bad = np.bincount(server, weights=~P["ok"], minlength=M) > 0
         excess[bad] = np.inf
-        todo = np.array([m for m in used if not bad[m]], dtype=int)
+        todo = np.array([m for m in used if not bad[m] and (only is None or m in only)], dtype=int)
         if todo.size == 0:
             return excess, lam, pi, fe, b, fc
         us_all = np.nonzero(np.isin(server, todo))[0]
@@ -285,11 +290,24 @@ class Timing:
 
         warm_l = np.zeros(M) if lam0 is None else lam0.copy()
         nested = todo
-        if self.cloud and lam0 is not None and pi0 is not None:
-            # from a warm start with both prices positive, Newton on (log λ, log π) first (docs §7c)
-            both = todo[(lam0[todo] > 0) & (pi0[todo] > 0)]
+        if self.cloud:
+            # Newton on (log λ, log π) first (docs §8.4), from the warm start where both prices are
+            # positive, else from the budgets' natural scale (F/B, F/slot)
+            l0 = np.zeros(M) if lam0 is None else np.asarray(lam0, float)
+            p0 = np.zeros(M) if pi0 is None else np.asarray(pi0, float)
+            lam0, pi0 = np.where(l0 > 0, l0, D.F / D.B), np.where(p0 > 0, p0, D.F / D.slot)
+            both = todo
             if both.size:
                 lm, pm, conv = self._newton2(sub, both, lam0, pi0)
+                if proof_only and not conv.all():
+                    # weak duality: any prices whose dual value exceeds F_m prove the set infeasible,
+                    # and their cut is violated by it — the maximiser is not needed for that
+                    Ps, ss = sub(both)
+                    pl, pp = np.zeros(M), np.zeros(M)
+                    pl[both], pp[both] = lm, pm
+                    v = self.price(None, None, None, None, pl[ss], 1.0, pp[ss], prep=Ps)[0]
+                    dual = np.bincount(ss, weights=v, minlength=M)[both] - lm * D.B[both] - pm * D.slot
+                    conv |= dual > D.F[both] * (1 + 1e-9)
                 lam[both[conv]], pi[both[conv]] = lm[conv], pm[conv]
                 nested = np.setdiff1d(todo, both[conv])
         if self.cloud and nested.size:
@@ -422,6 +440,76 @@ class Timing:
             act = act[~conv]
         return x
 
+    def _makespan_newton(self, server, k, dl, sv, lo, T0, lam0=None, pi0=None, maxit=40):
+        """Servers ``sv`` (each with ≥ 2 users) at once: the makespan as the root of the 3-D system
+        Σ fe = F_m, Σ b = B_m, Σ fc = slot in (log(T − lo), log λ, log π) (μ = 1; the shares from ``price``
+        at (T, λ, 1, π)). At a root the shares meet every budget and every user its level T, and they
+        minimise Σ fe given the others (KKT), so G(T) = F_m: T is the makespan (docs/exact.md §8.4).
+        Damped Newton, finite-difference Jacobian, steps capped at 2 in log and halved while the residual
+        grows; a price whose budget no user asks for (no uplink / no cloud work) stays 0. Returns
+        (T, λ, π, fe, b, fc, converged): per server (len(sv)) and per user (N; 0 off ``sv``)."""
+        D = self.D
+        N = server.size
+        pos = np.full(D.M, -1)
+        pos[sv] = np.arange(sv.size)
+        us = np.nonzero(pos[server] >= 0)[0]
+        ss, j, S = server[us], pos[server[us]], sv.size
+        Pn = self.parts(us, ss, k[us])
+        has_b = np.bincount(j, weights=(Pn["s"] > 0), minlength=S) > 0
+        has_c = (np.bincount(j, weights=(Pn["Wc"] > 0), minlength=S) > 0) & self.cloud
+        act = np.stack([np.ones(S, bool), has_b, has_c])                                     # (3, S)
+        cap = np.stack([D.F[sv], D.B[sv], np.full(S, D.slot)])
+        lo_s = lo[sv]
+
+        def resid(u):
+            T = lo_s + np.exp(u[0])
+            lam, pi = np.where(has_b, np.exp(u[1]), 0.0), np.where(has_c, np.exp(u[2]), 0.0)
+            P = self.prepare(us, ss, k[us], np.minimum(T[j], dl[us]))
+            _, fe, b, fc, _ = self.price(None, None, None, None, lam[j], 1.0, pi[j], prep=P)
+            tot = np.stack([np.bincount(j, weights=v, minlength=S) for v in (fe, b, fc)])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(act, np.log(tot / cap), 0.0)
+            r[~np.isfinite(r)] = np.inf
+            return r, (T, lam, pi, fe, b, fc)
+
+        y0 = np.log(lam0[sv]) if lam0 is not None and np.all(lam0[sv] > 0) else np.log(D.F[sv] / D.B[sv])
+        z0 = (np.log(pi0[sv]) if pi0 is not None and np.all(pi0[sv] > 0)
+              else np.log(D.F[sv] / D.slot) if self.cloud else np.zeros(S))
+        u = np.stack([np.log(np.maximum(T0[sv] - lo_s, 1e-300)), y0, z0])
+        r, out = resid(u)
+        eye = np.broadcast_to(np.eye(3), (S, 3, 3))
+        h = 1e-6
+        for _ in range(maxit):
+            norm = np.max(np.abs(r), axis=0)
+            todo = norm > 1e-12
+            if not todo.any() or not np.all(np.isfinite(norm)):
+                break
+            J = np.empty((S, 3, 3))
+            for c in range(3):
+                du = u.copy()
+                du[c] += h
+                J[:, :, c] = ((resid(du)[0] - r) / h).T
+            inact = ~act.T                                                                   # (S, 3)
+            J = np.where(inact[:, :, None] | inact[:, None, :], eye, J)
+            try:
+                step = -np.linalg.solve(J, r.T[:, :, None])[:, :, 0].T
+            except np.linalg.LinAlgError:
+                break
+            step = np.where(np.isfinite(step) & todo & act, np.clip(step, -2.0, 2.0), 0.0)
+            t = np.ones(S)
+            for _ in range(8):
+                rn, on = resid(u + t * step)
+                worse = np.max(np.abs(rn), axis=0) > norm
+                if not worse.any():
+                    break
+                t = np.where(worse, 0.5 * t, t)
+            u, r, out = u + t * step, rn, on
+        conv = np.max(np.abs(r), axis=0) <= 1e-12
+        T, lam, pi, fe_u, b_u, fc_u = out
+        fe, b, fc = np.zeros(N), np.zeros(N), np.zeros(N)
+        fe[us], b[us], fc[us] = fe_u, b_u, fc_u
+        return T, lam, pi, fe, b, fc, conv
+
     def makespan(self, server, k, deadline=None):
         """The least level T_m each server's users meet (their own deadlines min(T, deadline_n) too),
         with the shares at it. Returns (T (M,), λ (M,), π (M,), fe, b, fc); T_m = inf if even T = ∞ is
@@ -457,7 +545,7 @@ class Timing:
             Ts = np.full(M, np.inf)
             Ts[sel] = lo[sel] + np.exp(x)
             ex, lm, pm, _, _, _ = self.check(server, k, level(Ts), lam0=warm_l if np.all(warm_l[sel] > 0) else None,
-                                             pi0=warm_p if np.all(warm_p[sel] > 0) else None)
+                                             pi0=warm_p if np.all(warm_p[sel] > 0) else None, only=sel)
             warm_l[sel] = np.where(lm[sel] > 0, lm[sel], warm_l[sel])
             warm_p[sel] = np.where(pm[sel] > 0, pm[sel], warm_p[sel])
             G = np.maximum(ex[sel] + D.F[sel], 1e-300)
@@ -465,11 +553,27 @@ class Timing:
                 return np.log(D.F[sel]) - np.log(G), self.last_slope[sel] * np.exp(x) / G
 
         used_ok = np.array([m for m in used if not infeasible[m]], dtype=int)
+        lam, pi, fe, b, fc = np.zeros(M), np.zeros(M), np.zeros(N), np.zeros(N), np.zeros(N)
+        # one user alone: the makespan is its least delay, at the whole server (prices 0: nothing is shared)
+        one = used_ok[cnt[used_ok] == 1]
+        Tm[one] = lo[one]
+        alone = np.isin(server, one)
+        fe[alone], b[alone] = D.F[server[alone]], D.B[server[alone]]
+        fc[alone] = D.slot if self.cloud else 0.0
+        # several users: the 3-D Newton on the budgets' roots; the nested roots below where it fails
+        many = used_ok[cnt[used_ok] >= 2]
+        if many.size:
+            Tn, ln, pn, fe_n, b_n, fc_n, conv = self._makespan_newton(server, k, dl, many, lo, hi)
+            done = many[conv]
+            Tm[done], lam[done], pi[done] = Tn[conv], ln[conv], pn[conv]
+            mine = np.isin(server, done)
+            fe[mine], b[mine], fc[mine] = fe_n[mine], b_n[mine], fc_n[mine]
+            used_ok = many[~conv]
         if used_ok.size:
             Ts = np.full(M, np.inf)
             Ts[used_ok] = hi[used_ok]
             for _ in range(60):      # make sure the upper end is feasible (rate floors can exceed equal shares)
-                ex = self.check(server, k, level(Ts))[0]
+                ex = self.check(server, k, level(Ts), only=used_ok)[0]
                 bad = used_ok[ex[used_ok] > 0]
                 if bad.size == 0:
                     break
@@ -478,8 +582,11 @@ class Timing:
             x = self._newton(g, np.log(span * 1e-15 + 1e-300), np.log(span), lo[used_ok],
                              atol=1e-13 * np.max(Ts[used_ok] / np.maximum(span, 1e-300)), deadline=self.deadline)
             Tm[used_ok] = lo[used_ok] + np.exp(x)
+            # shares at a level a hair above the root (the root's own side may be infeasible by rounding)
+            Ts = np.where(np.isfinite(Tm), Tm * (1 + 1e-12), np.inf)
+            _, lm, pm, f_, b_, c_ = self.check(server, k, level(Ts), lam0=warm_l, pi0=warm_p, only=used_ok)
+            mine = np.isin(server, used_ok)
+            lam[used_ok], pi[used_ok] = lm[used_ok], pm[used_ok]
+            fe[mine], b[mine], fc[mine] = f_[mine], b_[mine], c_[mine]
         Tm[infeasible & (cnt > 0)] = np.inf
-        # shares at a level a hair above the root (the root's own side may be infeasible by rounding)
-        Ts = np.where(np.isfinite(Tm), Tm * (1 + 1e-12), np.inf)
-        _, lam, pi, fe, b, fc = self.check(server, k, level(Ts), lam0=warm_l, pi0=warm_p)
         return Tm, lam, pi, fe, b, fc
