@@ -26,8 +26,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 from .errors import InputError
 
 MAX_FILE_BYTES = 256 * 2**20   # any input file (an instance at MAX_PAIRS is ~25 MB of JSON)
@@ -234,9 +232,11 @@ def finite_json(where: str, field: str, v: Any) -> Any:
 
 
 def numeric_array(where: str, field: str, values: Any, shape: tuple[int, ...], integer: bool = False,
-                  lo: float | None = None, hi: float | None = None) -> np.ndarray:
+                  lo: float | None = None, hi: float | None = None) -> "np.ndarray":
     """A nested list of the given shape whose every element is a finite int/float (not a
     bool, string or null), within [lo, hi]; returned as a float (or int) array."""
+    import numpy as np   # here, not at the top: the CLI's argument types import this module (quick --help)
+
     allowed = f"{'whole ' if integer else ''}numbers" + (f" within [{lo}, {hi}]" if lo is not None or hi is not None else "") \
         + f", shape {list(shape)}"
     def leaves(v: Any, dims: tuple[int, ...]) -> Iterable[Any]:  # the elements, after checking the nesting
