@@ -69,25 +69,27 @@ def test_version():
     assert r.returncode == 0 and re.fullmatch(r"mecsplit \d+\.\d+\.\d+\n", r.stdout)
 
 
-def test_help_imports_nothing_numeric():
-    """`mecsplit --help` loads argparse and the CLI only: not even numpy (the ≤ 0.2 s part of the issue)."""
-    code = ("import sys; from mecsplit.cli import main\n"
-            "try: main(['--help'])\nexcept SystemExit: pass\n"
-            f"print('LOADED', sorted(m for m in {('numpy',) + HEAVY!r} if m in sys.modules))")
+def _loaded_after(calls: str, modules) -> subprocess.CompletedProcess:
+    """Run ``calls`` (Python using ``main``) in a fresh interpreter; its last line lists which of
+    ``modules`` got imported: ``LOADED [...]``."""
+    code = (f"import sys; from mecsplit.cli import main\n{calls}\n"
+            f"print('LOADED', sorted(m for m in {tuple(modules)!r} if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_help_imports_nothing_numeric():
+    """`mecsplit --help` loads argparse and the CLI only: not even numpy (the ≤ 0.2 s part of the issue)."""
+    r = _loaded_after("try: main(['--help'])\nexcept SystemExit: pass", ("numpy",) + HEAVY)
     assert "LOADED []" in r.stdout, r.stdout[-300:]
 
 
 def test_listing_imports_no_solver_stack():
     """`variants`, `blocks` and `plugins` (no --probe) with every installed plugin import none of Pyomo,
     SciPy, HiGHS, CVXPY, CasADi, SCIP, Ipopt (the import-time part of the issue; timings: benchmarks/cli_startup.py)."""
-    code = ("import sys; from mecsplit.cli import main\n"
-            "for cmd in (['variants'], ['blocks'], ['plugins']): assert main(cmd) == 0\n"
-            f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "HEAVY []" in r.stdout, r.stdout[-300:]
+    r = _loaded_after("for cmd in (['variants'], ['blocks'], ['plugins']): assert main(cmd) == 0", HEAVY)
+    assert "LOADED []" in r.stdout, r.stdout[-300:]
     assert "solver greedy" in r.stdout  # the plugins were loaded, just not their solver stacks
 
 

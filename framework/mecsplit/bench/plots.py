@@ -232,6 +232,17 @@ def _metric(r, m):
     return (r["result"].get("metrics") or {}).get(m) if r["verdict"] == "ok" else None
 
 
+def _errorbars(ax, rows, x_key, m, **style):
+    """Mean ± std of metric ``m`` over the rows sharing each value of ``x_key`` (x values without any
+    finite value are left out)."""
+    pts = defaultdict(list)
+    for r in rows:
+        pts[r[x_key]].append(_metric(r, m))
+    keep = [(x, s) for x, s in ((x, _mean_std(pts[x])) for x in sorted(pts)) if s[2]]
+    if keep:
+        ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep], capsize=2, **style)
+
+
 def plot_figure(rows, spec: dict, path: Path, title: str, styles: dict | None = None) -> bool:
     """Seed-figure reproductions: ``weights`` (metric vs swept weight per method), ``users``
     (metrics vs number of users) and ``bars`` (metric per method)."""
@@ -250,16 +261,8 @@ def plot_figure(rows, spec: dict, path: Path, title: str, styles: dict | None = 
         for ax, prm in zip(axes[0], params):
             m, ml = WEIGHT_METRIC[prm]
             for l in labels:
-                pts = defaultdict(list)
-                for r in rows:
-                    if r["label"] == l and r["sweep_param"] == prm:
-                        pts[r["sweep_value"]].append(_metric(r, m))
-                xs = sorted(pts)
-                st = [_mean_std(pts[x]) for x in xs]
-                keep = [(x, s) for x, s in zip(xs, st) if s[2]]
-                if keep:
-                    ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], capsize=2, label=l, **sty[l])
+                _errorbars(ax, [r for r in rows if r["label"] == l and r["sweep_param"] == prm], "sweep_value", m,
+                           color=cols[l], label=l, **sty[l])
             ax.set_xlabel(f"weight w_{prm} (swept; others at the variant's value)")
             _autolog(ax, spec, ml)
             ax.set_title(f"{ml.split(' (')[0]} vs w_{prm}", fontsize=10)
@@ -270,16 +273,7 @@ def plot_figure(rows, spec: dict, path: Path, title: str, styles: dict | None = 
         fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.3), squeeze=False)
         for ax, m in zip(axes[0], metrics):
             for l in labels:
-                pts = defaultdict(list)
-                for r in rows:
-                    if r["label"] == l:
-                        pts[r["n_users"]].append(_metric(r, m))
-                xs = sorted(pts)
-                st = [_mean_std(pts[x]) for x in xs]
-                keep = [(x, s) for x, s in zip(xs, st) if s[2]]
-                if keep:
-                    ax.errorbar([x for x, _ in keep], [s[0] for _, s in keep], yerr=[s[1] for _, s in keep],
-                                color=cols[l], capsize=2, label=l, **sty[l])
+                _errorbars(ax, [r for r in rows if r["label"] == l], "n_users", m, color=cols[l], label=l, **sty[l])
             ax.set_xlabel("number of users N")
             _autolog(ax, spec, METRIC_LABEL.get(m, m))
             ax.set_title(f"{METRIC_LABEL.get(m, m).split(' (')[0]} vs users", fontsize=10)
