@@ -224,9 +224,12 @@ class BnB(Gap):
             self.nodes += 1
             self.tracer.iteration()
             cutoff = self.ub - self.tol()
+            # the dual is maximised to a tenth of the gap tolerance (maximise's rtol is relative to max(1, |L|)):
+            # closer cannot move the bound by more (1000×50: 65 → 42 CPU s at the root)
+            rtol = max(1e-9, 0.1 * self.tol() / max(1.0, abs(self.ub)))
             best, sol, its = maximise(D, self.ev, master, lam, mu, allowed, klo, khi, max_iter=self.dual_iters,
-                                      cutoff=cutoff, deadline=self.deadline, clock=self.clock,
-                                      sl=self.sl, sm=self.sm)
+                                      rtol=rtol, cutoff=cutoff, deadline=self.deadline,
+                                      clock=self.clock, sl=self.sl, sm=self.sm)
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
             if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.ub - 2 * self.tol() and self.nodes < 20:
