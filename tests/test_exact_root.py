@@ -1,0 +1,86 @@
+"""The root Lagrangian's master LP and its stopping rule (lagrangian.py, bnb.py; docs/exact.md §2).
+
+* a master that more than doubles is solved by HiGHS' interior point with crossover (IPM_ROWS): same LP
+  value as the dual simplex on the same rows, and a basic solution, so Master.purge still drops exactly
+  the zero-dual cuts and keeps the LP optimum;
+* the root's dual is maximised to a tenth of the gap tolerance: its bound is within that of the dual
+  maximum found with the old 1e-9 stopping rule, and never above the certified optimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mecsplit_exact")
+
+from mecsplit.instance import generate  # noqa: E402
+from mecsplit.variant import load_variant  # noqa: E402
+from mecsplit_exact import lagrangian  # noqa: E402
+from mecsplit_exact.bnb import BnB, QuietTracer  # noqa: E402
+from mecsplit_exact.lagrangian import FIELDS, Master, _scales, maximise  # noqa: E402
+from mecsplit_exact.subproblems import Data  # noqa: E402
+
+
+def _root(rel_gap=1e-7, method="bnb", node_limit=1):
+    """default 10×3 seed 2: the root node only (bnb, node_limit 1), or (oa) solved to ``rel_gap``."""
+    v = load_variant("default")
+    D = Data(v, generate(v, 10, 3, 2))
+    b = BnB(D, QuietTracer(), rel_gap, 1e-12, node_limit, None, colgen="off", method=method)
+    b.run()
+    return D, b
+
+
+def _copy(D, master, rows):
+    out = Master(D)
+    out.add(*(getattr(master, name)[rows] for name in FIELDS))
+    return out
+
+
+def test_master_grown_by_ipm_has_the_simplex_value_and_purges(monkeypatch):
+    D, b = _root()
+    N, M = D.N, D.M
+    allowed, klo, khi = np.ones((N, M), bool), np.zeros(N, int), np.full(N, D.K - 1)
+    lam, mu = b.inc["lam"], b.inc["mu"]
+    sl, sm = _scales(lam), _scales(mu)
+    full = Master(D)
+    maximise(D, b.ev, full, lam, mu, allowed, klo, khi, sl=sl, sm=sm)
+    R = len(full.c)
+    box = (np.zeros(M), 2 * lam + sl, np.zeros(M), 2 * mu + sm)
+    ref = _copy(D, full, slice(None)).solve(*box, sl, sm)        # built in one go: dual simplex
+
+    calls = []
+    orig = lagrangian.quiet.highs
+
+    def spy():
+        h = orig()
+        set_option = h.setOptionValue
+        h.setOptionValue = lambda k, v: (calls.append((k, v)), set_option(k, v))[1]
+        return h
+
+    monkeypatch.setattr(lagrangian.quiet, "highs", spy)
+    monkeypatch.setattr(lagrangian, "IPM_ROWS", 0)
+    users_first = np.unique(full.user, return_index=True)[1]          # one cut per user, then all the rest
+    grown = _copy(D, full, np.sort(users_first))
+    grown.solve(*box, sl, sm)
+    grown.add(*(getattr(full, name) for name in FIELDS))              # the duplicates are skipped
+    assert len(grown.c) == R and R - N > N
+    sol = grown.solve(*box, sl, sm)
+    assert ("solver", "ipm") in calls                                 # the growth went through the IPM
+    assert sol["ub"] == pytest.approx(ref["ub"], rel=1e-10)
+    nonzero = int(np.sum(np.abs(sol["weights"]) > 0))
+    grown.purge()
+    after = grown.solve(*box, sl, sm)
+    assert len(grown.c) == nonzero < R                                # a basic solution: slack cuts have zero dual
+    assert after["ub"] == pytest.approx(ref["ub"], rel=1e-10)
+
+
+@pytest.mark.parametrize("rel_gap", [1e-6, 1e-4])
+def test_root_dual_is_maximised_to_a_tenth_of_the_tolerance(rel_gap):
+    _, tight = _root(rel_gap=1e-9)                   # the old stopping rule (rtol 1e-9)
+    _, opt = _root(rel_gap=1e-9, method="oa", node_limit=100000)
+    _, b = _root(rel_gap=rel_gap)
+    L_max, L = tight.stats["root_lagrangian_bound"], b.stats["root_lagrangian_bound"]
+    assert opt.stats["root_lagrangian_bound"] == pytest.approx(L_max, rel=1e-9)
+    assert L <= opt.ub                               # a valid bound (opt.ub: the certified optimum)
+    assert L >= L_max - 0.1 * rel_gap * abs(b.ub) * (1 + 1e-9)
