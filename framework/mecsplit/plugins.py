@@ -36,7 +36,7 @@ from .capabilities import Capabilities, from_legacy
 from .errors import InputError
 from .lazy import LazyRef
 
-hookimpl = pluggy.HookimplMarker("mecsplit")
+hookimpl = hookspecs.hookimpl
 GROUP = "mecsplit"
 
 

@@ -131,7 +131,7 @@ def cmd_list(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_verbose
+    from ..cliargs import add_verbose
 
     p = sub.add_parser("bench", help="benchmark suites: run, report, export, list (docs/benchmarks.md)",
                        description="Run benchmark suites (every cell in its own worker process with a hard "
