@@ -224,12 +224,11 @@ class BnB(Gap):
             self.nodes += 1
             self.tracer.iteration()
             cutoff = self.ub - self.tol()
-            # the dual is maximised to a tenth of the gap tolerance (maximise's rtol is relative to max(1, |L|)):
-            # closer cannot move the bound by more (1000×50: 65 → 42 CPU s at the root)
-            rtol = max(1e-9, 0.1 * self.tol() / max(1.0, abs(self.ub)))
+            # (stopping the root within a tenth of the tolerance, not 1e-9: 1000×50 root 65 → 42 CPU s, but
+            # 200×20 seed 1 then failed to certify in 120 s twice, 16 CPU s without it — docs/exact.md §5)
             best, sol, its = maximise(D, self.ev, master, lam, mu, allowed, klo, khi, max_iter=self.dual_iters,
-                                      rtol=rtol, cutoff=cutoff, deadline=self.deadline,
-                                      clock=self.clock, sl=self.sl, sm=self.sm)
+                                      cutoff=cutoff, deadline=self.deadline, clock=self.clock,
+                                      sl=self.sl, sm=self.sm)
             self.stats["dual_evals"] += its + 1
             bound = max(plb, best["L"])
             if self.nodes == 1 or self.nodes % self.heur_every == 0 or bound < self.ub - 2 * self.tol() and self.nodes < 20:
