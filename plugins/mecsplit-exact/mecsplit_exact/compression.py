@@ -283,7 +283,6 @@ class CompressionMinMax(MinMax):
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
             h.setOptionValue(o, v)
         h.addVars(nx, np.zeros(nx), np.ones(nx))
-        h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32), np.full(nx, highspy.HighsVarType.kInteger))
         h.addVars(nx, np.zeros(nx), tmax)                        # y_o = t_o x_o
         X, Y = np.arange(nx, dtype=np.int32), np.arange(nx, 2 * nx, dtype=np.int32)
         for i in range(nx):                                       # y_o ≤ t_max x_o
@@ -341,6 +340,29 @@ class CompressionMinMax(MinMax):
             for lam, mu, pi in dirs:
                 for t in (zero, 0.5 * one, one):
                     add_cut(m, lam, mu, pi, t)
+
+        def separate(col):
+            """minmax.best_prices at the LP point with the uploads of its chords: the cut with tangents at the
+            point's own t (t = y/x) is violated by exactly the dual value it reports."""
+            x = col[:nx]
+            tt = np.where(x > 1e-7, np.clip(col[nx:] / np.maximum(x, 1e-300), 0.0, tmax), 0.5 * tmax)
+            new = 0
+            for m in range(M):
+                sel = by_m[m][x[by_m[m]] > 1e-7]
+                if sel.size == 0:
+                    continue
+                tm.opt_s = chord(np.minimum(tt[sel], tmax[sel] * (1 - 1e-6)), sel)
+                try:
+                    P = tm.prepare(on[sel], om[sel], ok[sel], levels[on[sel]])
+                finally:
+                    tm.opt_s = None
+                lam, pi, viol = self.best_prices(m, P, x[sel])
+                if viol > 1e-6 * D.F[m]:
+                    new += add_cut(m, lam, 1.0, pi, tt)
+            return new
+
+        if self.lp_rounds(h, nx, separate):
+            return "infeasible", None, None
         for _ in range(self.max_rounds):
             left = self.deadline - self.clock()
             if left <= 0:
