@@ -331,12 +331,7 @@ class CompressionMinMax(MinMax):
         zero, one = np.zeros(nx), tmax.copy()
         for m in range(M):
             dirs = [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)] + ([(0.0, 0.0, 1.0)] if D.three else [])
-            pts = sorted(self.prices[m])
-            if pts:
-                lc, pc_ = (float(np.median([p_[i] for p_ in pts])) for i in (0, 1))
-                pts = (set(pts) | {(lc * f, pc_) for f in np.geomspace(0.25, 4.0, 7)}
-                       | {(lc, pc_ * f) for f in np.geomspace(0.25, 4.0, 7)})
-            dirs += [(lam, 1.0, pi) for lam, pi in pts]
+            dirs += [(lam, 1.0, pi) for lam, pi in sorted(self.prices[m])]
             for lam, mu, pi in dirs:
                 for t in (zero, 0.5 * one, one):
                     add_cut(m, lam, mu, pi, t)

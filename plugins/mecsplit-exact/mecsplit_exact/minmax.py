@@ -238,16 +238,12 @@ class MinMax(Gap):
             self.stats["cuts"] += 1
             return 1
 
-        for m in range(M):     # the pure directions and every price seen on this server (and around it)
+        for m in range(M):     # the pure directions and every price seen on this server (the LP rounds add more)
             add_cut(m, 0.0, 1.0, 0.0)
             add_cut(m, 1.0, 0.0, 0.0)
             if D.three:
                 add_cut(m, 0.0, 0.0, 1.0)
-            pts = sorted(self.prices[m])
-            if pts:
-                lc, pc = (float(np.median([p[i] for p in pts])) for i in (0, 1))
-                pts = set(pts) | {(lc * f, pc) for f in np.geomspace(0.25, 4.0, 7)} | {(lc, pc * f) for f in np.geomspace(0.25, 4.0, 7)}
-            for lam, pi in pts:
+            for lam, pi in sorted(self.prices[m]):
                 add_cut(m, lam, 1.0, pi)
 
         def separate(col):
