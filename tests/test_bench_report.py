@@ -160,6 +160,13 @@ def test_readme_section_between_markers(store, tmp_path):
     bad.write_text("no markers\n")
     with pytest.raises(InputError, match="markers"):
         write_readme(store, "s", bad, "x")
+    with pytest.raises(InputError, match="no such file"):
+        write_readme(store, "s", tmp_path / "missing.md", "x")
+    with pytest.raises(InputError, match="not a file"):
+        write_readme(store, "s", tmp_path, "x")
+    bad.write_bytes(b"\xff\xfe binary")
+    with pytest.raises(InputError, match="unreadable"):
+        write_readme(store, "s", bad, "x")
 
 
 def test_beats_certified_reference_uses_the_certificate_gap(store):

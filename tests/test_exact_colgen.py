@@ -124,5 +124,5 @@ def test_closes_the_root_gap_on_10x3():
 def test_colgen_options_are_checked(opt, value):
     v = load_variant("default")
     inst = generate(v, 2, 1, 0)
-    with pytest.raises(InputError, match=f"options.{opt}"):
+    with pytest.raises(InputError, match=f"exact.{opt}"):
         solve(v, inst, "exact", {opt: value})

@@ -87,7 +87,7 @@ def test_oa_and_branch_and_bound_agree_10x3():
 def test_method_option_is_checked():
     v = load_variant("default")
     inst = generate(v, 2, 1, 0)
-    with pytest.raises(InputError, match="options.method"):
+    with pytest.raises(InputError, match="exact.method"):
         solve(v, inst, "exact", {"method": "simplex"})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .blocks import builtin_blocks
 from .generators import BUILTIN_GENERATORS
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 
 
 @hookimpl

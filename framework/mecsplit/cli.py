@@ -201,12 +201,6 @@ def cmd_plugins(args) -> int:
     return 0
 
 
-def add_verbose(p, sub: bool = False) -> None:
-    """``--verbose`` before or after the subcommand (a subcommand's default must not undo the top level's)."""
-    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
-                   help="let solvers print their own logs (HiGHS, SCIP, Ipopt, Pyomo)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = cliargs.OneLineParser(prog="mecsplit", description="Split fine-tuning MINLPs over mobile edge networks: "
                                  "variants, instances, solver plugins, verification and benchmarks.",
@@ -214,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"mecsplit {__version__}")
     ap.add_argument("--plugins-dir", action="append", default=[], help="folder of single-file plugins (*.py); repeatable")
     ap.add_argument("--block-plugin", action="append", default=[], help="do not load this plugin (entry-point name); repeatable")
-    add_verbose(ap)
+    cliargs.add_verbose(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("variants", help="list variants (or --show NAME)")
@@ -248,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=cliargs.option)
     p.add_argument("--seed", type=cliargs.seed, default=0, help="seed of the solver's own random choices")
     p.add_argument("-o", "--output", type=cliargs.output_file)
-    add_verbose(p, sub=True)
+    cliargs.add_verbose(p, sub=True)
     p.set_defaults(fn=cmd_solve)
 
     p = sub.add_parser("check", help="evaluate a result's solution independently; exit 1 if infeasible or disagreeing")

@@ -145,3 +145,9 @@ def report_crash(exc: BaseException) -> int:
     msg = " ".join(str(exc).split())[:200]
     print(f"mecsplit: internal error (a bug, please report it): {type(exc).__name__}: {msg}; {where}", file=sys.stderr)
     return 3
+
+
+def add_verbose(p, sub: bool = False) -> None:
+    """``--verbose`` before or after the subcommand (a subcommand's default must not undo the top level's)."""
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if sub else False,
+                   help="let solvers print their own logs (HiGHS, SCIP, Ipopt, Pyomo)")

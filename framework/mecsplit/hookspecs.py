@@ -19,6 +19,7 @@ from __future__ import annotations
 import pluggy
 
 hookspec = pluggy.HookspecMarker("mecsplit")
+hookimpl = pluggy.HookimplMarker("mecsplit")   # re-exported by mecsplit.plugins, where plugins import it
 
 
 @hookspec

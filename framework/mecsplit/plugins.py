@@ -36,7 +36,7 @@ from .capabilities import Capabilities, from_legacy
 from .errors import InputError
 from .lazy import LazyRef
 
-hookimpl = pluggy.HookimplMarker("mecsplit")
+hookimpl = hookspecs.hookimpl
 GROUP = "mecsplit"
 
 
@@ -58,6 +58,7 @@ class SolverSpec:
     requires: tuple[str, ...] = ()
     plugin: str = ""
     capabilities: Capabilities | None = None
+    domains: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.capabilities is None:
@@ -109,14 +110,17 @@ class SolverRegistry:
 
     def add_solver(self, name: str, solve: Callable[..., Any], exact: bool, description: str = "",
                    variants=None, blocks=None, options: dict | None = None, version: str = "",
-                   requires=(), capabilities: Capabilities | None = None) -> None:
+                   requires=(), capabilities: Capabilities | None = None, domains: dict | None = None) -> None:
+        """``options``: name → default. ``domains``: name → what a value may be, a tuple of choices or
+        the keyword arguments of :func:`mecsplit.schema.number` (``{"lo": 0, "lo_open": True}``); a
+        numeric option without one must be ≥ 0 (:func:`mecsplit.solve.resolve_options`)."""
         if name in self._m.solvers:
             raise ValueError(f"solver {name!r} registered twice ({self._m.solvers[name].plugin} and {self._m.current})")
         self._m.solvers[name] = SolverSpec(name, _lazy(solve), bool(exact), description,
                                            tuple(variants) if variants is not None else None,
                                            tuple(blocks) if blocks is not None else None,
                                            dict(options or {}), version, tuple(requires), self._m.current,
-                                           capabilities)
+                                           capabilities, dict(domains or {}))
 
     def add_step(self, name: str, kind: str, fn: Callable[..., Any], description: str = "") -> None:
         self._m.steps[name] = StepSpec(name, kind, _lazy(fn), description, self._m.current)

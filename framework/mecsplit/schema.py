@@ -147,20 +147,20 @@ def known_keys(where: str, prefix: str, d: dict[str, Any], allowed: Iterable[str
         raise InputError(where, f, what, ", ".join(sorted(allowed)) or "(none)")
 
 
-def _range_text(lo, hi, lo_open, integer, unit) -> str:
+def _range_text(lo, hi, lo_open, integer, unit, hi_open=False) -> str:
     kind = "a whole number" if integer else "a finite number"
     parts = []
     if lo is not None:
         parts.append(f"{'>' if lo_open else '>='} {lo:g}")
     if hi is not None:
-        parts.append(f"<= {hi:g}")
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
     return kind + (f" in {unit}" if unit else "") + (" " + " and ".join(parts) if parts else "")
 
 
 def number(where: str, field: str, v: Any, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, integer: bool = False, unit: str = "") -> Any:
+           lo_open: bool = False, hi_open: bool = False, integer: bool = False, unit: str = "") -> Any:
     """A finite int/float (never a bool or a string) within [lo, hi]; an int if ``integer``."""
-    allowed = _range_text(lo, hi, lo_open, integer, unit)
+    allowed = _range_text(lo, hi, lo_open, integer, unit, hi_open)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise InputError(where, field, f"got {describe(v)}", allowed)
     if isinstance(v, float) and not math.isfinite(v):
@@ -169,7 +169,7 @@ def number(where: str, field: str, v: Any, *, lo: float | None = None, hi: float
         if not float(v).is_integer():
             raise InputError(where, field, f"got {describe(v)}, not a whole number", allowed)
         v = int(v)
-    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
+    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi)):
         raise InputError(where, field, f"got {describe(v)}, out of range", allowed)
     return v
 

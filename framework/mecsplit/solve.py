@@ -123,17 +123,31 @@ class Problem:
 
 
 def resolve_options(spec: SolverSpec, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The solver's defaults overridden by ``options``, each checked against its type and domain."""
     opts = dict(spec.options)
     for k, v in (options or {}).items():
         if k not in spec.options:
             raise InputError("<option>", f"{spec.name}.{k}", "unknown solver option",
                              ", ".join(f"{n}={d!r}" for n, d in spec.options.items()) or "(this solver has no options)")
-        d = spec.options[k]
-        schema.finite_json("<option>", f"{spec.name}.{k}", v)
-        if d is not None and not isinstance(v, type(d)) and not (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool)):
-            raise InputError("<option>", f"{spec.name}.{k}", f"got {v!r}", f"a {type(d).__name__} like {d!r}")
-        opts[k] = float(v) if isinstance(d, float) else v
+        opts[k] = check_option(spec, k, v)
     return opts
+
+
+def check_option(spec: SolverSpec, k: str, v: Any) -> Any:
+    """``v`` as option ``k`` of ``spec``: the type of its default, within its declared domain (a tuple
+    of choices or :func:`schema.number` bounds); numbers without a declared domain must be ≥ 0."""
+    d, dom, field = spec.options[k], spec.domains.get(k), f"{spec.name}.{k}"
+    schema.finite_json("<option>", field, v)
+    if isinstance(dom, (tuple, list, set, frozenset)):
+        if v not in dom or type(v) is not type(d):   # type: True == 1 must not pass for a string choice
+            raise InputError("<option>", field, f"got {v!r}", " | ".join(map(repr, dom)))
+        return v
+    if isinstance(d, (int, float)) and not isinstance(d, bool):
+        x = schema.number("<option>", field, v, **({"lo": 0} if dom is None else dom), integer=isinstance(d, int))
+        return float(x) if isinstance(d, float) else x
+    if d is not None and not isinstance(v, type(d)):
+        raise InputError("<option>", field, f"got {v!r}", f"a {type(d).__name__} like {d!r}")
+    return v
 
 
 def solve(variant, instance, solver: str, options: dict[str, Any] | None = None, time_limit_s: float | None = None,

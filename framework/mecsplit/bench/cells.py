@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
-from .suite import Group, SolverEntry, Suite
+from .suite import Group, SolverEntry, Suite, variant_ref
 
 
 @dataclass
@@ -119,14 +119,6 @@ class Expander:
         return c
 
 
-def _relative_to(suite: Suite, vname: str) -> str:
-    """A variant named by a relative path is looked up next to the suite file first."""
-    p = Path(vname)
-    if (p.suffix == ".toml" or len(p.parts) > 1) and not p.is_absolute() and (Path(suite.path).parent / p).is_file():
-        return str(Path(suite.path).parent / p)
-    return vname
-
-
 def expand(suite: Suite, manager=None) -> list[Cell]:
     """All cells of a suite, reference cells first (deduplicated by content hash within the suite)."""
     from ..variant import deep_merge
@@ -141,7 +133,7 @@ def expand(suite: Suite, manager=None) -> list[Cell]:
                 overrides = dict(g.overrides)
                 if sweep[0] is not None:
                     overrides = deep_merge(overrides, {"objective": {"weights": {sweep[0]: sweep[1]}}})
-                v = ex.variant(_relative_to(suite, vname), overrides)
+                v = ex.variant(variant_ref(suite, vname), overrides)
                 entries = ex.solver_entries(g, v)
                 if not entries:
                     raise InputError(str(suite.path), f"{g.name}.solvers", f"no installed solver supports {vname!r}",

@@ -66,7 +66,7 @@ def _open_store(db):
 
 
 def cmd_report(args) -> int:
-    from .report import build_report, exit_status, write_index, write_readme
+    from .report import build_report, exit_status, readme_text, write_index, write_readme
 
     store = _open_store(args.db)
     try:
@@ -75,6 +75,8 @@ def cmd_report(args) -> int:
             raise InputError(str(args.db), "suite", f"no results for suite {args.suite!r}", ", ".join(store.suites()) or "(empty store)")
         if args.readme and not args.suite:
             raise InputError("<option>", "--readme", "needs a SUITE", "mecsplit bench report SUITE --readme README.md")
+        if args.readme:
+            readme_text(args.readme)  # checked before any report is written
         code = 0
         for s in suites:
             print(f"report of suite {s} (tables and plots) ...", file=sys.stderr, flush=True)
@@ -129,7 +131,7 @@ def cmd_list(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..cli import add_verbose
+    from ..cliargs import add_verbose
 
     p = sub.add_parser("bench", help="benchmark suites: run, report, export, list (docs/benchmarks.md)",
                        description="Run benchmark suites (every cell in its own worker process with a hard "

@@ -314,15 +314,26 @@ def readme_section(store, suite: str, command: str) -> list[str]:
     return out
 
 
+def readme_text(readme: str | Path) -> str:
+    """The text of ``readme``, checked to be a file with the generated-section markers in order."""
+    path = Path(readme)
+    want = f"an existing text file with the lines {README_START} and {README_END} where the table goes"
+    if not path.is_file():
+        raise InputError(str(path), "--readme", "not a file" if path.exists() else "no such file", want)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(str(path), "--readme", f"unreadable ({type(e).__name__})", want) from None
+    if README_START not in text or README_END not in text or text.index(README_START) > text.index(README_END):
+        raise InputError(str(path), "--readme", "no generated-section markers", want)
+    return text
+
+
 def write_readme(store, suite: str, readme: str | Path, command: str) -> None:
     """Replace the text between README_START and README_END in ``readme`` by :func:`readme_section`."""
-    path = Path(readme)
-    text = path.read_text() if path.is_file() else ""
-    if README_START not in text or README_END not in text or text.index(README_START) > text.index(README_END):
-        raise InputError(str(path), "--readme", "no generated-section markers",
-                         f"a file with the lines {README_START} and {README_END} where the table goes")
+    text = readme_text(readme)
     a, b = text.index(README_START), text.index(README_END) + len(README_END)
-    path.write_text(text[:a] + "\n".join(readme_section(store, suite, command)) + text[b:])
+    Path(readme).write_text(text[:a] + "\n".join(readme_section(store, suite, command)) + text[b:])
 
 
 def summary_lines(store, suite: str) -> list[str]:

@@ -217,11 +217,18 @@ def _group(where: str, raw: dict[str, Any], defaults: dict[str, Any], idx: int) 
                  overrides=dict(d["overrides"]), sweep=sweep, figure=dict(fig))
 
 
+def variant_ref(suite: Suite, vname: str) -> str:
+    """A variant named by a relative path is looked up next to the suite file first."""
+    p = Path(vname)
+    if (p.suffix == ".toml" or len(p.parts) > 1) and not p.is_absolute() and (Path(suite.path).parent / p).is_file():
+        return str(Path(suite.path).parent / p)
+    return vname
+
+
 def _check_variants(suite: Suite, f: str, g: Group) -> None:
     """Every variant of the group loads with the group's overrides at every sweep point (cheap: no
     instance is generated), so `bench list` and `bench run` refuse a bad suite before any work."""
     from ..variant import deep_merge, load_variant
-    from .cells import _relative_to
 
     where = str(suite.path)
 
@@ -229,7 +236,7 @@ def _check_variants(suite: Suite, f: str, g: Group) -> None:
     for j, vname in enumerate(g.variants):
         for pt in points:
             try:
-                load_variant(_relative_to(suite, vname), overrides=deep_merge(g.overrides, pt) or None)
+                load_variant(variant_ref(suite, vname), overrides=deep_merge(g.overrides, pt) or None)
             except InputError as e:
                 raise InputError(where, f"{f}.variants[{j}]", f"variant {schema.describe(vname)} with the group's "
                                  f"overrides: {e.where}: field '{e.field}': {e.problem}", e.allowed) from None

@@ -7,7 +7,7 @@ from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 
 from . import __version__
-from .solver import OPTIONS, run
+from .solver import DOMAINS, OPTIONS, run
 from .steps import dinkelbach, hungarian_slots, sdr_association
 
 
@@ -55,6 +55,6 @@ def _solver(mode):
 def register_solvers(registry):
     for name, (mode, doc) in SOLVERS.items():
         registry.add_solver(name=name, solve=_solver(mode), exact=False, description=doc, capabilities=CAPABILITIES,
-                            options=dict(OPTIONS), version=__version__, requires=REQUIRES)
+                            options=dict(OPTIONS), domains=DOMAINS, version=__version__, requires=REQUIRES)
     for name, (kind, fn, doc) in STEP_DOCS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=doc)

@@ -32,6 +32,10 @@ OPTIONS = {"dinkelbach_iters": 30, "dinkelbach_tol": 1e-9, "ao_iters": 30, "ao_t
            "fp_tol": 1e-9, "evaluate_candidates": 4, "block2_rounds": 20,
            "starts": 3, "pricing": "prices",
            "slot_step": 1}
+# checked by the framework before a solve (mecsplit.solve.check_option); other numbers must be ≥ 0
+DOMAINS = {"association": ("sdr", "hungarian"), "sdr_solver": ("auto", "SCS", "CLARABEL"), "pricing": ("prices", "shares"),
+           "slot_factor": {"lo": 1}, **{k: {"lo": 1} for k in ("dinkelbach_iters", "ao_iters", "randomisations",
+                                                              "evaluate_candidates", "starts")}}
 
 
 def _sol(server, x) -> dict:

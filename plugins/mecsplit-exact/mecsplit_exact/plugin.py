@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from mecsplit.capabilities import CORE_BLOCKS, SPLIT_BOUND_CLASSES, Capabilities
-from mecsplit.errors import InputError
 from mecsplit.plugins import hookimpl
 from mecsplit.result import Outcome, Status
 
@@ -14,26 +13,9 @@ from . import __version__
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
            "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
            "verbose": False}
-
-
-def _choice(options, key, allowed):
-    if options[key] not in allowed:
-        raise InputError("<exact>", f"options.{key}", f"got {options[key]!r}", " | ".join(allowed))
-    return options[key]
-
-
-def _share(options):
-    v = options["colgen_share"]
-    if not isinstance(v, (int, float)) or not 0 < v <= 1:
-        raise InputError("<exact>", "options.colgen_share", f"got {v!r}", "a number in (0, 1]")
-    return float(v)
-
-
-def _seconds(options):
-    v = options["colgen_max_s"]
-    if not isinstance(v, (int, float)) or not v >= 0:
-        raise InputError("<exact>", "options.colgen_max_s", f"got {v!r}", "seconds >= 0")
-    return float(v)
+# checked by the framework before a solve (mecsplit.solve.check_option); numbers not named here are ≥ 0
+DOMAINS = {"method": ("oa", "bnb"), "colgen": ("off", "root", "all"), "colgen_share": {"lo": 0, "lo_open": True, "hi": 1},
+           "rel_gap": {"lo": 0, "hi": 1}, "node_limit": {"lo": 1}, "dual_iters": {"lo": 1}, "heur_every": {"lo": 1}}
 
 
 def data_for(problem):
@@ -64,8 +46,8 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
 
     options = {**OPTIONS, **options}
     log = print if options["verbose"] else None
-    colgen, method = _choice(options, "colgen", ("off", "root", "all")), _choice(options, "method", ("oa", "bnb"))
-    share, max_s = _share(options), _seconds(options)
+    colgen, method = options["colgen"], options["method"]
+    share, max_s = float(options["colgen_share"]), float(options["colgen_max_s"])
 
     def make_solver(data, tr, rel_gap, abs_gap, time_limit_s):
         return BnB(data, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
@@ -155,4 +137,5 @@ def register_solvers(registry):
                     "branch-and-bound (method=bnb); incumbents by exact KKT solves of the fixed assignment, "
                     "polished by move/swap local search; the "
                     "cost_per_quality ratio (whole-layer splits) by Dinkelbach over it",
-        capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__, requires=("highspy",))
+        capabilities=CAPABILITIES, options=dict(OPTIONS), domains=DOMAINS,
+        version=__version__, requires=("highspy",))

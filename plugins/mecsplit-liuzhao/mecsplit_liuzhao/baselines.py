@@ -73,6 +73,9 @@ OPTIONS = {"association": "cccp", "start": "capped", "max_outer": 20, "tol": 1e-
            "cccp_max_iter": 60, "tentative": "share", "fp_tol": 1e-8, "fp_max_iter": 300, "rounding": "nearest", "kkt": False,
            "alpha_starts": "given", "inits": "relaxed", "max_moves": 0}
 SOLVER_OPTIONS = {"liu-zhao-load": {"association": "load"}}   # defaults that differ from OPTIONS
+# checked by the framework before a solve (mecsplit.solve.check_option); other numbers must be ≥ 0
+DOMAINS = {"association": tuple(ASSOC), "rounding": ROUNDING, "start": STARTS, "tentative": ("share", "current"),
+           **{k: {"lo": 1} for k in ("starts", "cccp_max_iter", "fp_max_iter")}}
 
 
 def _bind(name: str, opts: dict):
@@ -94,23 +97,12 @@ def _bind(name: str, opts: dict):
 
 
 def plan(solver: str, opts: dict):
-    if opts["association"] not in ASSOC:
-        raise InputError("<option>", f"{solver}.association", f"got {opts['association']!r}", " | ".join(map(repr, ASSOC)))
-    if opts["rounding"] not in ROUNDING:
-        raise InputError("<option>", f"{solver}.rounding", f"got {opts['rounding']!r}", " | ".join(map(repr, ROUNDING)))
-    if opts["start"] not in STARTS:
-        raise InputError("<option>", f"{solver}.start", f"got {opts['start']!r}", " | ".join(map(repr, STARTS)))
-    if opts["tentative"] not in ("share", "current"):
-        raise InputError("<option>", f"{solver}.tentative", f"got {opts['tentative']!r}", "'share' | 'current'")
     if not opts["alpha_starts"] or set(opts["alpha_starts"].split(",")) - {"given", "min", "max", "mid"}:
         raise InputError("<option>", f"{solver}.alpha_starts", f"got {opts['alpha_starts']!r}",
                          "comma-separated FP α starts from given, min, max, mid")
     if not opts["inits"] or set(opts["inits"].split(",")) - {"relaxed", "local", "edge"}:
         raise InputError("<option>", f"{solver}.inits", f"got {opts['inits']!r}",
                          "comma-separated starts of the decomposition from relaxed, local, edge (best kept)")
-    for k in ("max_outer", "starts", "cccp_max_iter", "fp_max_iter", "max_moves"):
-        if opts[k] < (0 if k in ("max_outer", "max_moves") else 1):
-            raise InputError("<option>", f"{solver}.{k}", f"got {opts[k]!r}", "a whole number >= 1")
     init, cycle = PLANS[solver]
     assoc = ASSOC[opts["association"]]
     cycle = [assoc if s == "<assoc>" else s for s in cycle]

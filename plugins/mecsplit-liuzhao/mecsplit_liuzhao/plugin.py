@@ -6,7 +6,7 @@ from mecsplit.capabilities import CORE_BLOCKS, Capabilities
 from mecsplit.plugins import hookimpl
 
 from . import __version__
-from .baselines import DESCRIPTIONS, OPTIONS, PLANS, SOLVER_OPTIONS, solver_fn
+from .baselines import DESCRIPTIONS, DOMAINS, OPTIONS, PLANS, SOLVER_OPTIONS, solver_fn
 from .decomposition import STEPS
 
 # the Liu–Zhao problem P2 (spec §1.7); added deadlines, rate floors and server caps are not modelled by
@@ -36,7 +36,7 @@ STEP_DOCS = {
 def register_solvers(registry):
     for name in PLANS:
         registry.add_solver(name=name, solve=solver_fn(name), exact=False, description=DESCRIPTIONS[name],
-                            capabilities=CAPABILITIES, options={**OPTIONS, **SOLVER_OPTIONS.get(name, {})}, version=__version__,
+                            capabilities=CAPABILITIES, options={**OPTIONS, **SOLVER_OPTIONS.get(name, {})}, domains=DOMAINS, version=__version__,
                             requires=("highspy",))
     for name, (kind, fn) in STEPS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=STEP_DOCS[name])

@@ -96,10 +96,6 @@ def solve_enumerate(problem, options, tracer):
 
     max_a = int(options["max_assignments"])
     starts = int(options["starts"])
-    if max_a < 1:
-        raise InputError("<option>", "enumerate.max_assignments", f"got {max_a}", "an integer >= 1")
-    if starts < 1:
-        raise InputError("<option>", "enumerate.starts", f"got {starts}", "an integer >= 1")
     m = problem.build_model()
     ints, combos, raw = assignments(m, max_a)
     conts = [v for v in m.component_data_objects(pyo.Var, active=True, descend_into=True, sort=True)

@@ -17,13 +17,10 @@ import pyomo.environ as pyo
 from pyomo.common.log import LoggingIntercept
 
 from mecsplit import quiet
-from mecsplit.errors import InputError
 from mecsplit.result import Outcome, Status
 
 from .common import model_objective, sync_epigraphs, verified_point
 
-STRATEGIES = ("OA", "ECP", "FP")
-INITS = ("rNLP", "initial_binary", "max_binary", "FP")
 
 
 def solve_mindtpy(problem, options, tracer):
@@ -32,10 +29,6 @@ def solve_mindtpy(problem, options, tracer):
 
     mecsplit.ipopt.register()
     strategy, init = options["strategy"], options["init_strategy"]
-    if strategy not in STRATEGIES:
-        raise InputError("<option>", "mindtpy-oa.strategy", f"got {strategy!r}", " | ".join(STRATEGIES))
-    if init not in INITS:
-        raise InputError("<option>", "mindtpy-oa.init_strategy", f"got {init!r}", " | ".join(INITS))
     m = problem.build_model()
     if problem.warm_start:
         from mecsplit.model import load_solution

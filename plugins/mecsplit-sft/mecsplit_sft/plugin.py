@@ -7,7 +7,7 @@ from mecsplit.plugins import hookimpl
 
 from . import __version__
 from .data import check_variant
-from .solver import DESCRIPTIONS, OPTIONS, PLANS, STEPS, solver_fn
+from .solver import DESCRIPTIONS, DOMAINS, OPTIONS, PLANS, STEPS, solver_fn
 
 BLOCKS = ("llm", "association", "user_compute", "edge_compute", "uplink", "compression", "memory", "split_bounds")
 # the SFT problem (variant-models §2.4): the min-max delay under the accuracy and memory constraints, static
@@ -27,7 +27,7 @@ STEP_DOCS = {
 def register_solvers(registry):
     for name in PLANS:
         registry.add_solver(name=name, solve=solver_fn(name), exact=False, description=DESCRIPTIONS[name],
-                            capabilities=CAPABILITIES, options=dict(OPTIONS), version=__version__,
+                            capabilities=CAPABILITIES, options=dict(OPTIONS), domains=DOMAINS, version=__version__,
                             requires=("casadi", "scipy"))
     for name, (kind, fn) in STEPS.items():
         registry.add_step(name=name, kind=kind, fn=fn, description=STEP_DOCS[name])

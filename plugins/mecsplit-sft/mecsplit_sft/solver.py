@@ -31,6 +31,9 @@ from .sqp import METHODS, solve_slots
 
 OPTIONS = {"small": "ipopt", "max_alternations": 3, "rho_restart": True, "alm_max_outer": 20, "alm_c0": [10.0, 100.0], "alm_feas_tol": 1e-7,
            "ipopt_tol": 1e-9, "improve_rtol": 1e-7}
+# checked by the framework before a solve (mecsplit.solve.check_option); other numbers must be ≥ 0
+DOMAINS = {"small": METHODS, "max_alternations": {"lo": 1}, "alm_max_outer": {"lo": 1},
+           **{k: {"lo": 0, "lo_open": True} for k in ("alm_feas_tol", "ipopt_tol")}}
 
 # name -> (what is held, where the baseline comes from)
 PLANS: dict[str, dict[str, Any]] = {
@@ -185,8 +188,6 @@ def solver_fn(name: str):
     plan = PLANS[name]
 
     def solve(problem, options, tracer) -> Outcome:
-        if options["small"] not in METHODS:
-            raise InputError("<option>", f"{name}.small", f"got {options['small']!r}", " | ".join(map(repr, METHODS)))
         c0 = options["alm_c0"]
         if not c0 or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and 0 < c < 1e9 for c in c0):
             raise InputError("<option>", f"{name}.alm_c0", f"got {c0!r}", "a non-empty list of penalty starts > 0, e.g. [10, 100]")
