@@ -331,7 +331,14 @@ class CompressionMinMax(MinMax):
         zero, one = np.zeros(nx), tmax.copy()
         for m in range(M):
             dirs = [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0)] + ([(0.0, 0.0, 1.0)] if D.three else [])
-            dirs += [(lam, 1.0, pi) for lam, pi in sorted(self.prices[m])]
+            # and around the median of the seen prices: without these 7 + 7 (the LP rounds alone) HiGHS overran
+            # its time limit by minutes on sft-2025 50×10 (docs §8.7)
+            pts = sorted(self.prices[m])
+            if pts:
+                lc, pc_ = (float(np.median([p_[i] for p_ in pts])) for i in (0, 1))
+                pts = (set(pts) | {(lc * f, pc_) for f in np.geomspace(0.25, 4.0, 7)}
+                       | {(lc, pc_ * f) for f in np.geomspace(0.25, 4.0, 7)})
+            dirs += [(lam, 1.0, pi) for lam, pi in pts]
             for lam, mu, pi in dirs:
                 for t in (zero, 0.5 * one, one):
                     add_cut(m, lam, mu, pi, t)

@@ -176,8 +176,10 @@ class MinMax(Gap):
         infeasible = False
         try:
             for _ in range(rounds):
-                if self.clock() > self.deadline:
+                left = self.deadline - self.clock()
+                if left <= 0:
                     break
+                h.setOptionValue("time_limit", float(left))
                 h.run()
                 self.stats["lp_solves"] += 1
                 st = h.getModelStatus()
