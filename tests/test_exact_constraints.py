@@ -392,3 +392,44 @@ def test_makespan_is_the_fixed_min_max(name, over, N, M, seed):
             Tlow = Tm[m] * (1 - 1e-7)
             R = tm.price(on, m, k[on], Tlow, lam[m], 1.0, pi[m])[0]
             assert np.sum(R) > lam[m] * D.B[m] + D.F[m] + pi[m] * (D.slot if D.three else 0.0)
+
+
+@pytest.mark.parametrize("name,N,M,seed", [("splitllm-2025", 6, 2, 1), ("splitllm-2025", 8, 3, 2)])
+def test_lp_point_prices_reach_the_dual_maximum(name, N, M, seed):
+    """minmax.MinMax.best_prices (the cuts at the level LP's points, docs §8.4): for fractional weights on a
+    server's options at a level (scaled so that they meet the pure-direction cuts, as an LP point does), its
+    prices reach the maximum of the concave dual value Σ w_o R_o(λ, 1, π) − λB − π slot − F over its search
+    box found by a brute-force fine log grid (within 1e-6 of F), and the value it reports is its prices'."""
+    from mecsplit_exact.minmax import MinMax
+
+    v = load_variant(name)
+    inst = generate(v, N, M, seed)
+    D = Data(v, inst)
+    mm = MinMax(D, QuietTracer(), 1e-9, 0.0, None)
+    tm, rng = mm.tm, np.random.default_rng(seed)
+    n, m, k = np.nonzero(D.possible)
+    d0 = tm.min_delay(n, m, k)
+    for srv in range(M):
+        T = 1.5 * float(np.median(d0[m == srv]))
+        sel = np.nonzero((m == srv) & (d0 <= T))[0]
+        sel = rng.choice(sel, size=min(12, sel.size), replace=False)
+
+        def dual(L, Pi, w):
+            L, Pi = np.atleast_1d(L), np.atleast_1d(Pi)
+            R = tm.price(np.tile(n[sel], L.size), srv, np.tile(k[sel], L.size), T, np.repeat(L, sel.size), 1.0,
+                         np.repeat(Pi, sel.size))[0].reshape(L.size, sel.size)
+            return R @ w - L * D.B[srv] - Pi * D.slot - D.F[srv]
+
+        w = rng.uniform(0.0, 1.0, sel.size)
+        # within the pure directions' cuts (Σ w R ≤ B, F, slot for prices (1,0,0), (0,1,0), (0,0,1))
+        pure = [tm.price(n[sel], srv, k[sel], T, *p)[0] @ w / cap for p, cap in
+                (((1.0, 0.0, 0.0), D.B[srv]), ((0.0, 1.0, 0.0), D.F[srv]), ((0.0, 0.0, 1.0), D.slot))]
+        w *= 0.9 / max(pure)
+        P = tm.prepare(n[sel], m[sel], k[sel], np.full(sel.size, T))
+        lam, pi, val = mm.best_prices(srv, P, w)
+        assert val == pytest.approx(float(dual(lam, pi, w)[0]), rel=1e-9, abs=1e-9 * D.F[srv])
+        c = D.F[srv] / np.array([D.B[srv], D.slot])       # best_prices' centre (no prices seen), its box e^±6
+        a = np.exp(np.linspace(-6, 6, 121))
+        L, Pi = (g.ravel() for g in np.meshgrid(c[0] * a, c[1] * a, indexing="ij"))
+        brute = float(np.max(dual(L, Pi, w)))
+        assert val >= brute - 1e-6 * D.F[srv], (val, brute)

@@ -52,7 +52,7 @@ class MinMax(Gap):
         self.infeasible = None
         self.max_rounds = max_rounds
         self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
-        self.stats = {"levels": [], "milp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
+        self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
 
     # -- incumbents -------------------------------------------------------------------------------------
     def offer(self, server, k):
@@ -138,6 +138,60 @@ class MinMax(Gap):
         self.offer(server, best_k[rows, server])
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
+    def best_prices(self, m, P, w):
+        """Prices (λ, π) with a large dual value Σ_o w_o R_o(λ, 1, π; T) − λB_m − π slot of weights w (a
+        fractional point of the level LP, options prepared in P): a log grid (e^±6) around the median of
+        the server's seen prices (else F/B, F/slot), zoomed in four times. The dual value is concave in
+        (λ, π) (each R_o is a minimum of functions linear in the prices), but any prices give a valid cut
+        (§8.4), so the search need not be exact. Returns (λ, π, dual value − F_m)."""
+        D = self.D
+        slot = D.slot if D.three else 0.0
+        seen = self.prices[m]
+        lam_c, pi_c = ((float(np.median([p[i] for p in seen])) if seen else D.F[m] / cap) or D.F[m] / cap
+                       for i, cap in ((0, D.B[m]), (1, max(slot, 1e-9))))
+        span = 6.0
+        best = (0.0, 0.0, -np.inf)
+        for _ in range(4):
+            gl = lam_c * np.exp(np.linspace(-span, span, 9))
+            gp = pi_c * np.exp(np.linspace(-span, span, 9)) if D.three else np.zeros(1)
+            L, Pi = (g.ravel() for g in np.meshgrid(gl, gp, indexing="ij"))
+            G, n = L.size, w.size
+            Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == w.shape else v for key, v in P.items()}
+            v = self.tm.price(None, None, None, None, np.repeat(L, n), 1.0, np.repeat(Pi, n), prep=Pt)[0]
+            with np.errstate(invalid="ignore"):
+                val = (v.reshape(G, n) @ w) - L * D.B[m] - Pi * slot - D.F[m]
+            i = int(np.nanargmax(val))
+            if val[i] > best[2]:
+                best = (float(L[i]), float(Pi[i]), float(val[i]))
+            lam_c, pi_c = best[0], (best[1] if D.three else 0.0)
+            span /= 4.0
+        return best
+
+    def lp_rounds(self, h, nx, separate, rounds=8):
+        """Cutting planes at the level LP's points before the MILP: relax x, solve, let ``separate(col)``
+        add the cuts the point violates (returns how many), repeat. Returns True when the LP is infeasible
+        (then so is the MILP: T is a lower bound)."""
+        idx = np.arange(nx, dtype=np.int32)
+        h.changeColsIntegrality(nx, idx, np.full(nx, highspy.HighsVarType.kContinuous))
+        infeasible = False
+        try:
+            for _ in range(rounds):
+                left = self.deadline - self.clock()
+                if left <= 0:
+                    break
+                h.setOptionValue("time_limit", float(left))
+                h.run()
+                self.stats["lp_solves"] += 1
+                st = h.getModelStatus()
+                if st == highspy.HighsModelStatus.kInfeasible:
+                    infeasible = True
+                    break
+                if st != highspy.HighsModelStatus.kOptimal or separate(np.asarray(h.getSolution().col_value)) == 0:
+                    break
+        finally:
+            h.changeColsIntegrality(nx, idx, np.full(nx, highspy.HighsVarType.kInteger))
+        return infeasible
+
     def extra_rows(self, h, on, om, ok):
         """Rows (and column costs) a subclass adds to the level MILP over options (on, om, ok)
         (compression.py: the distortion budget)."""
@@ -157,7 +211,6 @@ class MinMax(Gap):
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
             h.setOptionValue(o, v)
         h.addVars(nx, np.zeros(nx), np.ones(nx))
-        h.changeColsIntegrality(nx, np.arange(nx, dtype=np.int32), np.full(nx, highspy.HighsVarType.kInteger))
         for n in range(N):
             idx = np.nonzero(on == n)[0].astype(np.int32)
             h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
@@ -187,17 +240,27 @@ class MinMax(Gap):
             self.stats["cuts"] += 1
             return 1
 
-        for m in range(M):     # the pure directions and every price seen on this server (and around it)
+        for m in range(M):     # the pure directions and every price seen on this server (the LP rounds add more)
             add_cut(m, 0.0, 1.0, 0.0)
             add_cut(m, 1.0, 0.0, 0.0)
             if D.three:
                 add_cut(m, 0.0, 0.0, 1.0)
-            pts = sorted(self.prices[m])
-            if pts:
-                lc, pc = (float(np.median([p[i] for p in pts])) for i in (0, 1))
-                pts = set(pts) | {(lc * f, pc) for f in np.geomspace(0.25, 4.0, 7)} | {(lc, pc * f) for f in np.geomspace(0.25, 4.0, 7)}
-            for lam, pi in pts:
+            for lam, pi in sorted(self.prices[m]):
                 add_cut(m, lam, 1.0, pi)
+
+        def separate(col):
+            """Per server, the cut at the prices that best separate the LP point (§8.4, ``best_prices``)."""
+            new = 0
+            for m in range(M):
+                sel = by_m[m][col[by_m[m]] > 1e-7]
+                if sel.size:
+                    lam, pi, viol = self.best_prices(m, {kk: vv[sel] for kk, vv in P.items()}, col[sel])
+                    if viol > 1e-6 * D.F[m]:
+                        new += add_cut(m, lam, 1.0, pi)
+            return new
+
+        if self.lp_rounds(h, nx, separate):
+            return "infeasible", None
         for _ in range(self.max_rounds):
             left = self.deadline - self.clock()
             if left <= 0:
