@@ -366,17 +366,9 @@ class CompressionMinMax(MinMax):
         if self.lp_rounds(h, nx, separate):
             return "infeasible", None, None
         for _ in range(self.max_rounds):
-            left = self.deadline - self.clock()
-            if left <= 0:
-                return "limit", None, None
-            h.setOptionValue("time_limit", float(max(left, 0.01)))
-            h.run()
-            self.stats["milp_solves"] += 1
-            st = h.getModelStatus()
-            if st == highspy.HighsModelStatus.kInfeasible:
-                return "infeasible", None, None
-            if st != highspy.HighsModelStatus.kOptimal:
-                return "limit", None, None
+            st = self.run_highs(h, "milp_solves")
+            if st != "optimal":
+                return st, None, None
             col = np.asarray(h.getSolution().col_value)
             x = col[:nx] > 0.5
             server, kv, t = np.zeros(N, int), np.zeros(N, int), np.zeros(N)

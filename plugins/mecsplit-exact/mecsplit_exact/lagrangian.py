@@ -167,9 +167,9 @@ class Master:
 
     def filtered(self, allowed, klo, khi):
         """A copy with the cuts of options still allowed at a child node."""
+        keep = allowed[self.user, self.srv] & (klo[self.user] <= self.k) & (self.k <= khi[self.user])
         out = Master(self.D)
-        out._set(*(getattr(self, name) for name in FIELDS))
-        out._keep(allowed[self.user, self.srv] & (klo[self.user] <= self.k) & (self.k <= khi[self.user]))
+        out._set(*(getattr(self, name)[keep] for name in FIELDS))
         return out
 
     def purge(self):

@@ -167,6 +167,20 @@ class MinMax(Gap):
             span /= 4.0
         return best
 
+    def run_highs(self, h, counter):
+        """Run ``h`` within the time left (counted in ``stats[counter]``): "infeasible", "optimal", or
+        "limit" (out of time before or during the run, or any other HiGHS status)."""
+        left = self.deadline - self.clock()
+        if left <= 0:
+            return "limit"
+        h.setOptionValue("time_limit", float(max(left, 0.01)))
+        h.run()
+        self.stats[counter] += 1
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kInfeasible:
+            return "infeasible"
+        return "optimal" if st == highspy.HighsModelStatus.kOptimal else "limit"
+
     def lp_rounds(self, h, nx, separate, rounds=8):
         """Cutting planes at the level LP's points before the MILP: relax x, solve, let ``separate(col)``
         add the cuts the point violates (returns how many), repeat. Returns True when the LP is infeasible
@@ -176,17 +190,9 @@ class MinMax(Gap):
         infeasible = False
         try:
             for _ in range(rounds):
-                left = self.deadline - self.clock()
-                if left <= 0:
-                    break
-                h.setOptionValue("time_limit", float(left))
-                h.run()
-                self.stats["lp_solves"] += 1
-                st = h.getModelStatus()
-                if st == highspy.HighsModelStatus.kInfeasible:
-                    infeasible = True
-                    break
-                if st != highspy.HighsModelStatus.kOptimal or separate(np.asarray(h.getSolution().col_value)) == 0:
+                st = self.run_highs(h, "lp_solves")
+                infeasible = st == "infeasible"
+                if st != "optimal" or separate(np.asarray(h.getSolution().col_value)) == 0:
                     break
         finally:
             h.changeColsIntegrality(nx, idx, np.full(nx, highspy.HighsVarType.kInteger))
@@ -262,17 +268,9 @@ class MinMax(Gap):
         if self.lp_rounds(h, nx, separate):
             return "infeasible", None
         for _ in range(self.max_rounds):
-            left = self.deadline - self.clock()
-            if left <= 0:
-                return "limit", None
-            h.setOptionValue("time_limit", float(max(left, 0.01)))
-            h.run()
-            self.stats["milp_solves"] += 1
-            st = h.getModelStatus()
-            if st == highspy.HighsModelStatus.kInfeasible:
-                return "infeasible", None
-            if st != highspy.HighsModelStatus.kOptimal:
-                return "limit", None
+            st = self.run_highs(h, "milp_solves")
+            if st != "optimal":
+                return st, None
             x = np.asarray(h.getSolution().col_value)[:nx] > 0.5
             server, k = np.zeros(N, int), np.zeros(N, int)
             server[on[x]], k[on[x]] = om[x], ok[x]
