@@ -184,13 +184,15 @@ class CompressionMinMax(MinMax):
     """minmax.MinMax over options (server, split, ρ piece) with the chord relaxation of the module
     docstring: its own level MILP (x, y), real points from t, pieces split where the chord is not met."""
 
+    assignment_cuts = True      # the cut over x alone at an integer point that fails its chord check
+
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
         self.base, self.pc = extreme_splits(D), D.pieces
         D = self.base
         super().__init__(expand(D, D.pieces), tracer, rel_gap, abs_gap, time_limit_s, log)
         self.max_splits = max_splits
         self.rebuild()
-        self.stats.update(splits=0, pieces=self.pc.J, refined_levels=0, chord_cuts=0)
+        self.stats.update(splits=0, pieces=self.pc.J, refined_levels=0, chord_cuts=0, assignment_cuts=0)
 
     def rebuild(self):
         self.pc.refresh()
@@ -279,6 +281,9 @@ class CompressionMinMax(MinMax):
         def chord(t, sel):
             return Sa[sel] ** (1 - t) * Sb[sel] ** t
 
+        O = {"on": on, "om": om, "ok": ok, "lev": levels[on], "Sa": Sa, "Sb": Sb, "dlog": dlog, "tmax": tmax,
+             "da": pc.delta(pc.lo_a[j]), "db": pc.delta(pc.hi_a[j])}
+
         h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
             h.setOptionValue(o, v)
@@ -296,7 +301,7 @@ class CompressionMinMax(MinMax):
             if by_m[m].size and (lo > 0 or D.user_cap[m] < N):
                 h.addRow(lo, float(D.user_cap[m]), by_m[m].size, X[by_m[m]], np.ones(by_m[m].size))
         if pc.budget:        # Σ x δ(a) + y (δ(b) − δ(a)) ≤ N δ_max (loosened by 1e-12 for rounding)
-            da, db = pc.delta(pc.lo_a[j]), pc.delta(pc.hi_a[j])
+            da, db = O["da"], O["db"]
             h.addRow(-highspy.kHighsInf, N * pc.dmax * (1 + 1e-12), 2 * nx, np.concatenate([X, Y]),
                      np.concatenate([da, db - da]))
         slot = D.slot if D.three else 0.0
@@ -385,6 +390,13 @@ class CompressionMinMax(MinMax):
             finally:
                 tm.fixed = False
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
+            if bad.size and self.assignment_cuts and pc.budget:
+                # the assignment with all its t at once (module docstring): one row instead of Kelley rounds in t
+                row = self.assignment_cut(O, np.nonzero(x)[0], lam, by_m)
+                if row is not None:
+                    h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, row[0].size, X[row[0]], row[1])
+                    self.stats["assignment_cuts"] += 1
+                    continue
             if bad.size:
                 new = 0
                 tt = np.where(x, t_opt, 0.5 * tmax)      # tangents at the solution's t (others: the middle)
@@ -409,6 +421,137 @@ class CompressionMinMax(MinMax):
                 return "feasible", val, None
             return "split", None, (kv, t, rho)
         return "limit", None, None
+
+    # -- the cut over the assignment alone ----------------------------------------------------------------
+    def least_cost(self, O, sel, lam, mu, iters=24):
+        """Per entry i (option sel[i] of the level's table O, prices λ_i, μ_i) a lower bound on
+        c = min_{t ∈ [0, t_max]} h(t),  h(t) = R_o(λ, μ; T, chord(t)) + δ_o(t)  (two tiers: π = 0).
+
+        h is convex (R convex in u = log s, u and δ linear in t). Rising chord (log S(b) > log S(a)):
+        bisection on the sign of h' = R' + δ(b) − δ(a) (R' from ``slope``, a subgradient), and the bound is
+        where the tangents at the bracket's ends cross (each tangent lies below h on the whole domain); at
+        an end (h'(0) ≥ 0, or h' ≤ 0 near t_max) the tangent there. Flat or falling chord (R does not rise
+        in t): min R + min δ = R(least upload) + min(δ(0), δ(t_max)), below h everywhere. Returns (c, t)
+        with t where h was lowest (evaluated)."""
+        tm = self.tm
+        on, om, ok, lev, Sa, Sb, dl, tmx, da, db = (O[k][sel] for k in
+                                                    ("on", "om", "ok", "lev", "Sa", "Sb", "dlog", "tmax", "da", "db"))
+        dd = db - da
+        lam, mu = np.broadcast_to(np.asarray(lam, float), sel.shape), np.broadcast_to(np.asarray(mu, float), sel.shape)
+
+        def hg(t, i):
+            s = np.where(dl[i] > 0, Sa[i] ** (1 - t) * Sb[i] ** t, np.minimum(Sa[i], Sb[i]))
+            tm.opt_s = s
+            try:
+                P = tm.prepare(on[i], om[i], ok[i], lev[i])
+                v, _, b, _, nu = tm.price(None, None, None, None, lam[i], mu[i], 0.0, prep=P)
+            finally:
+                tm.opt_s = None
+            g = np.where(dl[i] > 0, self.slope(s, b, P["c"], nu, lam[i], P["B"]) * dl[i], 0.0)
+            return v + da[i] + t * dd[i], g + dd[i]
+
+        allx = np.arange(sel.size)
+        t1 = tmx * (1 - 1e-6)      # tangents inside R's domain (exact slopes), extended to t_max
+        h0, g0 = hg(np.zeros(sel.size), allx)
+        h1, g1 = hg(t1, allx)
+        c = np.where(g0 >= 0, h0, h1 + np.minimum(g1, 0.0) * (tmx - t1))
+        t_at = np.where(g0 >= 0, 0.0, t1)
+        lo_t, lo_h, lo_g = np.zeros(sel.size), h0.copy(), g0.copy()
+        hi_t, hi_h, hi_g = t1.copy(), h1.copy(), g1.copy()
+        act = np.nonzero((dl > 0) & (g0 < 0) & (g1 > 0))[0]
+        for _ in range(iters):
+            if act.size == 0:
+                break
+            mid = 0.5 * (lo_t[act] + hi_t[act])
+            hm, gm = hg(mid, act)
+            up = gm > 0
+            hi_t[act], hi_h[act], hi_g[act] = (np.where(up, mid, hi_t[act]), np.where(up, hm, hi_h[act]),
+                                               np.where(up, gm, hi_g[act]))
+            lo_t[act], lo_h[act], lo_g[act] = (np.where(up, lo_t[act], mid), np.where(up, lo_h[act], hm),
+                                               np.where(up, lo_g[act], gm))
+            act = act[gm != 0]
+        mid = (dl > 0) & (g0 < 0) & (g1 > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tx = (hi_h - hi_g * hi_t - lo_h + lo_g * lo_t) / (lo_g - hi_g)        # where the two tangents cross
+            cross = np.minimum(lo_h + lo_g * (np.clip(tx, lo_t, hi_t) - lo_t), np.minimum(lo_h, hi_h))
+        c = np.where(mid, cross, c)
+        t_at = np.where(mid, np.where(lo_h <= hi_h, lo_t, hi_t), t_at)
+        # flat / falling chords, and any entry whose tangents were not finite: the separate minima
+        sep = ~(dl > 0) | ~np.isfinite(c)
+        if sep.any():
+            i = np.nonzero(sep)[0]
+            r0, _ = hg(np.zeros(i.size), i)            # at the least upload for dl ≤ 0; at t = 0 (= least) for dl > 0
+            c[i] = r0 - da[i] + np.minimum(da[i], da[i] + tmx[i] * dd[i])
+            t_at[i] = np.where(dd[i] < 0, tmx[i], 0.0)
+        return c, t_at
+
+    def server_dual(self, O, sel, lam_c, mu_c):
+        """Prices (λ, μ) of one server with a large q(λ, μ) = Σ_{o ∈ sel} c_o(λ, μ) − λB_m − μF_m (c from
+        ``least_cost``): q is the Lagrangian dual of min Σ δ_o(t_o) s.t. the server's budgets at the chord
+        uploads (concave in (λ, μ): each c_o is a minimum of functions linear in them); (0, 0) gives
+        Σ min δ. Log grid 9 × 9 over e^±6 around (λ_c, μ_c), zoomed in four times; any prices give a valid
+        row, so the search need not be exact. Returns (λ, μ, q)."""
+        D = self.D
+        m = int(O["om"][sel[0]])
+        c0, _ = self.least_cost(O, sel, 0.0, 0.0)
+        best = (0.0, 0.0, float(np.sum(c0)))
+        ell_c, span = lam_c / mu_c, 6.0      # ℓ = λ/μ: the server's bandwidth price in GHz/MHz
+        for _ in range(4):
+            gl = ell_c * np.exp(np.linspace(-span, span, 9))
+            gm = mu_c * np.exp(np.linspace(-span, span, 9))
+            L, Mu = (g.ravel() for g in np.meshgrid(gl, gm, indexing="ij"))
+            G, n = L.size, sel.size
+            c, _ = self.least_cost(O, np.tile(sel, G), np.repeat(L * Mu, n), np.repeat(Mu, n))
+            with np.errstate(invalid="ignore"):
+                q = c.reshape(G, n).sum(axis=1) - Mu * (L * D.B[m] + D.F[m])
+            i = int(np.nanargmax(q))
+            if q[i] > best[2]:
+                best = (float(L[i] * Mu[i]), float(Mu[i]), float(q[i]))
+                ell_c, mu_c = float(L[i]), float(Mu[i])
+            span /= 4.0
+        return best
+
+    def assignment_cut(self, O, xs, lam, by_m):
+        """The cut over x alone at the integer point whose options are ``xs`` (a row (indices, coefficients)
+        scaled to a right-hand side of 1, or None when no prices found make it violated).
+
+        Validity: a real point (x, ρ) meeting the level has, with t its place on its pieces, per server m
+        and any prices (λ_m, μ_m) ≥ 0: Σ_{o on m} x_o R_o(λ_m, μ_m; chord(t_o)) ≤ λ_m B_m + μ_m F_m (the
+        feasibility cut of minmax.py at the chord's upload, which is at most the real one), and
+        Σ_o x_o δ_o(t_o) ≤ N δ_max (exact on the pieces). Their sum with the budget's multiplier
+        normalised to 1 (each server's prices then carry its own scale) is
+        Σ_o x_o [R_o(t_o) + δ_o(t_o)] ≤ Σ_m (λ_m B_m + μ_m F_m) + N δ_max, and each bracket is at least
+        c_o = min_t R_o(chord(t)) + δ_o(t):  Σ_o c_o x_o ≤ Σ_m (λ_m B_m + μ_m F_m) + N δ_max  holds for every
+        real point whatever its t. With the prices maximising each server's dual at the point (servers
+        without its users at prices 0: their options then cost min δ), the point violates the row by
+        Σ_m q_m − N δ_max > 0 exactly when no t's let it meet the budget at the chord uploads (convex, so
+        strong duality) — one row removes it for all t, where the tangent cuts need one round per t."""
+        D, pc = self.D, self.pc
+        nx = O["on"].size
+        coef = np.zeros(nx)
+        rhs, total = pc.N * pc.dmax, 0.0
+        used = np.unique(O["om"][xs])
+        prices = {}
+        for m in used:
+            sel = xs[O["om"][xs] == m]
+            lam_c = lam[m] if lam[m] > 0 else D.F[m] / D.B[m]
+            # μ's scale: δ's total fall over the pieces against the server's capacity
+            mu_c = max(float(np.sum(O["da"][sel] - O["db"][sel])), 1e-6) / D.F[m]
+            lm, mu, q = self.server_dual(O, sel, lam_c, mu_c)
+            prices[m] = (lm, mu)
+            total += q
+        if total <= rhs * (1 + 1e-9):
+            return None
+        for m in range(D.M):
+            lm, mu = prices.get(m, (0.0, 0.0))
+            sel = by_m[m]
+            if sel.size:
+                coef[sel] = self.least_cost(O, sel, lm, mu)[0]
+            rhs += lm * D.B[m] + mu * D.F[m]
+        if not np.all(np.isfinite(coef)) or coef[xs].sum() <= rhs * (1 + 1e-9):
+            return None
+        coef = (coef - SAFETY * np.abs(coef)) / rhs       # lowered: rounding may only weaken the row
+        return np.arange(nx, dtype=np.int32), coef
 
     @staticmethod
     def slope(s, b, c, nu_c, lam, B):
