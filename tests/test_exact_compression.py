@@ -16,6 +16,7 @@ from mecsplit.instance import generate
 from mecsplit.plugins import get_manager
 from mecsplit.solve import solve
 from mecsplit.variant import load_variant
+from mecsplit_exact.bnb import QuietTracer
 from mecsplit_exact.compression import CompressionMinMax, CTiming, Pieces, expand, extreme_splits
 from mecsplit_exact.plugin import data_for
 from mecsplit_exact.subproblems import rate
@@ -199,3 +200,181 @@ def test_time_limit_is_never_optimal():
     assert r.status.value in ("time_limit", "feasible")
     if r.objective is not None:
         assert r.verification["verdict"] == "ok" and r.bound <= r.objective
+
+
+def _chord_points(mm, rng, count):
+    """Random integer points (server, option kv = split·J + piece, t) of the solver's option set whose
+    chord uploads meet the distortion budget — pushed to it (t raised in random order) when a draw is over
+    it —, each with its chord makespan T (the least level it meets: tm.makespan at the chord uploads)."""
+    D, pc, tm = mm.D, mm.pc, mm.tm
+    N = D.N
+    out = []
+    while len(out) < count:
+        server, kv = np.zeros(N, int), np.zeros(N, int)
+        for n in range(N):
+            ms, ks = np.nonzero(D.possible[n])
+            i = rng.integers(ms.size)
+            server[n], kv[n] = ms[i], ks[i]
+        j = D.j_of[kv]
+        t = rng.uniform(0, 1, N)
+        lo, hi = pc.lo_a[j], pc.hi_a[j]
+        for n in rng.permutation(N):
+            if pc.delta(lo + t * (hi - lo)).sum() <= N * pc.dmax:
+                break
+            over = pc.delta(lo + t * (hi - lo)).sum() - N * pc.dmax
+            fall = pc.delta(lo[n] + t[n] * (hi[n] - lo[n])) - pc.delta(hi[n])
+            if fall > 0:
+                t[n] = t[n] + min(1.0, over / fall) * (1 - t[n])
+        if pc.delta(lo + t * (hi - lo)).sum() > N * pc.dmax * (1 + 1e-12):
+            continue
+        rows = np.arange(N)
+        tm.s, tm.fixed = pc.S_lo[rows, j] ** (1 - t) * pc.S_hi[rows, j] ** t, True
+        try:
+            Tm = tm.makespan(server, kv)[0]
+        finally:
+            tm.fixed = False
+        if np.all(np.isfinite(Tm[np.bincount(server, minlength=D.M) > 0])):
+            out.append((server, kv, t, float(np.max(Tm)) * (1 + 1e-9)))
+    return out
+
+
+def _options_of(O, server, kv):
+    return np.array([int(np.nonzero((O["on"] == n) & (O["om"] == server[n]) & (O["ok"] == kv[n]))[0][0])
+                     for n in range(server.size)])
+
+
+def _solver(n=6, m=2, seed=4, splits=12):
+    """The solver on a small instance, its pieces refined (random splits) so that some pieces fall."""
+    _, _, D = _setup(n, m, seed)
+    mm = CompressionMinMax(D, QuietTracer(), 1e-9, 0.0, None)
+    rng = np.random.default_rng(seed)
+    pc = mm.pc
+    for _ in range(splits):
+        n = int(rng.integers(D.N))
+        js = np.nonzero(pc.mask[n])[0]
+        jj = int(rng.choice(js))
+        if pc.hi[jj] > pc.lo[jj]:
+            pc.split(n, jj, float(rng.uniform(pc.lo[jj], pc.hi[jj])))
+    mm.rebuild()
+    return mm
+
+
+def test_least_cost_is_the_minimum_over_t_from_below():
+    """``least_cost`` (the coefficient of the assignment cut) against h(t) = R_o(λ, μ; chord(t)) + δ_o(t)
+    priced on a dense grid of t ∈ [0, t_max]: never above the grid's least value (the row stays valid) and
+    within 1e-6 of it (the bound is tight). Random options of refined pieces (rising, flat and falling
+    chords), levels at random points' makespans, prices over six decades and 0."""
+    mm = _solver()
+    tm = mm.tm
+    rng = np.random.default_rng(5)
+    worst_above, worst_below, rising = 0.0, 0.0, 0
+    for server, kv, t, T in _chord_points(mm, rng, 6):
+        O = mm.options_at(T * rng.uniform(1.0, 1.3))
+        sel = rng.choice(O["on"].size, size=min(40, O["on"].size), replace=False)
+        for lam, mu in [(0.0, 0.0), (0.0, 1.0), tuple(10 ** rng.uniform(-3, 3, 2)), tuple(10 ** rng.uniform(-3, 3, 2))]:
+            c, _ = mm.least_cost(O, sel, lam, mu)
+            grid = np.concatenate([np.linspace(0, 1, 801), 1 - 10.0 ** -np.arange(3, 10)])
+            for i, o in enumerate(sel):
+                ts = grid * O["tmax"][o]
+                tm.opt_s = O["Sa"][o] ** (1 - ts) * O["Sb"][o] ** ts
+                P = tm.prepare(np.full(ts.size, O["on"][o]), np.full(ts.size, O["om"][o]), np.full(ts.size, O["ok"][o]),
+                               np.full(ts.size, O["lev"][o]))
+                v = tm.price(None, None, None, None, lam, mu, 0.0, prep=P)[0]
+                tm.opt_s = None
+                h = v + O["da"][o] + ts * (O["db"][o] - O["da"][o])
+                scale = max(np.max(np.abs(h[np.isfinite(h)])), 1e-300)
+                worst_above = max(worst_above, (c[i] - np.min(h)) / scale)
+                worst_below = max(worst_below, (np.min(h) - c[i]) / scale)
+                rising += int(O["dlog"][o] > 0 and O["tmax"][o] > 0)
+    assert rising > 200
+    assert worst_above <= 1e-12, worst_above
+    assert worst_below <= 1e-6, worst_below
+
+
+def test_assignment_cut_never_removes_a_point_meeting_the_level():
+    """The cut over the assignment alone is valid: a random integer point (x, t) meets its chord makespan T
+    with its t within the budget, so at T (and above) (1) ``assignment_cut`` finds no row against it,
+    (2) per server the dual value q_m that ``server_dual`` maximises is at most the point's Σ δ_o(t_o) on it
+    (weak duality: the row's per-server part), also at random prices and 0, and (3) no row made at another
+    random point — whose own value violates it — is violated by this one. Refined pieces (rising, flat and
+    falling chords). The chord point stands for every real point: its uploads are at most the real ones."""
+    mm = _solver()
+    D, pc = mm.D, mm.pc
+    rng = np.random.default_rng(9)
+    made = checked = 0
+    pts = _chord_points(mm, rng, 10)
+    for server, kv, t, T in pts:
+        O = mm.options_at(T * rng.choice([1.0, rng.uniform(1.0, 1.3)]))
+        xs = _options_of(O, server, kv)
+        assert np.all(t <= O["tmax"][xs] * (1 + 1e-9) + 1e-12)
+        lam = np.array([D.F[m] / D.B[m] for m in range(D.M)])
+        assert mm.assignment_cut(O, xs, lam) is None
+        dist = O["da"][xs] + t * (O["db"][xs] - O["da"][xs])
+        for m in np.unique(O["om"][xs]):
+            on_m = O["om"][xs] == m
+            sel = xs[on_m]
+            prices = [mm.server_dual(O, sel, lam[m], 0.1 / D.F[m])[:2], (0.0, 0.0)]
+            prices += [(lm * mu, mu) for lm, mu in 10 ** rng.uniform(-3, 3, (4, 2))]
+            for lm, mu in prices:
+                q = mm.least_cost(O, sel, lm, mu)[0].sum() - lm * D.B[m] - mu * D.F[m]
+                assert q <= dist[on_m].sum() + 1e-9, (q, dist[on_m].sum())
+                checked += 1
+        for other in pts:               # rows made at the other points (those where the level is too low)
+            if not all(np.any((O["on"] == n) & (O["om"] == other[0][n]) & (O["ok"] == other[1][n])) for n in range(D.N)):
+                continue
+            ys = _options_of(O, other[0], other[1])
+            row = mm.assignment_cut(O, ys, lam)
+            if row is not None:
+                made += 1
+                assert row[1][ys].sum() > 1.0 and row[1][xs].sum() <= 1.0 + 1e-9, (row[1][ys].sum(), row[1][xs].sum())
+    assert checked >= 60
+
+
+def test_assignment_cut_catches_every_assignment_missing_the_budget():
+    """Strong duality, the reason one row per assignment suffices: per server, the dual value of
+    ``server_dual`` equals the least Σ δ_o(t_o) over the t meeting the level at the chord uploads, computed
+    apart — SLSQP over t with the server's exact check (timing.Timing.check: G − F ≤ 0) as the constraint.
+    One server, 5 users, levels between the makespan of the assignment at the least uploads (t = 0) and at
+    the point's t, where the server's budgets bind (t_max alone does not decide)."""
+    from scipy.optimize import minimize
+
+    mm = _solver(n=5, m=1, seed=2, splits=4)
+    D, pc, tm = mm.D, mm.pc, mm.tm
+    rng = np.random.default_rng(4)
+    compared = binding = 0
+    for server, kv, t0, T in _chord_points(mm, rng, 4):
+        rows, j = np.arange(D.N), D.j_of[kv]
+        tm.s, tm.fixed = pc.S_lo[rows, j], True
+        try:
+            T0 = float(tm.makespan(server, kv)[0][0])
+        finally:
+            tm.fixed = False
+        O = mm.options_at(T0 + rng.uniform(0.2, 0.8) * (T - T0))
+        xs = _options_of(O, server, kv)
+        da, dd, tmx = O["da"][xs], O["db"][xs] - O["da"][xs], O["tmax"][xs]
+
+        def excess(t):
+            tm.s, tm.fixed = pc.S_lo[rows, j] ** (1 - t) * pc.S_hi[rows, j] ** t, True
+            try:
+                return -tm.check(server, kv, O["levels"])[0][0] / D.F[0]
+            finally:
+                tm.fixed = False
+
+        tt = np.zeros(D.N)       # feasible (T above the makespan at t = 0)
+        for _ in range(4):       # SLSQP, restarted from its point pulled back along the ray to 0 when it ends outside
+            res = minimize(lambda t: float(np.sum(da + t * dd)), tt, jac=lambda t: dd, method="SLSQP",
+                           bounds=list(zip(np.zeros(D.N), tmx * (1 - 1e-9))), constraints=[{"type": "ineq", "fun": excess}],
+                           options={"ftol": 1e-12, "maxiter": 300})
+            tt = res.x
+            if excess(tt) >= 0:
+                break
+            lo, hi = 0.0, 1.0
+            for _ in range(50):
+                lo, hi = ((lo + hi) / 2, hi) if excess((lo + hi) / 2 * tt) >= 0 else (lo, (lo + hi) / 2)
+            tt = lo * tt
+        primal = float(np.sum(da + tt * dd))
+        q = mm.server_dual(O, xs, D.F[0] / D.B[0], 0.1 / D.F[0])[2]
+        binding += int(primal > np.sum(da + tmx * dd) + 1e-3)
+        assert primal - 1e-4 * abs(primal) <= q <= primal, (q, primal)
+        compared += 1
+    assert compared == 4 and binding >= 3

@@ -252,37 +252,47 @@ class CompressionMinMax(MinMax):
                 return "limit", None
             refined = True
 
+    def options_at(self, T):
+        """The level's option table (flat arrays over the options able to meet T): on, om, ok, levels
+        ``lev``, the piece's end uploads Sa, Sb (Mbit), dlog = log(Sb/Sa), t_max (the largest t whose chord
+        upload still meets the level with the whole server), δ at the piece's ends da, db, and ``by_m``.
+        None when some user has no such option (then T is infeasible)."""
+        D, tm, pc = self.D, self.tm, self.pc
+        levels = np.minimum(T, D.deadline_s)
+        poss = D.possible & (self.min_delay <= levels[:, None, None])
+        if not poss.any(axis=(1, 2)).all():
+            return None
+        on, om, ok = np.nonzero(poss)
+        j = D.j_of[ok]
+        Sa, Sb = pc.S_lo[on, j], pc.S_hi[on, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dlog = np.where((Sa > 0) & (Sb > 0), np.log(Sb / Sa), 0.0)
+        tm.opt_s = np.zeros(on.size)
+        d0 = tm.min_delay(on, om, ok)
+        tm.opt_s = None
+        P0 = tm.parts(on, om, ok)
+        s_max = (levels[on] - d0) * rate(1.0, P0["B"], P0["c"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tmax = np.where(dlog > 0, np.log(np.maximum(s_max, 1e-300) / Sa) / np.where(dlog > 0, dlog, 1.0), 1.0)
+        tmax = np.where(pc.hi_a[j] > pc.lo_a[j], np.clip(tmax, 0.0, 1.0), 0.0)
+        return {"on": on, "om": om, "ok": ok, "lev": levels[on], "levels": levels, "Sa": Sa, "Sb": Sb, "dlog": dlog,
+                "tmax": tmax, "da": pc.delta(pc.lo_a[j]), "db": pc.delta(pc.hi_a[j]),
+                "by_m": [np.nonzero(om == m)[0] for m in range(D.M)]}
+
     def level_milp(self, T):
         """One MILP (x, y) at level T with separation. Returns ("infeasible" | "feasible" | "limit", value,
         None) or ("split", None, (kv, t, ρ)) when the chord's point passes and the real one does not."""
         D, tm, pc = self.D, self.tm, self.pc
         N, M = D.N, D.M
-        levels = np.minimum(T, D.deadline_s)
-        poss = D.possible & (self.min_delay <= levels[:, None, None])
-        if not poss.any(axis=(1, 2)).all():
+        O = self.options_at(T)
+        if O is None:
             return "infeasible", None, None
-        on, om, ok = np.nonzero(poss)
+        on, om, ok, levels, Sa, Sb, dlog, tmax, by_m = (O[k] for k in ("on", "om", "ok", "levels", "Sa", "Sb", "dlog",
+                                                                       "tmax", "by_m"))
         nx = on.size
-        j = D.j_of[ok]
-        Sa, Sb = pc.S_lo[on, j], pc.S_hi[on, j]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dlog = np.where((Sa > 0) & (Sb > 0), np.log(Sb / Sa), 0.0)
-        # t_max: the largest t whose chord upload still meets the level with the whole server (s ≤ s_max)
-        tm.opt_s = np.zeros(nx)
-        d0 = tm.min_delay(on, om, ok)
-        tm.opt_s = None
-        P0 = tm.parts(on, om, ok)
-        rmax = rate(1.0, P0["B"], P0["c"])
-        s_max = (levels[on] - d0) * rmax
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tmax = np.where(dlog > 0, np.log(np.maximum(s_max, 1e-300) / Sa) / np.where(dlog > 0, dlog, 1.0), 1.0)
-        tmax = np.where(pc.hi_a[j] > pc.lo_a[j], np.clip(tmax, 0.0, 1.0), 0.0)
 
         def chord(t, sel):
             return Sa[sel] ** (1 - t) * Sb[sel] ** t
-
-        O = {"on": on, "om": om, "ok": ok, "lev": levels[on], "Sa": Sa, "Sb": Sb, "dlog": dlog, "tmax": tmax,
-             "da": pc.delta(pc.lo_a[j]), "db": pc.delta(pc.hi_a[j])}
 
         h = quiet.highs()
         for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
@@ -295,7 +305,6 @@ class CompressionMinMax(MinMax):
         for n in range(N):
             idx = X[on == n]
             h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
-        by_m = [np.nonzero(om == m)[0] for m in range(M)]
         for m in range(M):
             lo = 1.0 if D.eq_f else 0.0
             if by_m[m].size and (lo > 0 or D.user_cap[m] < N):
@@ -392,7 +401,7 @@ class CompressionMinMax(MinMax):
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size and self.assignment_cuts and pc.budget:
                 # the assignment with all its t at once (module docstring): one row instead of Kelley rounds in t
-                row = self.assignment_cut(O, np.nonzero(x)[0], lam, by_m)
+                row = self.assignment_cut(O, np.nonzero(x)[0], lam)
                 if row is not None:
                     h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, row[0].size, X[row[0]], row[1])
                     self.stats["assignment_cuts"] += 1
@@ -511,7 +520,7 @@ class CompressionMinMax(MinMax):
             span /= 4.0
         return best
 
-    def assignment_cut(self, O, xs, lam, by_m):
+    def assignment_cut(self, O, xs, lam):
         """The cut over x alone at the integer point whose options are ``xs`` (a row (indices, coefficients)
         scaled to a right-hand side of 1, or None when no prices found make it violated).
 
@@ -544,7 +553,7 @@ class CompressionMinMax(MinMax):
             return None
         for m in range(D.M):
             lm, mu = prices.get(m, (0.0, 0.0))
-            sel = by_m[m]
+            sel = O["by_m"][m]
             if sel.size:
                 coef[sel] = self.least_cost(O, sel, lm, mu)[0]
             rhs += lm * D.B[m] + mu * D.F[m]
