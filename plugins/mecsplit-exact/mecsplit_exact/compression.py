@@ -498,26 +498,27 @@ class CompressionMinMax(MinMax):
         """Prices (λ, μ) of one server with a large q(λ, μ) = Σ_{o ∈ sel} c_o(λ, μ) − λB_m − μF_m (c from
         ``least_cost``): q is the Lagrangian dual of min Σ δ_o(t_o) s.t. the server's budgets at the chord
         uploads (concave in (λ, μ): each c_o is a minimum of functions linear in them); (0, 0) gives
-        Σ min δ. Log grid 9 × 9 over e^±6 around (λ_c, μ_c), zoomed in four times; any prices give a valid
-        row, so the search need not be exact. Returns (λ, μ, q)."""
+        Σ min δ. Log grid 7 × 7 over e^±6 around (λ_c, μ_c), zoomed in four times, each c by 10 halvings
+        of t's bracket (still a lower bound: ``least_cost``); any prices give a valid row, so the search
+        need not be exact. Returns (λ, μ, q)."""
         D = self.D
         m = int(O["om"][sel[0]])
         c0, _ = self.least_cost(O, sel, 0.0, 0.0)
         best = (0.0, 0.0, float(np.sum(c0)))
         ell_c, span = lam_c / mu_c, 6.0      # ℓ = λ/μ: the server's bandwidth price in GHz/MHz
         for _ in range(4):
-            gl = ell_c * np.exp(np.linspace(-span, span, 9))
-            gm = mu_c * np.exp(np.linspace(-span, span, 9))
+            gl = ell_c * np.exp(np.linspace(-span, span, 7))
+            gm = mu_c * np.exp(np.linspace(-span, span, 7))
             L, Mu = (g.ravel() for g in np.meshgrid(gl, gm, indexing="ij"))
             G, n = L.size, sel.size
-            c, _ = self.least_cost(O, np.tile(sel, G), np.repeat(L * Mu, n), np.repeat(Mu, n))
+            c, _ = self.least_cost(O, np.tile(sel, G), np.repeat(L * Mu, n), np.repeat(Mu, n), iters=10)
             with np.errstate(invalid="ignore"):
                 q = c.reshape(G, n).sum(axis=1) - Mu * (L * D.B[m] + D.F[m])
             i = int(np.nanargmax(q))
             if q[i] > best[2]:
                 best = (float(L[i] * Mu[i]), float(Mu[i]), float(q[i]))
                 ell_c, mu_c = float(L[i]), float(Mu[i])
-            span /= 4.0
+            span /= 3.0
         return best
 
     def assignment_cut(self, O, xs, lam):
