@@ -268,12 +268,12 @@ def test_least_cost_is_the_minimum_over_t_from_below():
     tm = mm.tm
     rng = np.random.default_rng(5)
     worst_above, worst_below, rising = 0.0, 0.0, 0
-    for server, kv, t, T in _chord_points(mm, rng, 6):
+    for server, kv, t, T in _chord_points(mm, rng, 4):
         O = mm.options_at(T * rng.uniform(1.0, 1.3))
-        sel = rng.choice(O["on"].size, size=min(40, O["on"].size), replace=False)
+        sel = rng.choice(O["on"].size, size=min(30, O["on"].size), replace=False)
         for lam, mu in [(0.0, 0.0), (0.0, 1.0), tuple(10 ** rng.uniform(-3, 3, 2)), tuple(10 ** rng.uniform(-3, 3, 2))]:
             c, _ = mm.least_cost(O, sel, lam, mu)
-            grid = np.concatenate([np.linspace(0, 1, 801), 1 - 10.0 ** -np.arange(3, 10)])
+            grid = np.concatenate([np.linspace(0, 1, 401), 1 - 10.0 ** -np.arange(3, 10)])
             for i, o in enumerate(sel):
                 ts = grid * O["tmax"][o]
                 tm.opt_s = O["Sa"][o] ** (1 - ts) * O["Sb"][o] ** ts
@@ -286,7 +286,7 @@ def test_least_cost_is_the_minimum_over_t_from_below():
                 worst_above = max(worst_above, (c[i] - np.min(h)) / scale)
                 worst_below = max(worst_below, (np.min(h) - c[i]) / scale)
                 rising += int(O["dlog"][o] > 0 and O["tmax"][o] > 0)
-    assert rising > 200
+    assert rising > 100
     assert worst_above <= 1e-12, worst_above
     assert worst_below <= 1e-6, worst_below
 
@@ -302,7 +302,7 @@ def test_assignment_cut_never_removes_a_point_meeting_the_level():
     D, pc = mm.D, mm.pc
     rng = np.random.default_rng(9)
     made = checked = 0
-    pts = _chord_points(mm, rng, 10)
+    pts = _chord_points(mm, rng, 6)
     for server, kv, t, T in pts:
         O = mm.options_at(T * rng.choice([1.0, rng.uniform(1.0, 1.3)]))
         xs = _options_of(O, server, kv)
@@ -327,7 +327,7 @@ def test_assignment_cut_never_removes_a_point_meeting_the_level():
             if row is not None:
                 made += 1
                 assert row[1][ys].sum() > 1.0 and row[1][xs].sum() <= 1.0 + 1e-9, (row[1][ys].sum(), row[1][xs].sum())
-    assert checked >= 60
+    assert checked >= 40
 
 
 def test_assignment_cut_catches_every_assignment_missing_the_budget():
@@ -342,7 +342,7 @@ def test_assignment_cut_catches_every_assignment_missing_the_budget():
     D, pc, tm = mm.D, mm.pc, mm.tm
     rng = np.random.default_rng(4)
     compared = binding = 0
-    for server, kv, t0, T in _chord_points(mm, rng, 4):
+    for server, kv, t0, T in _chord_points(mm, rng, 3):
         rows, j = np.arange(D.N), D.j_of[kv]
         tm.s, tm.fixed = pc.S_lo[rows, j], True
         try:
@@ -364,7 +364,7 @@ def test_assignment_cut_catches_every_assignment_missing_the_budget():
         for _ in range(4):       # SLSQP, restarted from its point pulled back along the ray to 0 when it ends outside
             res = minimize(lambda t: float(np.sum(da + t * dd)), tt, jac=lambda t: dd, method="SLSQP",
                            bounds=list(zip(np.zeros(D.N), tmx * (1 - 1e-9))), constraints=[{"type": "ineq", "fun": excess}],
-                           options={"ftol": 1e-12, "maxiter": 300})
+                           options={"ftol": 1e-10, "maxiter": 100})
             tt = res.x
             if excess(tt) >= 0:
                 break
@@ -377,4 +377,4 @@ def test_assignment_cut_catches_every_assignment_missing_the_budget():
         binding += int(primal > np.sum(da + tmx * dd) + 1e-3)
         assert primal - 1e-4 * abs(primal) <= q <= primal, (q, primal)
         compared += 1
-    assert compared == 4 and binding >= 3
+    assert compared == 3 and binding >= 2

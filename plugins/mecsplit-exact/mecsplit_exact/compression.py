@@ -25,6 +25,11 @@ violates), then at the real ρ = a + t(b − a) (uploads S(ρ)): met ⇒ a real 
 exact makespan is an incumbent; missed ⇒ the pieces with t inside (0, 1) are split at that ρ (spatial
 branching) and the level is solved again. With no distortion budget ρ only sets the upload, and the
 pieces are the points ρ_min, ρ_max (S concave: its least value is at an end).
+
+A tangent removes an integer point only at its own t; an integer point that fails its chord check first
+gets the **cut over the assignment alone** (``assignment_cut``, docs/exact.md §9): the servers' cuts plus
+the budget row (multiplier 1), each option's bracket bounded by c_o = min_t R_o(chord(t)) + δ_o(t), give
+Σ_o c_o x_o ≤ Σ_m (λ_m B_m + μ_m F_m) + N δ_max for every real point whatever its t.
 """
 
 from __future__ import annotations
