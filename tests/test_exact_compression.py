@@ -308,7 +308,7 @@ def test_assignment_cut_never_removes_a_point_meeting_the_level():
         xs = _options_of(O, server, kv)
         assert np.all(t <= O["tmax"][xs] * (1 + 1e-9) + 1e-12)
         lam = np.array([D.F[m] / D.B[m] for m in range(D.M)])
-        assert mm.assignment_cut(O, xs, lam)[0] is None
+        assert mm.assignment_cut(O, xs, lam) is None
         dist = O["da"][xs] + t * (O["db"][xs] - O["da"][xs])
         for m in np.unique(O["om"][xs]):
             on_m = O["om"][xs] == m
@@ -323,7 +323,7 @@ def test_assignment_cut_never_removes_a_point_meeting_the_level():
             if not all(np.any((O["on"] == n) & (O["om"] == other[0][n]) & (O["ok"] == other[1][n])) for n in range(D.N)):
                 continue
             ys = _options_of(O, other[0], other[1])
-            row = mm.assignment_cut(O, ys, lam)[0]
+            row = mm.assignment_cut(O, ys, lam)
             if row is not None:
                 made += 1
                 assert row[1][ys].sum() > 1.0 and row[1][xs].sum() <= 1.0 + 1e-9, (row[1][ys].sum(), row[1][xs].sum())

@@ -197,8 +197,7 @@ class CompressionMinMax(MinMax):
         super().__init__(expand(D, D.pieces), tracer, rel_gap, abs_gap, time_limit_s, log)
         self.max_splits = max_splits
         self.rebuild()
-        self.stats.update(splits=0, pieces=self.pc.J, refined_levels=0, chord_cuts=0, assignment_cuts=0,
-                          dual_points=0)
+        self.stats.update(splits=0, pieces=self.pc.J, refined_levels=0, chord_cuts=0, assignment_cuts=0)
 
     def rebuild(self):
         self.pc.refresh()
@@ -400,23 +399,21 @@ class CompressionMinMax(MinMax):
             t[on[x]] = t_opt[x]
             self.stats["checks"] += 1
             jj = D.j_of[kv]
-            ex, lam, pi = self.chord_check(server, kv, t, levels)
+            rows = np.arange(N)
+            s_chord = pc.S_lo[rows, jj] ** (1 - t) * pc.S_hi[rows, jj] ** t
+            tm.s, tm.fixed = s_chord, True
+            try:
+                ex, lam, pi = tm.check(server, kv, levels)[:3]
+            finally:
+                tm.fixed = False
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size and self.assignment_cuts and pc.budget:
                 # the assignment with all its t at once (module docstring): one row instead of Kelley rounds in t
-                xs = np.nonzero(x)[0]
-                row, t_dual = self.assignment_cut(O, xs, lam)
+                row = self.assignment_cut(O, np.nonzero(x)[0], lam)
                 if row is not None:
                     h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, row[0].size, X[row[0]], row[1])
                     self.stats["assignment_cuts"] += 1
                     continue
-                # some t lets the assignment meet the budget: try the t its dual points to (each option's argmin
-                # of R + δ at its server's prices), on a failing server pulled towards 0 until it passes
-                t2 = t.copy()
-                t2[on[xs]] = np.minimum(t_dual, tmax[xs])
-                if self.pull_in(server, kv, t2, levels, bad):
-                    t, bad = t2, bad[:0]
-                    self.stats["dual_points"] += 1
             if bad.size:
                 new = 0
                 tt = np.where(x, t_opt, 0.5 * tmax)      # tangents at the solution's t (others: the middle)
@@ -561,12 +558,8 @@ class CompressionMinMax(MinMax):
             lm, mu, q = self.server_dual(O, sel, lam_c, mu_c)
             prices[m] = (lm, mu)
             total += q
-        if total <= rhs * (1 + 1e-9):      # no row: the t each option's c is taken at, for the caller to try
-            t_dual = np.zeros(xs.size)
-            for m, (lm, mu) in prices.items():
-                on_m = O["om"][xs] == m
-                t_dual[on_m] = self.least_cost(O, xs[on_m], lm, mu)[1]
-            return None, t_dual
+        if total <= rhs * (1 + 1e-9):
+            return None
         for m in range(D.M):
             lm, mu = prices.get(m, (0.0, 0.0))
             sel = O["by_m"][m]
@@ -574,37 +567,9 @@ class CompressionMinMax(MinMax):
                 coef[sel] = self.least_cost(O, sel, lm, mu)[0]
             rhs += lm * D.B[m] + mu * D.F[m]
         if not np.all(np.isfinite(coef)) or coef[xs].sum() <= rhs * (1 + 1e-9):
-            return None, None
+            return None
         coef = (coef - SAFETY * np.abs(coef)) / rhs       # lowered: rounding may only weaken the row
-        return (np.arange(nx, dtype=np.int32), coef), None
-
-    def chord_check(self, server, kv, t, levels, only=None):
-        """timing.Timing.check of an integer point at its chord uploads: (G − F per server, λ*, π*)."""
-        pc, rows, tm = self.pc, np.arange(self.D.N), self.tm
-        jj = self.D.j_of[kv]
-        tm.s, tm.fixed = pc.S_lo[rows, jj] ** (1 - t) * pc.S_hi[rows, jj] ** t, True
-        try:
-            return tm.check(server, kv, levels, only=only)[:3]
-        finally:
-            tm.fixed = False
-
-    def pull_in(self, server, kv, t, levels, bad, halvings=12):
-        """Scale t (in place) on each server of ``bad`` by the largest θ = 1 − 2^−k·… found by bisection
-        with the server's chord check passing; True when every server then passes and the budget holds."""
-        D, pc = self.D, self.pc
-        ex = self.chord_check(server, kv, t, levels)[0]
-        for m in np.nonzero(ex > 1e-12 * D.F)[0]:
-            us = server == m
-            base, lo, hi = t[us].copy(), 0.0, 1.0
-            for _ in range(halvings):
-                th = 0.5 * (lo + hi)
-                t[us] = th * base
-                ok = self.chord_check(server, kv, t, levels, only=[m])[0][m] <= 1e-12 * D.F[m]
-                lo, hi = (th, hi) if ok else (lo, th)
-            t[us] = lo * base
-        jj = D.j_of[kv]
-        return (pc.delta(pc.lo_a[jj] + t * (pc.hi_a[jj] - pc.lo_a[jj])).sum() <= pc.N * pc.dmax
-                and bool(np.all(self.chord_check(server, kv, t, levels)[0] <= 1e-12 * D.F)))
+        return np.arange(nx, dtype=np.int32), coef
 
     @staticmethod
     def slope(s, b, c, nu_c, lam, B):
