@@ -189,7 +189,9 @@ class CompressionMinMax(MinMax):
     """minmax.MinMax over options (server, split, ρ piece) with the chord relaxation of the module
     docstring: its own level MILP (x, y), real points from t, pieces split where the chord is not met."""
 
-    assignment_cuts = True      # the cut over x alone at an integer point that fails its chord check
+    # the cut over x alone at an integer point that fails its chord check: off — with the level MILPs'
+    # presolve off it certified sft 20×1 seed 1 but made 20×1 seed 0 ~2× slower (docs/exact.md §9)
+    assignment_cuts = False
 
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
         self.base, self.pc = extreme_splits(D), D.pieces
