@@ -126,7 +126,7 @@ class Master:
     Every cut found is kept in a pool (numpy arrays, FIELDS; ``_seen`` holds their keys, ``_keys``); the
     HiGHS LP holds only the pool rows ``_rows`` it has needed: ``solve`` adds, per user, the SEPARATE
     most violated pool cuts at the LP's solution and re-solves until none is violated, so its optimum is
-    the whole pool's (row generation). At 1000×50 the whole pool reaches 190k rows, the LP a few thousand."""
+    the whole pool's (row generation; docs/exact.md §2)."""
 
     def __init__(self, D):
         self.D = D
