@@ -78,14 +78,19 @@ def _full_lp_value(D, master, box):
     return -r.fun * cs
 
 
-def test_row_generation_gives_the_whole_pools_lp_optimum():
-    """Master.solve keeps only the rows it needed in its LP (row generation over the pool of cuts): its
-    value is the LP over every cut of the pool, solved in one go by scipy, and it used fewer rows."""
+@pytest.mark.parametrize("all_rows", [0, lagrangian.ALL_ROWS])
+def test_row_generation_gives_the_whole_pools_lp_optimum(monkeypatch, all_rows):
+    """Master.solve keeps only the rows it needed in its LP (row generation over the pool of cuts, used
+    above ALL_ROWS cuts): its value is the LP over every cut of the pool, solved in one go by scipy, and
+    it used fewer rows; a pool within ALL_ROWS goes into the LP whole."""
+    monkeypatch.setattr(lagrangian, "ALL_ROWS", all_rows)
     D, master, box = _master()
     fresh = _copy(D, master, slice(None))            # the same pool, no LP yet
     sol = fresh.solve(*box)
-    assert fresh._rows.size < fresh.c.size
-    assert sol["ub"] == pytest.approx(_full_lp_value(D, fresh, box), rel=1e-10)
+    assert (fresh._rows.size < fresh.c.size) == (fresh.c.size > all_rows)
+    # the whole pool in one dual-simplex solve meets HiGHS' 1e-10 tolerances less tightly (1.3e-9 off here)
+    # than the re-solves of row generation; either way only the ascent uses it, the bound is L evaluated
+    assert sol["ub"] == pytest.approx(_full_lp_value(D, fresh, box), rel=1e-10 if all_rows == 0 else 1e-8)
     assert len(sol["weights"]) == len(sol["user"]) == fresh._rows.size
 
 

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - declared dependency
 
 INF = 1e30
 PURGE_ROWS = 20_000   # LP rows above which (and 4× the last rebuild's) the rows slack at the last LP are dropped
+ALL_ROWS = 40_000     # pool size up to which the LP holds every cut (plain Kelley; the pool's LP is cheap there)
 SEPARATE = 5          # pool cuts added per user and round of Master.solve (the most violated)
 SEPARATE_TOL = 1e-11  # violation (θ units, relative above 1) below which a pool cut counts as satisfied
 
@@ -230,7 +231,7 @@ class Master:
         N, M = D.N, D.M
         lo = np.concatenate([lam_lo / sl, mu_lo / sm])
         hi = np.concatenate([lam_hi / sl, mu_hi / sm])
-        if self._h is not None and self._rows.size > max(PURGE_ROWS, 4 * self._kept):
+        if self._h is not None and self.c.size > ALL_ROWS and self._rows.size > max(PURGE_ROWS, 4 * self._kept):
             self.purge()
         if self._h is None or self._scale_key != (sl.tobytes(), sm.tobytes()):
             self._cs = max(float(np.mean(np.abs(self.c))), 1e-300)   # θ in units of a typical user cost
@@ -250,6 +251,13 @@ class Master:
             self._kept = self._rows.size
         h = self._h
         h.changeColsBounds(2 * M, np.arange(N, N + 2 * M, dtype=np.int32), lo, hi)
+        if self.c.size <= ALL_ROWS:
+            # a small pool goes into the LP whole (no separation): row generation reaches the same LP
+            # value but can end at another maximiser of a flat dual, and the MILP's cuts sit at those
+            # prices (200×20 seed 0: 48.5 vs 15.5 s of CPU to certify, docs/exact.md §5 session 8)
+            new = np.setdiff1d(np.arange(self.c.size), self._rows)
+            if new.size:
+                self._add_rows(new, sl, sm)
         # every user with a cut has a row (its θ bounded): its cut lowest at the box's centre
         has = np.bincount(self.user, minlength=N) > 0
         missing = np.nonzero(has & (np.bincount(self.user[self._rows], minlength=N) == 0))[0]
