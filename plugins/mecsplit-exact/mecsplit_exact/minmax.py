@@ -30,8 +30,16 @@ import numpy as np
 from mecsplit import quiet
 
 from .bnb import Gap
+from .minmax_local import polish
 from .subproblems import SAFETY, rate
 from .timing import Timing
+
+#: share of the time left that each local search on a new incumbent may take (minmax_local.py)
+POLISH_SHARE = 0.2
+#: share of the time left that one level's HiGHS runs may take before the level is left open (run())
+LEVEL_SHARE = 0.25
+#: a retreat below an open level closer than this (relative) to the bound gains nothing: retry the open level
+RETREAT_MIN = 1e-4
 
 try:
     import highspy
@@ -51,6 +59,7 @@ class MinMax(Gap):
         self.lb = -np.inf
         self.infeasible = None
         self.max_rounds = max_rounds
+        self.level_end = np.inf      # perf_counter time at which the current level's HiGHS runs stop (run())
         self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
         self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
 
@@ -136,6 +145,13 @@ class MinMax(Gap):
         if D.eq_f and np.any(cnt == 0):
             server = np.arange(N) % M
         self.offer(server, best_k[rows, server])
+        self.polish()
+
+    def polish(self):
+        """Local search on the incumbent (minmax_local.py), within a share of the time left. Not with
+        compression (compression.py): there the distortion budget couples the users' keep ratios."""
+        if not self.D.compression:
+            polish(self, POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
     def best_prices(self, m, P, w):
@@ -170,7 +186,7 @@ class MinMax(Gap):
     def run_highs(self, h, counter):
         """Run ``h`` within the time left (counted in ``stats[counter]``): "infeasible", "optimal", or
         "limit" (out of time before or during the run, or any other HiGHS status)."""
-        left = self.deadline - self.clock()
+        left = min(self.deadline, self.level_end) - self.clock()
         if left <= 0:
             return "limit"
         h.setOptionValue("time_limit", float(max(left, 0.01)))
@@ -280,7 +296,9 @@ class MinMax(Gap):
             ex, lam, pi = tm.check(server, k, levels, lam0=warm[0], pi0=warm[1], proof_only=True)[:3]
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size == 0:
-                return "feasible", self.offer(server, k)
+                value = self.offer(server, k)
+                self.polish()
+                return "feasible", value
             new = 0
             for m in bad:
                 self.prices[m].add((float(lam[m]), float(pi[m])))
@@ -312,12 +330,22 @@ class MinMax(Gap):
             if st == "limit":
                 return None, self.lb, "time_limit"
         q = 0.5          # the next level sits at a share q of the bracket below the incumbent
+        fail = np.inf    # the lowest level left open within its budget: the next ones go below it
+        retreat = not D.compression      # (compression.py keeps one level until the time is out)
         while self.ub - self.lb > self.tol():
             if self.clock() > self.deadline:
                 status = "time_limit"
                 break
             T = self.ub - max(0.5 * self.tol(), q * (self.ub - self.lb))
+            budget = LEVEL_SHARE * (self.deadline - self.t0)
+            if fail <= T:
+                T = self.lb + 0.5 * (fail - self.lb)
+                if T - self.lb <= RETREAT_MIN * self.ub:    # nothing left to gain below: the open level
+                    T, budget = fail, np.inf                # again, with all the time left
+            if retreat:
+                self.level_end = self.clock() + budget
             st, val = self.level_feasible(T)
+            self.level_end = np.inf
             self.stats["levels"].append((T, st))
             if self.log:
                 self.log(f"level {T:.12g}: {st}; bound {self.lb:.12g} incumbent {self.ub:.12g}")
@@ -328,8 +356,15 @@ class MinMax(Gap):
                 q /= 16.0
             elif st == "feasible":
                 q = 0.5
+            elif self.clock() >= self.deadline:
+                status = "time_limit"
+                break
+            elif retreat and np.isfinite(budget):
+                # the level is open (out of its budget): the levels between it and the bound are easier to
+                # prove (the LP alone proves those far below), so the bound still rises in the time left
+                fail = T
             else:
-                status = "time_limit" if self.clock() >= self.deadline else "stalled"
+                status = "stalled"
                 break
             self.tracer.iteration()
         gap_ok = self.ub - self.lb <= self.tol() * (1 + 1e-9)
