@@ -28,11 +28,11 @@ import numpy as np
 STEP = 1e-7
 
 
-def candidates(mm):
+def candidates(mm, screen=True):
     """The moves off the incumbent's bottleneck server that the screen keeps, best first: (target level T,
     bottleneck m*, [(score, new server array, new k array, touched servers)]); score = the largest E / F of
-    the touched servers after the move (> 0: proven unable to meet T, dropped). None when the incumbent has
-    no single bottleneck (two servers at its value: no single move lowers it)."""
+    the touched servers after the move (> 0: proven unable to meet T, dropped unless ``screen`` is False).
+    None when the incumbent has no single bottleneck (two servers at its value: no single move lowers it)."""
     D, tm, inc = mm.D, mm.tm, mm.inc
     N, M = D.N, D.M
     rows = np.arange(N)
@@ -61,7 +61,7 @@ def candidates(mm):
     out = []
 
     def add(score, n, m2, n2=None):
-        if score <= 0:
+        if score <= 0 or (not screen and np.isfinite(score)):
             s2, k2 = server.copy(), k.copy()
             s2[n], k2[n] = m2, best_k[n, m2]
             if n2 is not None:

@@ -1,0 +1,90 @@
+"""The min–max path's incumbent search and level budgets (mecsplit_exact/minmax_local.py, minmax.MinMax.run;
+docs/exact.md §8.8). The references share nothing with the code under test: the framework's evaluator for
+every returned point, timing.Timing.check (the exact server check) for the screen's rejections, and a
+level oracle with a known answer for the bisection's bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mecsplit_exact")
+
+from mecsplit.evaluate import evaluate  # noqa: E402
+from mecsplit.instance import generate  # noqa: E402
+from mecsplit.variant import load_variant  # noqa: E402
+from mecsplit_exact import minmax  # noqa: E402
+from mecsplit_exact.bnb import QuietTracer  # noqa: E402
+from mecsplit_exact.minmax_local import candidates, polish  # noqa: E402
+from mecsplit_exact.subproblems import Data  # noqa: E402
+
+
+def _greedy(v, inst, monkeypatch):
+    """A MinMax holding the greedy start alone (its local search switched off)."""
+    monkeypatch.setattr(minmax, "polish", lambda mm, budget_s: 0)
+    mm = minmax.MinMax(Data(v, inst), QuietTracer(), 1e-9, 0.0, None)
+    mm.start()
+    monkeypatch.undo()
+    return mm
+
+
+@pytest.mark.parametrize("N,M,seed", [(8, 2, 1), (12, 3, 0)])
+def test_screen_drops_only_moves_the_exact_check_rejects(N, M, seed, monkeypatch):
+    """Every move the weak-duality screen drops (score > 0) fails the exact check at the target level on a
+    server it touches; the moves it keeps are ordered by score."""
+    v = load_variant("splitllm-2025")
+    mm = _greedy(v, generate(v, N, M, seed), monkeypatch)
+    T, ms, every = candidates(mm, screen=False)
+    kept = candidates(mm)[2]
+    dropped = [c for c in every if c[0] > 0]
+    assert dropped and len(kept) == len(every) - len(dropped)
+    assert [c[0] for c in kept] == sorted(c[0] for c in kept)
+    levels = np.full(N, T)
+    for score, s2, k2, touched in dropped[:: max(1, len(dropped) // 25)]:
+        ex = mm.tm.check(s2, k2, levels, only=touched)[0]
+        assert np.max(ex[touched]) > 0, (score, ex)
+
+
+@pytest.mark.parametrize("N,M,seed", [(8, 2, 1), (12, 3, 0)])
+def test_polish_improves_the_greedy_start_with_verified_points(N, M, seed, monkeypatch):
+    """From the greedy start the local search accepts moves, each lowering the min–max value, and ends on a
+    point the framework's evaluator finds feasible with its reported largest delay."""
+    v = load_variant("splitllm-2025")
+    inst = generate(v, N, M, seed)
+    mm = _greedy(v, inst, monkeypatch)
+    start = mm.ub
+    seen = []
+    mm.tracer = type("T", (QuietTracer,), {"incumbent": lambda self, obj, sol=None: seen.append(obj)})()
+    moves = polish(mm, np.inf)
+    assert moves >= 1 and len(seen) == moves
+    assert all(b < a for a, b in zip([start] + seen, seen))
+    ev = evaluate(v, inst, mm.solution())
+    assert ev.feasible, ev.violations
+    assert ev.objective == pytest.approx(mm.ub, rel=1e-9)
+    assert ev.metrics["max_delay_s"] == pytest.approx(mm.ub, rel=1e-9)
+
+
+def test_open_levels_leave_the_bound_at_a_proven_level(monkeypatch):
+    """The bisection's bookkeeping with a level oracle (MinMax.level_feasible replaced): levels below 10 are
+    proven infeasible, [10, 12) stay open (out of budget), 12 and above are feasible (incumbent 12). The
+    bound climbs to just below 10 (the open levels are retreated from, never counted), the status is not
+    optimal, and the run stops on its own (no time limit)."""
+    v = load_variant("splitllm-2025")
+    mm = minmax.MinMax(Data(v, generate(v, 4, 2, 0)), QuietTracer(), 1e-9, 0.0, None)
+    mm.start()
+    mm.inc["obj"] = 12.0
+    calls = []
+
+    def oracle(T):
+        calls.append(T)
+        assert len(calls) < 500
+        return ("infeasible", None) if T < 10.0 else ("limit", None) if T < 12.0 else ("feasible", 12.0)
+
+    monkeypatch.setattr(mm, "start", lambda warm=None: None)
+    monkeypatch.setattr(mm, "level_feasible", oracle)
+    mm.min_delay = np.zeros_like(mm.min_delay)     # the users' own least delays bound nothing here
+    _, lb, status = mm.run()
+    assert status == "stalled"
+    assert 10.0 * (1 - 2 * minmax.RETREAT_MIN) <= lb < 10.0
+    assert all(T < 10.0 for T, st in mm.stats["levels"] if st == "infeasible")
+    assert any(st == "limit" for _, st in mm.stats["levels"])
