@@ -47,6 +47,16 @@ except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
 
+def most_users(share, users, N):
+    """The most users one server can hold at a level, from one feasibility cut Σ_o x_o share_o ≤ 1 over its
+    options (``share`` = R_o / right-hand side, ``users`` the option's user): a set meeting the level
+    satisfies the cut, so the sum of its users' cheapest shares is ≤ 1, and so is the sum of the |S| cheapest
+    users' cheapest shares (docs/exact.md §8.8)."""
+    cheapest = np.full(N, np.inf)
+    np.minimum.at(cheapest, users, share)
+    return int(np.count_nonzero(np.cumsum(np.sort(cheapest)) <= 1.0 + SAFETY))
+
+
 class MinMax(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_rounds=200):
         self.D, self.tracer, self.log = D, tracer, log
@@ -61,7 +71,8 @@ class MinMax(Gap):
         self.max_rounds = max_rounds
         self.level_end = np.inf      # perf_counter time at which the current level's HiGHS runs stop (run())
         self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
-        self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
+        self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0,
+                      "count_rows": 0}
 
     # -- incumbents -------------------------------------------------------------------------------------
     def offer(self, server, k):
@@ -244,6 +255,7 @@ class MinMax(Gap):
         self.extra_rows(h, on, om, ok)
         P = tm.prepare(on, om, ok, levels[on])
         cut_keys = set()
+        card = np.array([min(N, D.user_cap[m]) for m in range(M)], dtype=float)   # the user count caps so far
 
         slot = D.slot if D.three else 0.0
 
@@ -260,6 +272,13 @@ class MinMax(Gap):
             v = (v - SAFETY * np.abs(v)) / rhs
             h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel, v)
             self.stats["cuts"] += 1
+            # the same row caps the server's user count: a set meeting T has Σ R_o ≤ rhs, and Σ R_o is at
+            # least the sum of its users' cheapest options, so at least the |S| cheapest users' sum (§8.8)
+            c = most_users(v, on[sel], N)
+            if c < card[m]:
+                card[m] = c
+                h.addRow(-highspy.kHighsInf, float(c), sel.size, sel, np.ones(sel.size))
+                self.stats["count_rows"] += 1
             return 1
 
         for m in range(M):     # the pure directions and every price seen on this server (the LP rounds add more)
