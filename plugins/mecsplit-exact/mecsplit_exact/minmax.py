@@ -167,10 +167,34 @@ class MinMax(Gap):
     # -- the feasibility MILP at a level -------------------------------------------------------------
     def best_prices(self, m, P, w):
         """Prices (λ, π) with a large dual value Σ_o w_o R_o(λ, 1, π; T) − λB_m − π slot of weights w (a
-        fractional point of the level LP, options prepared in P): a log grid (e^±6) around the median of
-        the server's seen prices (else F/B, F/slot), zoomed in four times. The dual value is concave in
-        (λ, π) (each R_o is a minimum of functions linear in the prices), but any prices give a valid cut
-        (§8.4), so the search need not be exact. Returns (λ, π, dual value − F_m)."""
+        fractional point of the level LP, options prepared in P). The dual value is concave in (λ, π) (each
+        R_o is a minimum of functions linear in the prices), but any prices give a valid cut (§8.4), so the
+        search (``price_search``) need not be exact. Returns (λ, π, dual value − F_m)."""
+        D = self.D
+        slot = D.slot if D.three else 0.0
+        return self.price_search(m, P, lambda v, L, Pi: v @ w - L * D.B[m] - Pi * slot - D.F[m])
+
+    def count_prices(self, m, P, users, c):
+        """Prices (λ, π) at which the c cheapest users' shares of server m's cut (R_o / (λB_m + F_m + π slot),
+        each user at its cheapest option of P) sum the most: above 1, the cut at them caps the server at
+        fewer than c users (``most_users``). The sum of the c smallest of concave functions is concave, so
+        ``price_search`` suits it. Returns (λ, π, that sum)."""
+        D = self.D
+        slot = D.slot if D.three else 0.0
+        N = D.N
+
+        def score(v, L, Pi):
+            share = v / (L * D.B[m] + D.F[m] + Pi * slot)[:, None]
+            cheapest = np.full((L.size, N), np.inf)
+            np.minimum.at(cheapest, (np.repeat(np.arange(L.size), users.size), np.tile(users, L.size)), share.ravel())
+            return np.sort(cheapest, axis=1)[:, :c].sum(axis=1)
+
+        return self.price_search(m, P, score)
+
+    def price_search(self, m, P, score):
+        """argmax over prices (λ, 1, π) of ``score(R (G, n), λ (G,), π (G,))`` (R_o of server m's options
+        prepared in P at G price pairs): a log grid of 9 (×9 with π) points over e^±6 around the median of the
+        server's seen prices (else F/B, F/slot), zoomed in four times. Returns (λ, π, score)."""
         D = self.D
         slot = D.slot if D.three else 0.0
         seen = self.prices[m]
@@ -178,15 +202,16 @@ class MinMax(Gap):
                        for i, cap in ((0, D.B[m]), (1, max(slot, 1e-9))))
         span = 6.0
         best = (0.0, 0.0, -np.inf)
+        n = P["T"].size
         for _ in range(4):
             gl = lam_c * np.exp(np.linspace(-span, span, 9))
             gp = pi_c * np.exp(np.linspace(-span, span, 9)) if D.three else np.zeros(1)
             L, Pi = (g.ravel() for g in np.meshgrid(gl, gp, indexing="ij"))
-            G, n = L.size, w.size
-            Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == w.shape else v for key, v in P.items()}
+            G = L.size
+            Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == (n,) else v for key, v in P.items()}
             v = self.tm.price(None, None, None, None, np.repeat(L, n), 1.0, np.repeat(Pi, n), prep=Pt)[0]
             with np.errstate(invalid="ignore"):
-                val = (v.reshape(G, n) @ w) - L * D.B[m] - Pi * slot - D.F[m]
+                val = score(v.reshape(G, n), L, Pi)
             i = int(np.nanargmax(val))
             if val[i] > best[2]:
                 best = (float(L[i]), float(Pi[i]), float(val[i]))
@@ -301,6 +326,20 @@ class MinMax(Gap):
             return new
 
         if self.lp_rounds(h, nx, separate):
+            return "infeasible", None
+        # before the MILP: the prices that cap each server's user count most (most_users), then the LP again
+        lowered = False
+        for m in range(M):
+            Pm = {kk: vv[by_m[m]] for kk, vv in P.items()}
+            for _ in range(3):
+                c = int(card[m])
+                if c == 0 or by_m[m].size == 0:
+                    break
+                lam, pi, val = self.count_prices(m, Pm, on[by_m[m]], c)
+                if val <= 1.0 + 1e-9 or not add_cut(m, lam, 1.0, pi) or card[m] >= c:
+                    break
+                lowered = True
+        if lowered and self.lp_rounds(h, nx, separate):
             return "infeasible", None
         for _ in range(self.max_rounds):
             st = self.run_highs(h, "milp_solves")
