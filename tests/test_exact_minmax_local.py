@@ -136,3 +136,35 @@ def test_count_caps_prove_the_level_the_milp_could_not():
         caps.append(min(minmax.most_users(_cut_share(tm, D, n[on], srv, k[on], T, lam, pi), n[on], D.N)
                         for lam, pi in mm.prices[srv] | {(0.0, 0.0)}))
     assert sum(caps) < D.N, caps
+
+
+def test_count_prices_cap_below_the_seen_prices():
+    """MinMax.count_prices on splitllm-2025 20×4 seed 2 at T = 33.22 (a level the MILP left open for 185 s of
+    CPU with the caps of the seen prices only): the sum it reports is the c cheapest users' shares at its
+    prices (recomputed here), and lowering each server's cap with it until it stops gives caps no larger
+    than at any seen price and summing to at most the 20 users (below the seen prices' sum)."""
+    v = load_variant("splitllm-2025")
+    mm = minmax.MinMax(Data(v, generate(v, 20, 4, 2)), QuietTracer(), 1e-9, 0.0, None)
+    mm.start()
+    D, tm, T = mm.D, mm.tm, 33.22
+    n, m, k = np.nonzero(D.possible & (mm.min_delay <= T))
+    seen_caps, caps = [], []
+    for srv in range(D.M):
+        on = m == srv
+        P = tm.prepare(n[on], m[on], k[on], np.full(on.sum(), T))
+        seen = min(minmax.most_users(_cut_share(tm, D, n[on], srv, k[on], T, lam, pi), n[on], D.N)
+                   for lam, pi in mm.prices[srv] | {(0.0, 0.0)})
+        c = seen
+        while c > 0:
+            lam, pi, val = mm.count_prices(srv, P, n[on], c)
+            share = _cut_share(tm, D, n[on], srv, k[on], T, lam, pi)
+            cheapest = np.array([share[n[on] == u].min() if np.any(n[on] == u) else np.inf for u in range(D.N)])
+            assert val == pytest.approx(np.sort(cheapest)[:c].sum(), rel=1e-9)
+            new = minmax.most_users(share, n[on], D.N)
+            if new >= c:
+                break
+            c = new
+        seen_caps.append(seen)
+        caps.append(c)
+    assert all(c <= s for c, s in zip(caps, seen_caps))
+    assert sum(caps) <= D.N < sum(seen_caps), (caps, seen_caps)
