@@ -75,7 +75,7 @@ def test_open_levels_leave_the_bound_at_a_proven_level(monkeypatch):
     mm.inc["obj"] = 12.0
     calls = []
 
-    def oracle(T):
+    def oracle(T, strong=False):
         calls.append(T)
         assert len(calls) < 500
         return ("infeasible", None) if T < 10.0 else ("limit", None) if T < 12.0 else ("feasible", 12.0)

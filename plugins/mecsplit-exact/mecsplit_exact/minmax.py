@@ -254,9 +254,10 @@ class MinMax(Gap):
         """Rows (and column costs) a subclass adds to the level MILP over options (on, om, ok)
         (compression.py: the distortion budget)."""
 
-    def level_feasible(self, T):
+    def level_feasible(self, T, strong=False):
         """Is there an assignment meeting level T? Returns ("infeasible", None) with a proof (the MILP),
-        ("feasible", value) after offering the assignment found, or ("limit", None)."""
+        ("feasible", value) after offering the assignment found, or ("limit", None). ``strong``: search
+        the prices of the user-count caps before the MILP (``count_prices``)."""
         D, tm = self.D, self.tm
         N, M = D.N, D.M
         levels = np.minimum(T, D.deadline_s)                                       # (N,)
@@ -327,13 +328,14 @@ class MinMax(Gap):
 
         if self.lp_rounds(h, nx, separate):
             return "infeasible", None
-        # before the MILP: the prices that cap each server's user count most (most_users), then the LP again
+        # a level retried after its MILP ran out of budget (run()): before the MILP, the prices that cap each
+        # server's user count most (most_users; a few seconds at 20×4), then the LP again
         lowered = False
-        for m in range(M):
+        for m in range(M if strong else 0):
             Pm = {kk: vv[by_m[m]] for kk, vv in P.items()}
             for _ in range(3):
                 c = int(card[m])
-                if c == 0 or by_m[m].size == 0:
+                if c == 0 or by_m[m].size == 0 or self.clock() > min(self.deadline, self.level_end):
                     break
                 lam, pi, val = self.count_prices(m, Pm, on[by_m[m]], c)
                 if val <= 1.0 + 1e-9 or not add_cut(m, lam, 1.0, pi) or card[m] >= c:
@@ -390,19 +392,23 @@ class MinMax(Gap):
         q = 0.5          # the next level sits at a share q of the bracket below the incumbent
         fail = np.inf    # the lowest level left open within its budget: the next ones go below it
         retreat = not D.compression      # (compression.py keeps one level until the time is out)
+        retry = None     # a level left open once: tried again with the count caps' prices searched
         while self.ub - self.lb > self.tol():
             if self.clock() > self.deadline:
                 status = "time_limit"
                 break
             T = self.ub - max(0.5 * self.tol(), q * (self.ub - self.lb))
             budget = LEVEL_SHARE * (self.deadline - self.t0)
-            if fail <= T:
+            strong = retry is not None
+            if strong:
+                T, retry = retry, None
+            elif fail <= T:
                 T = self.lb + 0.5 * (fail - self.lb)
                 if T - self.lb <= RETREAT_MIN * self.ub:    # nothing left to gain below: the open level
-                    T, budget = fail, np.inf                # again, with all the time left
+                    T, budget, strong = fail, np.inf, True  # again, with all the time left
             if retreat:
                 self.level_end = self.clock() + budget
-            st, val = self.level_feasible(T)
+            st, val = self.level_feasible(T, strong=True) if strong else self.level_feasible(T)
             self.level_end = np.inf
             self.stats["levels"].append((T, st))
             if self.log:
@@ -419,8 +425,12 @@ class MinMax(Gap):
                 break
             elif retreat and np.isfinite(budget):
                 # the level is open (out of its budget): the levels between it and the bound are easier to
-                # prove (the LP alone proves those far below), so the bound still rises in the time left
-                fail = T
+                # prove (the LP alone proves those far below), so the bound still rises in the time left;
+                # first it is tried once more with the count caps' prices searched (strong)
+                if strong:
+                    fail = T
+                else:
+                    retry = T
             else:
                 status = "stalled"
                 break
