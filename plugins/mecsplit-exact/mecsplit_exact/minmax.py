@@ -140,6 +140,8 @@ class MinMax(Gap):
         md = np.where(D.possible, tm.min_delay(rows[:, None, None], np.arange(M)[None, :, None],
                                                np.arange(D.K)[None, None, :]), np.inf)
         self.min_delay = md
+        # every user alone with a whole server: no level below the largest of these is feasible
+        self.alone = float(np.max(np.min(md, axis=(1, 2))))
         best_k = np.argmin(md, axis=2)                                    # (N, M)
         vnm = np.min(md, axis=2)
         # greedy by load: users in order of their best alone-delay, each to the server whose load
@@ -161,7 +163,7 @@ class MinMax(Gap):
     def polish(self):
         """Local search on the incumbent (minmax_local.py), within a share of the time left. Not with
         compression (compression.py): there the distortion budget couples the users' keep ratios."""
-        if not self.D.compression:
+        if not self.D.compression and self.ub - self.alone > self.tol():     # else nothing to gain
             polish(self, POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
@@ -377,8 +379,7 @@ class MinMax(Gap):
                                "be met even with a whole server's resources")
             return None, np.inf, "infeasible"
         self.start(warm)
-        # every user alone with a whole server: no level below the largest of these is feasible
-        self.lb = float(np.max(np.min(np.where(D.possible, self.min_delay, np.inf), axis=(1, 2)))) * (1 - 1e-12)
+        self.lb = self.alone * (1 - 1e-12)
         self.tracer.bound(min(self.lb, self.ub))
         status = "optimal"
         if self.inc is None:       # only deadlines can make every start infeasible: find any point first
