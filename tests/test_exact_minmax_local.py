@@ -82,7 +82,7 @@ def test_open_levels_leave_the_bound_at_a_proven_level(monkeypatch):
 
     monkeypatch.setattr(mm, "start", lambda warm=None: None)
     monkeypatch.setattr(mm, "level_feasible", oracle)
-    mm.min_delay = np.zeros_like(mm.min_delay)     # the users' own least delays bound nothing here
+    mm.alone = 0.0     # the users' own least delays bound nothing here
     _, lb, status = mm.run()
     assert status == "stalled"
     assert 10.0 * (1 - 2 * minmax.RETREAT_MIN) <= lb < 10.0
