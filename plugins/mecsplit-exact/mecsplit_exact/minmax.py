@@ -19,6 +19,10 @@ step's own bound. The next level is the middle of the bracket [bound, incumbent]
 step, and 1/16 of the previous share below the incumbent after an infeasible one (the incumbent is
 then often optimal, and only a proof just below it closes the gap). Status ``optimal`` when
 incumbent − bound ≤ the tolerance.
+
+Each cut also caps the server's user count (``most_users``); a level whose MILP runs out of its budget is
+retried once with the prices that cap the counts most (``count_prices``), then left open while the levels
+below it are proven; every new incumbent is polished by the local search of minmax_local.py (§8.8).
 """
 
 from __future__ import annotations

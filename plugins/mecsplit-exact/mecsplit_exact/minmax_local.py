@@ -3,8 +3,8 @@ weak duality and accepted only after timing.py's exact check.
 
 The incumbent's servers have makespans T_m and prices (λ_m, π_m) (``MinMax.offer`` keeps both). At the
 target level T' just below the largest makespan, and at any prices, server m's dual value
-E_m = Σ_{o on m} R_o(λ_m, 1, π_m; T') − λ_m B_m − π_m slot − F_m is a **lower bound** on the excess G − F_m of
-its user set (§8.4): E_m > 0 proves the set cannot meet T'. A move changes the sums of one or two servers by
+E_m = Σ_{o on m} R_o(λ_m, 1, π_m; T') − λ_m B_m − π_m slot − F_m is a **lower bound** on the excess
+G − F_m of its user set (§8.4): E_m > 0 proves the set cannot meet T'. A move changes the sums of one or two servers by
 option values R alone, so every candidate is screened at once:
 
 * split change of a user n on the bottleneck m*:         E_m* − R_n + R*(n, m*)
