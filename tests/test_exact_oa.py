@@ -123,7 +123,7 @@ def test_milp_start_solution_does_not_hide_the_optimum():
 
 
 def test_master_purge_keeps_the_certified_optimum(monkeypatch):
-    """The Lagrangian master dropping its slack cuts (lagrangian.Master.purge, forced here at 30 rows)
+    """The Lagrangian master dropping its slack LP rows (lagrangian.Master.purge, forced here at 30 rows)
     changes neither the certified optimum nor the validity of the root bound, on both methods."""
     import mecsplit_exact.lagrangian as lg
 
@@ -138,6 +138,7 @@ def test_master_purge_keeps_the_certified_optimum(monkeypatch):
         purge(self)
 
     monkeypatch.setattr(lg, "PURGE_ROWS", 30)
+    monkeypatch.setattr(lg, "ALL_ROWS", 0)          # row generation (the purge only runs with it)
     monkeypatch.setattr(lg.Master, "purge", counted)
     for method, a in ref.items():
         r = solve(v, inst, "exact", {"method": method})

@@ -8,6 +8,7 @@ which is a relaxation) and μ (GPU frequency; ≥ 0 for "le", free for "eq"),
 
 is a lower bound on the optimum of every node whose feasible set is covered by the allowed options.
 It is maximised by a disaggregated cutting-plane (Kelley) master LP with a trust box (boxstep),
+the LP holding only the cuts of the pool it needs (row generation, Master.solve),
 solved by HiGHS; the row duals of the master are convex weights over options (for branching).
 """
 
@@ -26,8 +27,10 @@ except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
 INF = 1e30
-IPM_ROWS = 20_000     # a master LP growing by more rows than this and than it had runs HiGHS' interior point
-PURGE_ROWS = 40_000   # master rows above which the cuts slack at the last LP are dropped (Master.purge)
+PURGE_ROWS = 20_000   # LP rows above which (and 4× the last rebuild's) the rows slack at the last LP are dropped
+ALL_ROWS = 40_000     # pool size up to which the LP holds every cut (plain Kelley; the pool's LP is cheap there)
+SEPARATE = 5          # pool cuts added per user and round of Master.solve (the most violated)
+SEPARATE_TOL = 1e-11  # violation (θ units, relative above 1) below which a pool cut counts as satisfied
 
 
 class DualEval:
@@ -121,20 +124,22 @@ def _keys(user, srv, k, bc, xc):
 
 class Master:
     """Disaggregated Kelley master: max Σθ_n − λ·B − μ·F, θ_n ≤ c_j + b_j λ_{m_j} + x_j μ_{m_j}.
-    The cuts are numpy arrays (FIELDS), appended to; ``_seen`` holds their keys (``_keys``)."""
+    Every cut found is kept in a pool (numpy arrays, FIELDS; ``_seen`` holds their keys, ``_keys``); the
+    HiGHS LP holds only the pool rows ``_rows`` it has needed: ``solve`` adds, per user, the SEPARATE
+    most violated pool cuts at the LP's solution and re-solves until none is violated, so its optimum is
+    the whole pool's (row generation; docs/exact.md §2)."""
 
     def __init__(self, D):
         self.D = D
+        self._h = None
         self._set(*(np.zeros(0, int) for _ in range(3)), *(np.zeros(0) for _ in range(3)))
 
     def _set(self, *cols):
         for name, col in zip(FIELDS, cols):
             setattr(self, name, col)
         self._seen = set(_keys(self.user, self.srv, self.k, self.bc, self.xc))
-
-    def _keep(self, keep):
-        """Keep the cuts where ``keep`` (bool per cut) holds."""
-        self._set(*(getattr(self, name)[keep] for name in FIELDS))
+        self._rows = np.zeros(0, int)      # pool index of each LP row
+        self._h = None
 
     def add(self, n, m, k, c, bc, xc):
         n, m, k, c, bc, xc = (np.atleast_1d(np.asarray(a)) for a in (n, m, k, c, bc, xc))
@@ -173,87 +178,110 @@ class Master:
         return out
 
     def purge(self):
-        """Drop the cuts that were slack (zero dual) at the last LP solve, keeping those added since, and
-        rebuild the LP. Only the master's size changes: every bound is L evaluated directly (maximise), so
-        this can slow the ascent, never make a bound invalid; each user keeps its cuts with positive dual
-        (its convex weights sum to 1). At 1000×50 the master grew to 170k rows and its LP was 85 % of the root."""
-        w = self._w
-        keep = np.ones(self.c.size, bool)
-        keep[: w.size] = np.abs(w) > 0
-        self._keep(keep)
+        """Drop the LP rows that were slack (zero dual) at the last LP solve and rebuild the LP from the
+        rest (they stay in the pool: ``solve`` adds them back when violated, so the LP optimum stays the
+        pool's). Each user keeps its rows with positive dual (its convex weights sum to 1)."""
+        self._rows = self._rows[np.abs(self._w) > 0]
         self._h = None
         self.purged = getattr(self, "purged", 0) + 1
 
-    def _rows(self, j0, sl, sm):
+    def _values(self, j, lam, mu):
+        """Pool cuts j at multipliers (λ, μ), in the LP's θ units."""
+        srv = self.srv[j]
+        return (self.c[j] + self.bc[j] * lam[srv] + self.xc[j] * mu[srv]) / self._cs
+
+    def _lowest(self, users, lam, mu):
+        """Each of ``users``' pool cut of least value at (λ, μ)."""
+        j = np.nonzero(np.isin(self.user, users))[0]
+        o = j[np.lexsort((self._values(j, lam, mu), self.user[j]))]
+        return o[np.r_[True, self.user[o][1:] != self.user[o][:-1]]]
+
+    def _separate(self, theta, lam, mu):
+        """Pool cuts not in the LP that θ violates (beyond SEPARATE_TOL), the SEPARATE most violated per user."""
+        out = np.ones(self.c.size, bool)
+        out[self._rows] = False
+        j = np.nonzero(out)[0]
+        val = self._values(j, lam, mu)
+        viol = theta[self.user[j]] - val
+        bad = viol > SEPARATE_TOL * np.maximum(1.0, np.abs(val))
+        j, viol = j[bad], viol[bad]
+        o = np.lexsort((-viol, self.user[j]))
+        u = self.user[j][o]
+        rank = np.arange(u.size) - np.searchsorted(u, u)
+        return j[o[rank < SEPARATE]]
+
+    def _add_rows(self, j, sl, sm):
+        """Append pool cuts j to the HiGHS LP as rows θ_n − b λ − x μ ≤ c (scaled)."""
         N, M = self.D.N, self.D.M
-        R = self.c.size - j0
-        user, srv = self.user[j0:], self.srv[j0:]
+        R = j.size
+        user, srv = self.user[j], self.srv[j]
         idx = np.empty((R, 3), dtype=np.int32)
         val = np.empty((R, 3))
         idx[:, 0], idx[:, 1], idx[:, 2] = user, N + srv, N + M + srv
         cs = self._cs
-        val[:, 0], val[:, 1], val[:, 2] = 1.0, -self.bc[j0:] * sl[srv] / cs, -self.xc[j0:] * sm[srv] / cs
-        return R, np.arange(0, 3 * R + 1, 3, dtype=np.int32), idx.ravel(), val.ravel(), self.c[j0:] / cs
+        val[:, 0], val[:, 1], val[:, 2] = 1.0, -self.bc[j] * sl[srv] / cs, -self.xc[j] * sm[srv] / cs
+        start = np.arange(0, 3 * R, 3, dtype=np.int32)
+        self._h.addRows(R, np.full(R, -highspy.kHighsInf), self.c[j] / cs, 3 * R, start, idx.ravel(), val.ravel())
+        self._rows = np.concatenate([self._rows, j])
 
     def solve(self, lam_lo, lam_hi, mu_lo, mu_hi, sl, sm):
         """LP in scaled multipliers λ = sl·λ', μ = sm·μ' (the raw λ can be ~1e-11: below LP tolerances).
-        The HiGHS model is kept and grown row by row (warm-started dual simplex; IPM_ROWS)."""
+        The HiGHS model is kept and grown row by row (warm-started dual simplex), by row generation."""
         D = self.D
         N, M = D.N, D.M
         lo = np.concatenate([lam_lo / sl, mu_lo / sm])
         hi = np.concatenate([lam_hi / sl, mu_hi / sm])
-        if getattr(self, "_h", None) is not None and len(self.c) > max(PURGE_ROWS, 4 * self._kept):
+        if self._h is not None and self.c.size > ALL_ROWS and self._rows.size > max(PURGE_ROWS, 4 * self._kept):
             self.purge()
-        h = getattr(self, "_h", None)
-        ipm = False
-        if h is None or self._scale_key != (sl.tobytes(), sm.tobytes()):
-            has = np.bincount(self.user, minlength=N) > 0
+        if self._h is None or self._scale_key != (sl.tobytes(), sm.tobytes()):
             self._cs = max(float(np.mean(np.abs(self.c))), 1e-300)   # θ in units of a typical user cost
-            R, start, idx, val, up = self._rows(0, sl, sm)
             lp = highspy.HighsLp()
-            lp.num_col_, lp.num_row_ = N + 2 * M, R
+            lp.num_col_ = N + 2 * M
             lp.col_cost_ = np.concatenate([-np.ones(N), D.B * sl / self._cs, D.F * sm / self._cs])
-            lp.col_lower_ = np.concatenate([np.where(has, -INF, 0.0), lo])
-            lp.col_upper_ = np.concatenate([np.where(has, INF, 0.0), hi])
-            lp.row_lower_ = np.full(R, -highspy.kHighsInf)
-            lp.row_upper_ = up
-            lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-            lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = start, idx, val
+            lp.col_lower_ = np.concatenate([np.zeros(N), lo])
+            lp.col_upper_ = np.concatenate([np.zeros(N), hi])
             h = quiet.highs()
             h.setOptionValue("primal_feasibility_tolerance", 1e-10)
             h.setOptionValue("dual_feasibility_tolerance", 1e-10)
             h.passModel(lp)
-            self._h, self._scale_key, self._in_lp, self._has = h, (sl.tobytes(), sm.tobytes()), len(self.c), has
-            self._kept = len(self.c)
-        else:
-            if len(self.c) > self._in_lp:
-                R, start, idx, val, up = self._rows(self._in_lp, sl, sm)
-                # more new rows than old ones: the warm start is worth little, HiGHS' interior point (with
-                # crossover: a basic solution, exact zero duals for Master.purge) solves it faster
-                # (1000×50, 42k + 47k rows: 9.7 s dual simplex, 2.9 s IPM)
-                ipm = R > max(self._in_lp, IPM_ROWS)
-                h.addRows(R, np.full(R, -highspy.kHighsInf), up, 3 * R, start[:-1], idx, val)
-                self._in_lp = len(self.c)
-                has = np.bincount(self.user, minlength=N) > 0
-                newly = np.nonzero(has & ~self._has)[0]
-                if newly.size:
-                    h.changeColsBounds(newly.size, newly.astype(np.int32), np.full(newly.size, -INF), np.full(newly.size, INF))
-                self._has = has
-            cols = np.arange(N, N + 2 * M, dtype=np.int32)
-            h.changeColsBounds(2 * M, cols, lo, hi)
-        if ipm:
-            h.setOptionValue("solver", "ipm")
-        h.run()
-        if ipm:
-            h.setOptionValue("solver", "choose")
-        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            self._h = None
-            return None
-        s = h.getSolution()
-        col = np.asarray(s.col_value)
-        w = self._w = -np.asarray(s.row_dual)
-        return {"lam": col[N:N + M] * sl, "mu": col[N + M:] * sm, "ub": -h.getInfo().objective_function_value * self._cs,
-                "weights": w, "user": self.user, "srv": self.srv, "k": self.k}
+            rows, self._rows = self._rows, np.zeros(0, int)
+            self._h, self._scale_key, self._has = h, (sl.tobytes(), sm.tobytes()), np.zeros(N, bool)
+            if rows.size:
+                self._add_rows(rows, sl, sm)
+            self._kept = self._rows.size
+        h = self._h
+        h.changeColsBounds(2 * M, np.arange(N, N + 2 * M, dtype=np.int32), lo, hi)
+        if self.c.size <= ALL_ROWS:
+            # a small pool goes into the LP whole (no separation): row generation reaches the same LP
+            # value but can end at another maximiser of a flat dual, and the MILP's cuts sit at those
+            # prices (200×20 seed 0: 48.5 vs 15.5 s of CPU to certify, docs/exact.md §5 session 8)
+            new = np.setdiff1d(np.arange(self.c.size), self._rows)
+            if new.size:
+                self._add_rows(new, sl, sm)
+        # every user with a cut has a row (its θ bounded): its cut lowest at the box's centre
+        has = np.bincount(self.user, minlength=N) > 0
+        missing = np.nonzero(has & (np.bincount(self.user[self._rows], minlength=N) == 0))[0]
+        if missing.size:
+            self._add_rows(self._lowest(missing, (lam_lo + lam_hi) / 2, (mu_lo + mu_hi) / 2), sl, sm)
+        newly = np.nonzero(has & ~self._has)[0]
+        if newly.size:
+            h.changeColsBounds(newly.size, newly.astype(np.int32), np.full(newly.size, -INF), np.full(newly.size, INF))
+            self._has = has
+        while True:
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                self._h = None
+                return None
+            col = np.asarray(h.getSolution().col_value)
+            lam, mu = col[N:N + M] * sl, col[N + M:] * sm
+            j = self._separate(col[:N], lam, mu)
+            if j.size == 0:
+                break
+            self._add_rows(j, sl, sm)
+        w = self._w = -np.asarray(h.getSolution().row_dual)
+        r = self._rows
+        return {"lam": lam, "mu": mu, "ub": -h.getInfo().objective_function_value * self._cs,
+                "weights": w, "user": self.user[r], "srv": self.srv[r], "k": self.k[r]}
 
 
 def _scales(v):
