@@ -19,6 +19,10 @@ step's own bound. The next level is the middle of the bracket [bound, incumbent]
 step, and 1/16 of the previous share below the incumbent after an infeasible one (the incumbent is
 then often optimal, and only a proof just below it closes the gap). Status ``optimal`` when
 incumbent − bound ≤ the tolerance.
+
+Each cut also caps the server's user count (``most_users``); a level whose MILP runs out of its budget is
+retried once with the prices that cap the counts most (``count_prices``), then left open while the levels
+below it are proven; every new incumbent is polished by the local search of minmax_local.py (§8.8).
 """
 
 from __future__ import annotations
@@ -30,13 +34,31 @@ import numpy as np
 from mecsplit import quiet
 
 from .bnb import Gap
+from .minmax_local import polish
 from .subproblems import SAFETY, rate
 from .timing import Timing
+
+#: share of the time left that each local search on a new incumbent may take (minmax_local.py)
+POLISH_SHARE = 0.2
+#: share of the time left that one level's HiGHS runs may take before the level is left open (run())
+LEVEL_SHARE = 0.25
+#: a retreat below an open level closer than this (relative) to the bound gains nothing: retry the open level
+RETREAT_MIN = 1e-4
 
 try:
     import highspy
 except ImportError:  # pragma: no cover - declared dependency
     highspy = None
+
+
+def most_users(share, users, N):
+    """The most users one server can hold at a level, from one feasibility cut Σ_o x_o share_o ≤ 1 over its
+    options (``share`` = R_o / right-hand side, ``users`` the option's user): a set meeting the level
+    satisfies the cut, so the sum of its users' cheapest shares is ≤ 1, and so is the sum of the |S| cheapest
+    users' cheapest shares (docs/exact.md §8.8)."""
+    cheapest = np.full(N, np.inf)
+    np.minimum.at(cheapest, users, share)
+    return int(np.count_nonzero(np.cumsum(np.sort(cheapest)) <= 1.0 + SAFETY))
 
 
 class MinMax(Gap):
@@ -51,8 +73,10 @@ class MinMax(Gap):
         self.lb = -np.inf
         self.infeasible = None
         self.max_rounds = max_rounds
+        self.level_end = np.inf      # perf_counter time at which the current level's HiGHS runs stop (run())
         self.prices = [set() for _ in range(D.M)]     # (λ, π) of the price triples (λ, 1, π) cut at, per server
-        self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0}
+        self.stats = {"levels": [], "milp_solves": 0, "lp_solves": 0, "cuts": 0, "makespan_solves": 0, "checks": 0,
+                      "count_rows": 0}
 
     # -- incumbents -------------------------------------------------------------------------------------
     def offer(self, server, k):
@@ -120,6 +144,8 @@ class MinMax(Gap):
         md = np.where(D.possible, tm.min_delay(rows[:, None, None], np.arange(M)[None, :, None],
                                                np.arange(D.K)[None, None, :]), np.inf)
         self.min_delay = md
+        # every user alone with a whole server: no level below the largest of these is feasible
+        self.alone = float(np.max(np.min(md, axis=(1, 2))))
         best_k = np.argmin(md, axis=2)                                    # (N, M)
         vnm = np.min(md, axis=2)
         # greedy by load: users in order of their best alone-delay, each to the server whose load
@@ -136,14 +162,45 @@ class MinMax(Gap):
         if D.eq_f and np.any(cnt == 0):
             server = np.arange(N) % M
         self.offer(server, best_k[rows, server])
+        self.polish()
+
+    def polish(self):
+        """Local search on the incumbent (minmax_local.py), within a share of the time left. Not with
+        compression (compression.py): there the distortion budget couples the users' keep ratios."""
+        if not self.D.compression and self.ub - self.alone > self.tol():     # else nothing to gain
+            polish(self, POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
     def best_prices(self, m, P, w):
         """Prices (λ, π) with a large dual value Σ_o w_o R_o(λ, 1, π; T) − λB_m − π slot of weights w (a
-        fractional point of the level LP, options prepared in P): a log grid (e^±6) around the median of
-        the server's seen prices (else F/B, F/slot), zoomed in four times. The dual value is concave in
-        (λ, π) (each R_o is a minimum of functions linear in the prices), but any prices give a valid cut
-        (§8.4), so the search need not be exact. Returns (λ, π, dual value − F_m)."""
+        fractional point of the level LP, options prepared in P). The dual value is concave in (λ, π) (each
+        R_o is a minimum of functions linear in the prices), but any prices give a valid cut (§8.4), so the
+        search (``price_search``) need not be exact. Returns (λ, π, dual value − F_m)."""
+        D = self.D
+        slot = D.slot if D.three else 0.0
+        return self.price_search(m, P, lambda v, L, Pi: v @ w - L * D.B[m] - Pi * slot - D.F[m])
+
+    def count_prices(self, m, P, users, c):
+        """Prices (λ, π) at which the c cheapest users' shares of server m's cut (R_o / (λB_m + F_m + π slot),
+        each user at its cheapest option of P) sum the most: above 1, the cut at them caps the server at
+        fewer than c users (``most_users``). The sum of the c smallest of concave functions is concave, so
+        ``price_search`` suits it. Returns (λ, π, that sum)."""
+        D = self.D
+        slot = D.slot if D.three else 0.0
+        N = D.N
+
+        def score(v, L, Pi):
+            share = v / (L * D.B[m] + D.F[m] + Pi * slot)[:, None]
+            cheapest = np.full((L.size, N), np.inf)
+            np.minimum.at(cheapest, (np.repeat(np.arange(L.size), users.size), np.tile(users, L.size)), share.ravel())
+            return np.sort(cheapest, axis=1)[:, :c].sum(axis=1)
+
+        return self.price_search(m, P, score)
+
+    def price_search(self, m, P, score):
+        """argmax over prices (λ, 1, π) of ``score(R (G, n), λ (G,), π (G,))`` (R_o of server m's options
+        prepared in P at G price pairs): a log grid of 9 (×9 with π) points over e^±6 around the median of the
+        server's seen prices (else F/B, F/slot), zoomed in four times. Returns (λ, π, score)."""
         D = self.D
         slot = D.slot if D.three else 0.0
         seen = self.prices[m]
@@ -151,15 +208,16 @@ class MinMax(Gap):
                        for i, cap in ((0, D.B[m]), (1, max(slot, 1e-9))))
         span = 6.0
         best = (0.0, 0.0, -np.inf)
+        n = P["T"].size
         for _ in range(4):
             gl = lam_c * np.exp(np.linspace(-span, span, 9))
             gp = pi_c * np.exp(np.linspace(-span, span, 9)) if D.three else np.zeros(1)
             L, Pi = (g.ravel() for g in np.meshgrid(gl, gp, indexing="ij"))
-            G, n = L.size, w.size
-            Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == w.shape else v for key, v in P.items()}
+            G = L.size
+            Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == (n,) else v for key, v in P.items()}
             v = self.tm.price(None, None, None, None, np.repeat(L, n), 1.0, np.repeat(Pi, n), prep=Pt)[0]
             with np.errstate(invalid="ignore"):
-                val = (v.reshape(G, n) @ w) - L * D.B[m] - Pi * slot - D.F[m]
+                val = score(v.reshape(G, n), L, Pi)
             i = int(np.nanargmax(val))
             if val[i] > best[2]:
                 best = (float(L[i]), float(Pi[i]), float(val[i]))
@@ -170,7 +228,7 @@ class MinMax(Gap):
     def run_highs(self, h, counter):
         """Run ``h`` within the time left (counted in ``stats[counter]``): "infeasible", "optimal", or
         "limit" (out of time before or during the run, or any other HiGHS status)."""
-        left = self.deadline - self.clock()
+        left = min(self.deadline, self.level_end) - self.clock()
         if left <= 0:
             return "limit"
         h.setOptionValue("time_limit", float(max(left, 0.01)))
@@ -202,9 +260,10 @@ class MinMax(Gap):
         """Rows (and column costs) a subclass adds to the level MILP over options (on, om, ok)
         (compression.py: the distortion budget)."""
 
-    def level_feasible(self, T):
+    def level_feasible(self, T, strong=False):
         """Is there an assignment meeting level T? Returns ("infeasible", None) with a proof (the MILP),
-        ("feasible", value) after offering the assignment found, or ("limit", None)."""
+        ("feasible", value) after offering the assignment found, or ("limit", None). ``strong``: search
+        the prices of the user-count caps before the MILP (``count_prices``)."""
         D, tm = self.D, self.tm
         N, M = D.N, D.M
         levels = np.minimum(T, D.deadline_s)                                       # (N,)
@@ -228,6 +287,7 @@ class MinMax(Gap):
         self.extra_rows(h, on, om, ok)
         P = tm.prepare(on, om, ok, levels[on])
         cut_keys = set()
+        card = np.array([min(N, D.user_cap[m]) for m in range(M)], dtype=float)   # the user count caps so far
 
         slot = D.slot if D.three else 0.0
 
@@ -244,6 +304,13 @@ class MinMax(Gap):
             v = (v - SAFETY * np.abs(v)) / rhs
             h.addRow(-highspy.kHighsInf, 1.0 + SAFETY, sel.size, sel, v)
             self.stats["cuts"] += 1
+            # the same row caps the server's user count: a set meeting T has Σ R_o ≤ rhs, and Σ R_o is at
+            # least the sum of its users' cheapest options, so at least the |S| cheapest users' sum (§8.8)
+            c = most_users(v, on[sel], N)
+            if c < card[m]:
+                card[m] = c
+                h.addRow(-highspy.kHighsInf, float(c), sel.size, sel, np.ones(sel.size))
+                self.stats["count_rows"] += 1
             return 1
 
         for m in range(M):     # the pure directions and every price seen on this server (the LP rounds add more)
@@ -267,6 +334,21 @@ class MinMax(Gap):
 
         if self.lp_rounds(h, nx, separate):
             return "infeasible", None
+        # a level retried after its MILP ran out of budget (run()): before the MILP, the prices that cap each
+        # server's user count most (most_users; a few seconds at 20×4), then the LP again
+        lowered = False
+        for m in range(M if strong else 0):
+            Pm = {kk: vv[by_m[m]] for kk, vv in P.items()}
+            for _ in range(3):
+                c = int(card[m])
+                if c == 0 or by_m[m].size == 0 or self.clock() > min(self.deadline, self.level_end):
+                    break
+                lam, pi, val = self.count_prices(m, Pm, on[by_m[m]], c)
+                if val <= 1.0 + 1e-9 or not add_cut(m, lam, 1.0, pi) or card[m] >= c:
+                    break
+                lowered = True
+        if lowered and self.lp_rounds(h, nx, separate):
+            return "infeasible", None
         for _ in range(self.max_rounds):
             st = self.run_highs(h, "milp_solves")
             if st != "optimal":
@@ -280,7 +362,9 @@ class MinMax(Gap):
             ex, lam, pi = tm.check(server, k, levels, lam0=warm[0], pi0=warm[1], proof_only=True)[:3]
             bad = np.nonzero(ex > 1e-12 * D.F)[0]
             if bad.size == 0:
-                return "feasible", self.offer(server, k)
+                value = self.offer(server, k)
+                self.polish()
+                return "feasible", value
             new = 0
             for m in bad:
                 self.prices[m].add((float(lam[m]), float(pi[m])))
@@ -299,8 +383,7 @@ class MinMax(Gap):
                                "be met even with a whole server's resources")
             return None, np.inf, "infeasible"
         self.start(warm)
-        # every user alone with a whole server: no level below the largest of these is feasible
-        self.lb = float(np.max(np.min(np.where(D.possible, self.min_delay, np.inf), axis=(1, 2)))) * (1 - 1e-12)
+        self.lb = self.alone * (1 - 1e-12)
         self.tracer.bound(min(self.lb, self.ub))
         status = "optimal"
         if self.inc is None:       # only deadlines can make every start infeasible: find any point first
@@ -312,12 +395,26 @@ class MinMax(Gap):
             if st == "limit":
                 return None, self.lb, "time_limit"
         q = 0.5          # the next level sits at a share q of the bracket below the incumbent
+        fail = np.inf    # the lowest level left open within its budget: the next ones go below it
+        retreat = not D.compression      # (compression.py keeps one level until the time is out)
+        retry = None     # a level left open once: tried again with the count caps' prices searched
         while self.ub - self.lb > self.tol():
             if self.clock() > self.deadline:
                 status = "time_limit"
                 break
             T = self.ub - max(0.5 * self.tol(), q * (self.ub - self.lb))
-            st, val = self.level_feasible(T)
+            budget = LEVEL_SHARE * (self.deadline - self.t0)
+            strong = retry is not None
+            if strong:
+                T, retry = retry, None
+            elif fail <= T:
+                T = self.lb + 0.5 * (fail - self.lb)
+                if T - self.lb <= RETREAT_MIN * self.ub:    # nothing left to gain below: the open level
+                    T, budget, strong = fail, np.inf, True  # again, with all the time left
+            if retreat:
+                self.level_end = self.clock() + budget
+            st, val = self.level_feasible(T, strong=True) if strong else self.level_feasible(T)
+            self.level_end = np.inf
             self.stats["levels"].append((T, st))
             if self.log:
                 self.log(f"level {T:.12g}: {st}; bound {self.lb:.12g} incumbent {self.ub:.12g}")
@@ -328,8 +425,19 @@ class MinMax(Gap):
                 q /= 16.0
             elif st == "feasible":
                 q = 0.5
+            elif self.clock() >= self.deadline:
+                status = "time_limit"
+                break
+            elif retreat and np.isfinite(budget):
+                # the level is open (out of its budget): the levels between it and the bound are easier to
+                # prove (the LP alone proves those far below), so the bound still rises in the time left;
+                # first it is tried once more with the count caps' prices searched (strong)
+                if strong:
+                    fail = T
+                else:
+                    retry = T
             else:
-                status = "time_limit" if self.clock() >= self.deadline else "stalled"
+                status = "stalled"
                 break
             self.tracer.iteration()
         gap_ok = self.ub - self.lb <= self.tol() * (1 + 1e-9)
