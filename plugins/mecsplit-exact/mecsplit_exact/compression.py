@@ -49,6 +49,8 @@ try:
 except ImportError:  # pragma: no cover - declared dependency
     highspy = None
 
+PRESOLVE_MAX_OPTIONS = 2000   # level MILPs over more options than this run without HiGHS' presolve (level_milp)
+
 
 class Pieces:
     first_pieces = 8      # equal pieces of [ρ_min, ρ_eq] at the start
@@ -189,9 +191,8 @@ class CompressionMinMax(MinMax):
     """minmax.MinMax over options (server, split, ρ piece) with the chord relaxation of the module
     docstring: its own level MILP (x, y), real points from t, pieces split where the chord is not met."""
 
-    # the cut over x alone at an integer point that fails its chord check: off — with the level MILPs'
-    # presolve off it certified sft 20×1 seed 1 but made 20×1 seed 0 ~2× slower (docs/exact.md §9)
-    assignment_cuts = False
+    # the cut over x alone at an integer point that fails its chord check (with presolve; docs §9)
+    assignment_cuts = True
 
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
         self.base, self.pc = extreme_splits(D), D.pieces
@@ -302,10 +303,11 @@ class CompressionMinMax(MinMax):
             return Sa[sel] ** (1 - t) * Sb[sel] ** t
 
         h = quiet.highs()
-        # presolve off: on sft-2025 50×10 HiGHS 1.16's presolve (probing and what follows it) ignores
-        # time_limit — a level MILP with 26 s left ran 65 s in presolve, where feasibility jump without it
-        # answers in 1 s (docs/exact.md §8.7)
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9), ("presolve", "off")):
+        # presolve only on small level MILPs: on sft-2025 50×10 (4,140 options) HiGHS 1.16's presolve
+        # (probing and what follows it) ignores time_limit — a level MILP with 26 s left ran 65 s in
+        # presolve, where feasibility jump without it answers in 1 s; on small ones it pays (docs §8.7)
+        presolve = "on" if nx <= PRESOLVE_MAX_OPTIONS else "off"
+        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9), ("presolve", presolve)):
             h.setOptionValue(o, v)
         h.addVars(nx, np.zeros(nx), np.ones(nx))
         h.addVars(nx, np.zeros(nx), tmax)                        # y_o = t_o x_o
