@@ -40,7 +40,7 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .minmax import MinMax
+from .minmax import MinMax, zoom_max
 from .subproblems import LN2, SAFETY, rate
 from .timing import Timing
 
@@ -516,22 +516,14 @@ class CompressionMinMax(MinMax):
         D = self.D
         m = int(O["om"][sel[0]])
         c0, _ = self.least_cost(O, sel, 0.0, 0.0)
-        best = (0.0, 0.0, float(np.sum(c0)))
-        ell_c, span = lam_c / mu_c, 6.0      # ℓ = λ/μ: the server's bandwidth price in GHz/MHz
-        for _ in range(4):
-            gl = ell_c * np.exp(np.linspace(-span, span, 7))
-            gm = mu_c * np.exp(np.linspace(-span, span, 7))
-            L, Mu = (g.ravel() for g in np.meshgrid(gl, gm, indexing="ij"))
-            G, n = L.size, sel.size
-            c, _ = self.least_cost(O, np.tile(sel, G), np.repeat(L * Mu, n), np.repeat(Mu, n), iters=10)
-            with np.errstate(invalid="ignore"):
-                q = c.reshape(G, n).sum(axis=1) - Mu * (L * D.B[m] + D.F[m])
-            i = int(np.nanargmax(q))
-            if q[i] > best[2]:
-                best = (float(L[i] * Mu[i]), float(Mu[i]), float(q[i]))
-                ell_c, mu_c = float(L[i]), float(Mu[i])
-            span /= 3.0
-        return best
+        n = sel.size
+
+        def q(L, Mu):      # ℓ = λ/μ: the server's bandwidth price in GHz/MHz
+            c, _ = self.least_cost(O, np.tile(sel, L.size), np.repeat(L * Mu, n), np.repeat(Mu, n), iters=10)
+            return c.reshape(L.size, n).sum(axis=1) - Mu * (L * D.B[m] + D.F[m])
+
+        (ell, mu), val = zoom_max(q, (lam_c / mu_c, mu_c), points=7, shrink=3.0, floor=float(np.sum(c0)))
+        return (0.0, 0.0, val) if ell is None else (ell * mu, mu, val)
 
     def assignment_cut(self, O, xs, lam):
         """The cut over x alone at the integer point whose options are ``xs`` (a row (indices, coefficients)

@@ -61,6 +61,27 @@ def most_users(share, users, N):
     return int(np.count_nonzero(np.cumsum(np.sort(cheapest)) <= 1.0 + SAFETY))
 
 
+def zoom_max(score, center, points, shrink, floor=-np.inf, rounds=4, span=6.0):
+    """Maximise ``score(x, y)`` (arrays of grid points → values) over a log grid of ``points`` per axis
+    spanning e^±span around ``center`` = (x_c, y_c) (an axis centred at 0 stays 0), recentred on the best
+    point so far and narrowed ``shrink``× in each of ``rounds`` rounds: for the concave duals of the cut
+    prices, where any point gives a valid cut, so the search need not be exact. Returns ((x, y), value) of
+    the best point above ``floor``, or ((None, None), floor)."""
+    best, val_best = (None, None), floor
+    xc, yc = center
+    for _ in range(rounds):
+        axes = [c * np.exp(np.linspace(-span, span, points)) if c else np.zeros(1) for c in (xc, yc)]
+        X, Y = (g.ravel() for g in np.meshgrid(*axes, indexing="ij"))
+        with np.errstate(invalid="ignore"):
+            val = score(X, Y)
+        i = int(np.nanargmax(val))
+        if val[i] > val_best:
+            best, val_best = (float(X[i]), float(Y[i])), float(val[i])
+            xc, yc = best
+        span /= shrink
+    return best, val_best
+
+
 class MinMax(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_rounds=200):
         self.D, self.tracer, self.log = D, tracer, log
@@ -199,31 +220,23 @@ class MinMax(Gap):
 
     def price_search(self, m, P, score):
         """argmax over prices (λ, 1, π) of ``score(R (G, n), λ (G,), π (G,))`` (R_o of server m's options
-        prepared in P at G price pairs): a log grid of 9 (×9 with π) points over e^±6 around the median of the
-        server's seen prices (else F/B, F/slot), zoomed in four times. Returns (λ, π, score)."""
+        prepared in P at G price pairs): ``zoom_max`` with 9 points per axis, around the median of the
+        server's seen prices (else F/B, F/slot). Returns (λ, π, score)."""
         D = self.D
         slot = D.slot if D.three else 0.0
         seen = self.prices[m]
         lam_c, pi_c = ((float(np.median([p[i] for p in seen])) if seen else D.F[m] / cap) or D.F[m] / cap
                        for i, cap in ((0, D.B[m]), (1, max(slot, 1e-9))))
-        span = 6.0
-        best = (0.0, 0.0, -np.inf)
         n = P["T"].size
-        for _ in range(4):
-            gl = lam_c * np.exp(np.linspace(-span, span, 9))
-            gp = pi_c * np.exp(np.linspace(-span, span, 9)) if D.three else np.zeros(1)
-            L, Pi = (g.ravel() for g in np.meshgrid(gl, gp, indexing="ij"))
+
+        def at(L, Pi):
             G = L.size
             Pt = {key: np.tile(v, G) if isinstance(v, np.ndarray) and v.shape == (n,) else v for key, v in P.items()}
             v = self.tm.price(None, None, None, None, np.repeat(L, n), 1.0, np.repeat(Pi, n), prep=Pt)[0]
-            with np.errstate(invalid="ignore"):
-                val = score(v.reshape(G, n), L, Pi)
-            i = int(np.nanargmax(val))
-            if val[i] > best[2]:
-                best = (float(L[i]), float(Pi[i]), float(val[i]))
-            lam_c, pi_c = best[0], (best[1] if D.three else 0.0)
-            span /= 4.0
-        return best
+            return score(v.reshape(G, n), L, Pi)
+
+        (lam, pi), val = zoom_max(at, (lam_c, pi_c if D.three else 0.0), points=9, shrink=4.0)
+        return (0.0, 0.0, -np.inf) if lam is None else (lam, pi, val)
 
     def run_highs(self, h, counter):
         """Run ``h`` within the time left (counted in ``stats[counter]``): "infeasible", "optimal", or
