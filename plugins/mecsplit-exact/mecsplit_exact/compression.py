@@ -40,7 +40,8 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .minmax import MinMax, zoom_max
+from .minmax import POLISH_SHARE, MinMax, zoom_max
+from .minmax_local import candidates
 from .subproblems import LN2, SAFETY, rate
 from .timing import Timing
 
@@ -241,6 +242,91 @@ class CompressionMinMax(MinMax):
         return {"server": r["server"].tolist(), "alpha": r["alpha"].tolist(), "f_GHz": D.f_max.tolist(),
                 "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist(), "rho": r["rho"].tolist()}
 
+    def polish(self, max_checks=8):
+        """Local search on the incumbent with its keep ratios fixed per user (minmax_local.py's moves off the
+        bottleneck server, uploads S_n(ρ_n) carried by each user), plus **ρ swaps**: a user n on the bottleneck
+        server exchanges ρ with a user n' elsewhere whose ρ gives n a smaller upload. δ is the same function of
+        ρ for every user, so a swap keeps Σδ exactly and the budget stays met. Screened as minmax_local.py does
+        (E_m, the dual value at the incumbent's prices, a lower bound on a set's excess: > 0 proves the move
+        cannot meet the target), then checked exactly (Timing.check) and offered (exact makespan). Only the
+        incumbent depends on this; every accepted point is verified as every incumbent."""
+        if self.inc is None or self.ub - self.alone <= self.tol():
+            return 0
+        D, tm = self.D, self.tm
+        end = min(self.deadline, self.clock() + POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
+        rows = np.arange(D.N)
+        moves = 0
+        while self.clock() < end and self.ub - self.alone > self.tol():
+            inc = self.inc
+            obj, server, kv, rho = inc["obj"], inc["server"], inc["k"], np.asarray(inc["rho"], float)
+            s = self.upload(rho)
+            tm.s, tm.fixed = s, True
+            try:
+                found = candidates(self)
+                if found is None:
+                    break
+                T, ms, cands = found
+                levels = np.minimum(T, D.deadline_s)
+                cands = [(sc, s2, k2, touched, rho) for sc, s2, k2, touched in cands] + self.rho_swaps(T, ms, levels, s)
+                cands.sort(key=lambda c: c[0])
+                improved = False
+                for _, s2, k2, touched, r2 in cands[:max_checks]:
+                    if self.clock() >= end:
+                        break
+                    tm.s, tm.fixed = self.upload(r2), True
+                    ex = tm.check(s2, k2, levels, only=touched, proof_only=True)[0]
+                    if np.all(ex[touched] <= 1e-12 * D.F[touched]) and self.offer(s2, k2, r2) < obj:
+                        moves += 1
+                        improved = True
+                        break
+                if not improved:
+                    break
+            finally:
+                tm.fixed = False
+        self.stats["local_moves"] = self.stats.get("local_moves", 0) + moves
+        return moves
+
+    def rho_swaps(self, T, ms, levels, s):
+        """The screened ρ-swap moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed
+        on ``self.tm``): [(score, server, kv, touched servers, ρ)], score = the largest E / F after the swap
+        (kept only when ≤ 0)."""
+        D, tm, inc = self.D, self.tm, self.inc
+        server, kv, rho = inc["server"], inc["k"], np.asarray(inc["rho"], float)
+        lam, pi = inc["lam"], inc["pi"]
+        rows = np.arange(D.N)
+        slot = D.slot if D.three else 0.0
+        Rcur = tm.price(rows, server, kv, levels, lam[server], 1.0, pi[server])[0]
+        if not np.all(np.isfinite(Rcur[server != ms])):
+            return []
+        E = np.bincount(server, weights=np.where(np.isfinite(Rcur), Rcur, 0.0), minlength=D.M) - lam * D.B - pi * slot - D.F
+        hot = np.nonzero(server == ms)[0]
+        cold = np.nonzero(server != ms)[0]
+        n1, n2 = np.repeat(hot, cold.size), np.tile(cold, hot.size)
+        S_all = self.pc.size_Mbit(rho[:, None])          # (N, N): S_all[i, n] = S_n(ρ_i)
+        f = 1.0 if self.pc.delay else 0.0
+        s1, s2_ = S_all[n2, n1] * f, S_all[n1, n2] * f    # n1 takes ρ_n2, n2 takes ρ_n1
+        keep = s1 < s[n1] * (1 - 1e-9)
+        n1, n2, s1, s2_ = n1[keep], n2[keep], s1[keep], s2_[keep]
+        if n1.size == 0:
+            return []
+        tm.opt_s = np.concatenate([s1, s2_])
+        try:
+            nn = np.concatenate([n1, n2])
+            R = tm.price(nn, server[nn], kv[nn], levels[nn], lam[server[nn]], 1.0, pi[server[nn]])[0]
+        finally:
+            tm.opt_s = None
+        R1, R2 = R[:n1.size], R[n1.size:]
+        base = E[ms] - np.where(np.isfinite(Rcur[n1]), Rcur[n1], np.inf) + R1
+        m2 = server[n2]
+        other = E[m2] - Rcur[n2] + R2
+        score = np.maximum(base / D.F[ms], other / D.F[m2])
+        out = []
+        for i in np.nonzero(score <= 0)[0]:
+            r2 = rho.copy()
+            r2[n1[i]], r2[n2[i]] = rho[n2[i]], rho[n1[i]]
+            out.append((float(score[i]), server, kv, np.unique([ms, m2[i]]), r2))
+        return out
+
     def start(self, warm=None):
         if warm is not None and "rho" in warm:
             k0 = np.searchsorted(self.base.alphas, np.clip(np.rint(warm["alpha"]), self.base.alphas[0], self.base.alphas[-1]))
@@ -255,6 +341,8 @@ class CompressionMinMax(MinMax):
             st, val, sol = self.level_milp(T)
             if st != "split":
                 self.stats["refined_levels"] += int(refined)
+                if st == "feasible":
+                    self.polish()
                 return st, val
             if self.clock() > self.deadline or not self.refine(*sol):
                 return "limit", None
