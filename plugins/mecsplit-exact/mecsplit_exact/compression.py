@@ -249,12 +249,13 @@ class CompressionMinMax(MinMax):
         ρ for every user, so a swap keeps Σδ exactly and the budget stays met. Screened as minmax_local.py does
         (E_m, the dual value at the incumbent's prices, a lower bound on a set's excess: > 0 proves the move
         cannot meet the target), then checked exactly (Timing.check) and offered (exact makespan). Only the
-        incumbent depends on this; every accepted point is verified as every incumbent."""
-        if self.inc is None or self.ub - self.alone <= self.tol():
+        incumbent depends on this; every accepted point is verified as every incumbent. Not on one server:
+        there only split changes remain, and on sft-2025 20×1 they cost more in the levels' path than they
+        gained (seeds 0, 1: 61 / 85 s of CPU against 24 / 26; docs/exact.md §9)."""
+        if self.inc is None or self.D.M < 2 or self.ub - self.alone <= self.tol():
             return 0
         D, tm = self.D, self.tm
         end = min(self.deadline, self.clock() + POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
-        rows = np.arange(D.N)
         moves = 0
         while self.clock() < end and self.ub - self.alone > self.tol():
             inc = self.inc
@@ -286,10 +287,10 @@ class CompressionMinMax(MinMax):
         self.stats["local_moves"] = self.stats.get("local_moves", 0) + moves
         return moves
 
-    def rho_swaps(self, T, ms, levels, s):
-        """The screened ρ-swap moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed
-        on ``self.tm``): [(score, server, kv, touched servers, ρ)], score = the largest E / F after the swap
-        (kept only when ≤ 0)."""
+    def rho_swaps(self, T, ms, levels, s, screen=True):
+        """The ρ-swap moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed on
+        ``self.tm``): [(score, server, kv, touched servers, ρ)], score = the largest E / F of the two touched
+        servers after the swap (> 0: proven unable to meet T, dropped unless ``screen`` is False)."""
         D, tm, inc = self.D, self.tm, self.inc
         server, kv, rho = inc["server"], inc["k"], np.asarray(inc["rho"], float)
         lam, pi = inc["lam"], inc["pi"]
@@ -298,7 +299,9 @@ class CompressionMinMax(MinMax):
         Rcur = tm.price(rows, server, kv, levels, lam[server], 1.0, pi[server])[0]
         if not np.all(np.isfinite(Rcur[server != ms])):
             return []
-        E = np.bincount(server, weights=np.where(np.isfinite(Rcur), Rcur, 0.0), minlength=D.M) - lam * D.B - pi * slot - D.F
+        miss = ~np.isfinite(Rcur)       # options on ms that cannot meet T at all: only n's own may be among them
+        Rfin = np.where(miss, 0.0, Rcur)
+        E = np.bincount(server, weights=Rfin, minlength=D.M) - lam * D.B - pi * slot - D.F
         hot = np.nonzero(server == ms)[0]
         cold = np.nonzero(server != ms)[0]
         n1, n2 = np.repeat(hot, cold.size), np.tile(cold, hot.size)
@@ -316,12 +319,13 @@ class CompressionMinMax(MinMax):
         finally:
             tm.opt_s = None
         R1, R2 = R[:n1.size], R[n1.size:]
-        base = E[ms] - np.where(np.isfinite(Rcur[n1]), Rcur[n1], np.inf) + R1
+        alone_miss = (np.count_nonzero(miss) == 0) | ((np.count_nonzero(miss) == 1) & miss[n1])
+        base = np.where(alone_miss, E[ms] - Rfin[n1] + R1, np.inf)
         m2 = server[n2]
         other = E[m2] - Rcur[n2] + R2
         score = np.maximum(base / D.F[ms], other / D.F[m2])
         out = []
-        for i in np.nonzero(score <= 0)[0]:
+        for i in np.nonzero((score <= 0) | (not screen and np.isfinite(score)))[0]:
             r2 = rho.copy()
             r2[n1[i]], r2[n2[i]] = rho[n2[i]], rho[n1[i]]
             out.append((float(score[i]), server, kv, np.unique([ms, m2[i]]), r2))
