@@ -244,9 +244,9 @@ class CompressionMinMax(MinMax):
 
     def polish(self, max_checks=8):
         """Local search on the incumbent with its keep ratios fixed per user (minmax_local.py's moves off the
-        bottleneck server, uploads S_n(ρ_n) carried by each user), plus **ρ swaps**: a user n on the bottleneck
-        server exchanges ρ with a user n' elsewhere whose ρ gives n a smaller upload. δ is the same function of
-        ρ for every user, so a swap keeps Σδ exactly and the budget stays met. Screened as minmax_local.py does
+        bottleneck server, uploads S_n(ρ_n) carried by each user), plus **ρ exchanges**: a user n on the
+        bottleneck server gives part of its ρ (or all: a swap) to a user n' elsewhere, so that n's upload falls.
+        δ is the same affine function of ρ for every user, so Σρ kept is Σδ kept: the budget stays met. Screened as minmax_local.py does
         (E_m, the dual value at the incumbent's prices, a lower bound on a set's excess: > 0 proves the move
         cannot meet the target), then checked exactly (Timing.check) and offered (exact makespan). Only the
         incumbent depends on this; every accepted point is verified as every incumbent. Not on one server:
@@ -268,7 +268,7 @@ class CompressionMinMax(MinMax):
                     break
                 T, ms, cands = found
                 levels = np.minimum(T, D.deadline_s)
-                cands = [(sc, s2, k2, touched, rho) for sc, s2, k2, touched in cands] + self.rho_swaps(T, ms, levels, s)
+                cands = [(sc, s2, k2, touched, rho) for sc, s2, k2, touched in cands] + self.rho_exchanges(T, ms, levels, s)
                 cands.sort(key=lambda c: c[0])
                 improved = False
                 for _, s2, k2, touched, r2 in cands[:max_checks]:
@@ -287,11 +287,14 @@ class CompressionMinMax(MinMax):
         self.stats["local_moves"] = self.stats.get("local_moves", 0) + moves
         return moves
 
-    def rho_swaps(self, T, ms, levels, s, screen=True):
-        """The ρ-swap moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed on
-        ``self.tm``): [(score, server, kv, touched servers, ρ)], score = the largest E / F of the two touched
-        servers after the swap (> 0: proven unable to meet T, dropped unless ``screen`` is False)."""
-        D, tm, inc = self.D, self.tm, self.inc
+    def rho_exchanges(self, T, ms, levels, s, screen=True, grid=16):
+        """The ρ-exchange moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed on
+        ``self.tm``): a user n on ms and a user n' elsewhere take ρ_n − Δ and ρ_n' + Δ (Σρ kept, so Σδ too:
+        δ(ρ) = 1 − (1 − ε_q)ρ for every user), among them the swap (ρ_n', ρ_n); Δ on a grid of the range that
+        keeps both in [ρ_min, ρ_max], only where n's upload falls. Per pair the Δ with the best score,
+        score = the largest E / F of the two touched servers after the move (> 0: proven unable to meet T,
+        dropped unless ``screen`` is False). Returns [(score, server, kv, touched servers, ρ)]."""
+        D, tm, inc, pc = self.D, self.tm, self.inc, self.pc
         server, kv, rho = inc["server"], inc["k"], np.asarray(inc["rho"], float)
         lam, pi = inc["lam"], inc["pi"]
         rows = np.arange(D.N)
@@ -302,33 +305,43 @@ class CompressionMinMax(MinMax):
         miss = ~np.isfinite(Rcur)       # options on ms that cannot meet T at all: only n's own may be among them
         Rfin = np.where(miss, 0.0, Rcur)
         E = np.bincount(server, weights=Rfin, minlength=D.M) - lam * D.B - pi * slot - D.F
-        hot = np.nonzero(server == ms)[0]
-        cold = np.nonzero(server != ms)[0]
+        hot, cold = np.nonzero(server == ms)[0], np.nonzero(server != ms)[0]
         n1, n2 = np.repeat(hot, cold.size), np.tile(cold, hot.size)
-        S_all = self.pc.size_Mbit(rho[:, None])          # (N, N): S_all[i, n] = S_n(ρ_i)
-        f = 1.0 if self.pc.delay else 0.0
-        s1, s2_ = S_all[n2, n1] * f, S_all[n1, n2] * f    # n1 takes ρ_n2, n2 takes ρ_n1
-        keep = s1 < s[n1] * (1 - 1e-9)
-        n1, n2, s1, s2_ = n1[keep], n2[keep], s1[keep], s2_[keep]
-        if n1.size == 0:
+        tot = rho[n1] + rho[n2]
+        lo, hi = np.maximum(pc.rmin, tot - pc.rmax), np.minimum(pc.rmax, tot - pc.rmin)
+        r1 = np.concatenate([lo[:, None] + np.linspace(0.0, 1.0, grid + 1)[None, :] * (hi - lo)[:, None],
+                             rho[n2][:, None]], axis=1)                     # (pairs, G): n's new ρ; the last: the swap
+        r1 = np.clip(r1, pc.rmin, pc.rmax)
+        r2 = np.clip(tot[:, None] - r1, pc.rmin, pc.rmax)
+        P, G = r1.shape
+        f = 1.0 if pc.delay else 0.0
+        N1, N2 = np.repeat(n1, G), np.repeat(n2, G)
+        s1 = pc.size_Mbit(r1.reshape(-1, 1))[np.arange(P * G), N1] * f
+        s2 = pc.size_Mbit(r2.reshape(-1, 1))[np.arange(P * G), N2] * f
+        keep = (s1 < s[N1] * (1 - 1e-9)) & (np.abs(r1.ravel() + r2.ravel() - np.repeat(tot, G)) <= 1e-12)
+        if not keep.any():
             return []
-        tm.opt_s = np.concatenate([s1, s2_])
+        idx = np.nonzero(keep)[0]
+        nn = np.concatenate([N1[idx], N2[idx]])
+        tm.opt_s = np.concatenate([s1[idx], s2[idx]])
         try:
-            nn = np.concatenate([n1, n2])
             R = tm.price(nn, server[nn], kv[nn], levels[nn], lam[server[nn]], 1.0, pi[server[nn]])[0]
         finally:
             tm.opt_s = None
-        R1, R2 = R[:n1.size], R[n1.size:]
-        alone_miss = (np.count_nonzero(miss) == 0) | ((np.count_nonzero(miss) == 1) & miss[n1])
-        base = np.where(alone_miss, E[ms] - Rfin[n1] + R1, np.inf)
-        m2 = server[n2]
-        other = E[m2] - Rcur[n2] + R2
-        score = np.maximum(base / D.F[ms], other / D.F[m2])
+        R1, R2 = R[:idx.size], R[idx.size:]
+        alone_miss = (np.count_nonzero(miss) == 0) | ((np.count_nonzero(miss) == 1) & miss[N1[idx]])
+        base = np.where(alone_miss, E[ms] - Rfin[N1[idx]] + R1, np.inf)
+        m2 = server[N2[idx]]
+        score = np.full(P * G, np.inf)
+        score[idx] = np.maximum(base / D.F[ms], (E[m2] - Rcur[N2[idx]] + R2) / D.F[m2])
+        best = np.argmin(score.reshape(P, G), axis=1)
         out = []
-        for i in np.nonzero((score <= 0) | (not screen and np.isfinite(score)))[0]:
-            r2 = rho.copy()
-            r2[n1[i]], r2[n2[i]] = rho[n2[i]], rho[n1[i]]
-            out.append((float(score[i]), server, kv, np.unique([ms, m2[i]]), r2))
+        for i in range(P):
+            sc = float(score[i * G + best[i]])
+            if sc <= 0 or (not screen and np.isfinite(sc)):
+                rr = rho.copy()
+                rr[n1[i]], rr[n2[i]] = r1[i, best[i]], r2[i, best[i]]
+                out.append((sc, server, kv, np.unique([ms, server[n2[i]]]), rr))
         return out
 
     def start(self, warm=None):
