@@ -30,6 +30,10 @@ A tangent removes an integer point only at its own t; an integer point that fail
 gets the **cut over the assignment alone** (``assignment_cut``, docs/exact.md §9): the servers' cuts plus
 the budget row (multiplier 1), each option's bracket bounded by c_o = min_t R_o(chord(t)) + δ_o(t), give
 Σ_o c_o x_o ≤ Σ_m (λ_m B_m + μ_m F_m) + N δ_max for every real point whatever its t.
+
+Incumbents (several servers): a local search that carries each user's ρ and exchanges ρ between users
+(``polish``: Σρ kept is Σδ kept), and a first level just above the bound no level needs (``probe_alone``),
+where the optimum of sft-2025 50×10 and 20×4 seed 0 lies (docs/exact.md §9).
 """
 
 from __future__ import annotations
