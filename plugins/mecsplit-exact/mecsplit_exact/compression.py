@@ -30,6 +30,10 @@ A tangent removes an integer point only at its own t; an integer point that fail
 gets the **cut over the assignment alone** (``assignment_cut``, docs/exact.md §9): the servers' cuts plus
 the budget row (multiplier 1), each option's bracket bounded by c_o = min_t R_o(chord(t)) + δ_o(t), give
 Σ_o c_o x_o ≤ Σ_m (λ_m B_m + μ_m F_m) + N δ_max for every real point whatever its t.
+
+Incumbents (several servers): a local search that carries each user's ρ and exchanges ρ between users
+(``polish``: Σρ kept is Σδ kept), and a first level just above the bound no level needs (``probe_alone``),
+where the optimum of sft-2025 50×10 and 20×4 seed 0 lies (docs/exact.md §9).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .minmax import MinMax, zoom_max
+from .minmax import LEVEL_SHARE, POLISH_SHARE, MinMax, zoom_max
+from .minmax_local import candidates
 from .subproblems import LN2, SAFETY, rate
 from .timing import Timing
 
@@ -193,6 +198,8 @@ class CompressionMinMax(MinMax):
 
     # the cut over x alone at an integer point that fails its chord check (with presolve; docs §9)
     assignment_cuts = True
+    # the first level's place above the alone bound (relative; probe_alone)
+    probe = 1e-5
 
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
         self.base, self.pc = extreme_splits(D), D.pieces
@@ -241,11 +248,134 @@ class CompressionMinMax(MinMax):
         return {"server": r["server"].tolist(), "alpha": r["alpha"].tolist(), "f_GHz": D.f_max.tolist(),
                 "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist(), "rho": r["rho"].tolist()}
 
+    def polish(self, max_checks=8):
+        """Local search on the incumbent with its keep ratios fixed per user (minmax_local.py's moves off the
+        bottleneck server, uploads S_n(ρ_n) carried by each user), plus **ρ exchanges**: a user n on the
+        bottleneck server gives part of its ρ (or all: a swap) to a user n' elsewhere, so that n's upload falls.
+        δ is the same affine function of ρ for every user, so Σρ kept is Σδ kept: the budget stays met. Screened as minmax_local.py does
+        (E_m, the dual value at the incumbent's prices, a lower bound on a set's excess: > 0 proves the move
+        cannot meet the target), then checked exactly (Timing.check) and offered (exact makespan). Only the
+        incumbent depends on this; every accepted point is verified as every incumbent. Not on one server:
+        there only split changes remain, and on sft-2025 20×1 they cost more in the levels' path than they
+        gained (seeds 0, 1: 61 / 85 s of CPU against 24 / 26; docs/exact.md §9)."""
+        if self.inc is None or self.D.M < 2 or self.ub - self.alone <= self.tol():
+            return 0
+        D, tm = self.D, self.tm
+        end = min(self.deadline, self.clock() + POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
+        moves = 0
+        while self.clock() < end and self.ub - self.alone > self.tol():
+            inc = self.inc
+            obj, server, kv, rho = inc["obj"], inc["server"], inc["k"], np.asarray(inc["rho"], float)
+            s = self.upload(rho)
+            tm.s, tm.fixed = s, True
+            try:
+                found = candidates(self)
+                if found is None:
+                    break
+                T, ms, cands = found
+                levels = np.minimum(T, D.deadline_s)
+                cands = [(sc, s2, k2, touched, rho) for sc, s2, k2, touched in cands] + self.rho_exchanges(T, ms, levels, s)
+                cands.sort(key=lambda c: c[0])
+                improved = False
+                for _, s2, k2, touched, r2 in cands[:max_checks]:
+                    if self.clock() >= end:
+                        break
+                    tm.s, tm.fixed = self.upload(r2), True
+                    ex = tm.check(s2, k2, levels, only=touched, proof_only=True)[0]
+                    if np.all(ex[touched] <= 1e-12 * D.F[touched]) and self.offer(s2, k2, r2) < obj:
+                        moves += 1
+                        improved = True
+                        break
+                if not improved:
+                    break
+            finally:
+                tm.fixed = False
+        self.stats["local_moves"] = self.stats.get("local_moves", 0) + moves
+        return moves
+
+    def rho_exchanges(self, T, ms, levels, s, screen=True, grid=16):
+        """The ρ-exchange moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed on
+        ``self.tm``): a user n on ms and a user n' elsewhere take ρ_n − Δ and ρ_n' + Δ (Σρ kept, so Σδ too:
+        δ(ρ) = 1 − (1 − ε_q)ρ for every user), among them the swap (ρ_n', ρ_n); Δ on a grid of the range that
+        keeps both in [ρ_min, ρ_max], only where n's upload falls. Per pair the Δ with the best score,
+        score = the largest E / F of the two touched servers after the move (> 0: proven unable to meet T,
+        dropped unless ``screen`` is False). Returns [(score, server, kv, touched servers, ρ)]."""
+        D, tm, inc, pc = self.D, self.tm, self.inc, self.pc
+        server, kv, rho = inc["server"], inc["k"], np.asarray(inc["rho"], float)
+        lam, pi = inc["lam"], inc["pi"]
+        rows = np.arange(D.N)
+        slot = D.slot if D.three else 0.0
+        Rcur = tm.price(rows, server, kv, levels, lam[server], 1.0, pi[server])[0]
+        if not np.all(np.isfinite(Rcur[server != ms])):
+            return []
+        miss = ~np.isfinite(Rcur)       # options on ms that cannot meet T at all: only n's own may be among them
+        Rfin = np.where(miss, 0.0, Rcur)
+        E = np.bincount(server, weights=Rfin, minlength=D.M) - lam * D.B - pi * slot - D.F
+        hot, cold = np.nonzero(server == ms)[0], np.nonzero(server != ms)[0]
+        n1, n2 = np.repeat(hot, cold.size), np.tile(cold, hot.size)
+        tot = rho[n1] + rho[n2]
+        lo, hi = np.maximum(pc.rmin, tot - pc.rmax), np.minimum(pc.rmax, tot - pc.rmin)
+        r1 = np.concatenate([lo[:, None] + np.linspace(0.0, 1.0, grid + 1)[None, :] * (hi - lo)[:, None],
+                             rho[n2][:, None]], axis=1)                     # (pairs, G): n's new ρ; the last: the swap
+        r1 = np.clip(r1, pc.rmin, pc.rmax)
+        r2 = np.clip(tot[:, None] - r1, pc.rmin, pc.rmax)
+        P, G = r1.shape
+        f = 1.0 if pc.delay else 0.0
+        N1, N2 = np.repeat(n1, G), np.repeat(n2, G)
+        s1 = pc.size_Mbit(r1.reshape(-1, 1))[np.arange(P * G), N1] * f
+        s2 = pc.size_Mbit(r2.reshape(-1, 1))[np.arange(P * G), N2] * f
+        keep = (s1 < s[N1] * (1 - 1e-9)) & (np.abs(r1.ravel() + r2.ravel() - np.repeat(tot, G)) <= 1e-12)
+        if not keep.any():
+            return []
+        idx = np.nonzero(keep)[0]
+        nn = np.concatenate([N1[idx], N2[idx]])
+        tm.opt_s = np.concatenate([s1[idx], s2[idx]])
+        try:
+            R = tm.price(nn, server[nn], kv[nn], levels[nn], lam[server[nn]], 1.0, pi[server[nn]])[0]
+        finally:
+            tm.opt_s = None
+        R1, R2 = R[:idx.size], R[idx.size:]
+        alone_miss = (np.count_nonzero(miss) == 0) | ((np.count_nonzero(miss) == 1) & miss[N1[idx]])
+        base = np.where(alone_miss, E[ms] - Rfin[N1[idx]] + R1, np.inf)
+        m2 = server[N2[idx]]
+        score = np.full(P * G, np.inf)
+        score[idx] = np.maximum(base / D.F[ms], (E[m2] - Rcur[N2[idx]] + R2) / D.F[m2])
+        best = np.argmin(score.reshape(P, G), axis=1)
+        out = []
+        for i in range(P):
+            sc = float(score[i * G + best[i]])
+            if sc <= 0 or (not screen and np.isfinite(sc)):
+                rr = rho.copy()
+                rr[n1[i]], rr[n2[i]] = r1[i, best[i]], r2[i, best[i]]
+                out.append((sc, server, kv, np.unique([ms, server[n2[i]]]), rr))
+        return out
+
     def start(self, warm=None):
         if warm is not None and "rho" in warm:
             k0 = np.searchsorted(self.base.alphas, np.clip(np.rint(warm["alpha"]), self.base.alphas[0], self.base.alphas[-1]))
             self.offer(np.asarray(warm["server"], int), np.minimum(k0, self.base.k_hi) * self.pc.J, warm["rho"])
         super().start(None)
+        self.probe_alone()
+
+    def probe_alone(self):
+        """The first level: just above the bound that no level needs (the largest least delay of a user alone
+        on a server), within a share of the time left (left open when it runs out). On several servers the
+        optimum can sit there — the bottleneck user alone, the others fitting below (sft-2025 50×10 seeds 0–2:
+        the optimum is that bound) — and a level close to it is found feasible in a few MILP rounds (20×4
+        seed 0: a point within 4.4e-5 of it in 2.4 s), where the bisection from the middle of the bracket
+        reached it only after many levels. Infeasible there: the bound moves up (the level MILP is a
+        relaxation). Not on one server, where the optimum lies far above (20×1: 1.24 against 0.55)."""
+        T = self.alone * (1 + self.probe)
+        if self.inc is None or self.D.M < 2 or self.ub - T <= self.tol():
+            return
+        self.level_end = self.clock() + LEVEL_SHARE * max(self.deadline - self.clock(), 0.0)
+        try:
+            st, _ = self.level_feasible(T)
+        finally:
+            self.level_end = np.inf
+        self.stats["levels"].append((T, st))
+        if st == "infeasible":
+            self.lb = T
 
     # -- the level problem ----------------------------------------------------------------------------------
     def level_feasible(self, T):
@@ -255,6 +385,8 @@ class CompressionMinMax(MinMax):
             st, val, sol = self.level_milp(T)
             if st != "split":
                 self.stats["refined_levels"] += int(refined)
+                if st == "feasible":
+                    self.polish()
                 return st, val
             if self.clock() > self.deadline or not self.refine(*sol):
                 return "limit", None

@@ -396,7 +396,7 @@ class MinMax(Gap):
                                "be met even with a whole server's resources")
             return None, np.inf, "infeasible"
         self.start(warm)
-        self.lb = self.alone * (1 - 1e-12)
+        self.lb = max(self.lb, self.alone * (1 - 1e-12))     # (compression.py's start may have proven more)
         self.tracer.bound(min(self.lb, self.ub))
         status = "optimal"
         if self.inc is None:       # only deadlines can make every start infeasible: find any point first
