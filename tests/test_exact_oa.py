@@ -148,3 +148,63 @@ def test_master_purge_keeps_the_certified_optimum(monkeypatch):
         assert r.extra["root_lagrangian_bound"] <= a.objective
         assert r.extra["root_lagrangian_bound"] == pytest.approx(a.extra["root_lagrangian_bound"], rel=1e-6)
     assert len(purges) >= 2
+
+
+@pytest.mark.parametrize("name,over", [("default", None), ("hardware-2024", SPLIT)], ids=["default", "hardware-split"])
+def test_neighbourhood_milp_is_the_best_reassignment_of_its_servers(name, over):
+    """AssignmentMILP.neighbourhood (the large-neighbourhood search's sub-MILP, docs/exact.md §2d) returns
+    the best re-assignment of the users on the chosen servers among those servers by the full MILP's cost
+    model: its value there (AssignmentMILP.point: cost columns at the smallest values the cuts allow)
+    equals the minimum over every such re-assignment, enumerated; the other users stay where they were."""
+    import itertools
+
+    from mecsplit_exact.oa import price_points
+
+    v = load_variant(name, overrides=over)
+    inst = generate(v, 6, 5, 1)
+    D = Data(v, inst)
+    keep = np.zeros((D.N, D.M, D.K), bool)
+    kk = np.array([0, 1, 0, 2, 1, 0]) if name != "default" else np.zeros(D.N, int)
+    keep[np.arange(D.N), :, kk] = True
+    keep &= D.possible
+    server = np.array([0, 1, 2, 3, 4, 0])
+    inc = solve_fixed(D, server, kk, improve_alpha=False)
+    milp = AssignmentMILP(D, keep, 1.0 / inc["obj"])
+    mus = price_points(D, inc["mu"], n=6, eq=D.eq_f, inner=0.8)
+    lams = price_points(D, inc["lam"], n=4)
+    for m in range(D.M):
+        milp.add_cuts(m, [0.0, inc["mu"][m]] + mus[m], [0.0, inc["lam"][m]] + lams[m])
+
+    def value(s, k):
+        x = milp.point(s, k)
+        return np.inf if x is None else float(milp.cost @ x)
+
+    group = np.array([0, 2, 3, 4])
+    free = np.nonzero(np.isin(server, group))[0]
+    best = np.inf
+    for pick in itertools.product(group, repeat=free.size):
+        s2 = server.copy()
+        s2[free] = pick
+        best = min(best, value(s2, kk))
+    s2, k2 = milp.neighbourhood(group, server, kk, 30.0)
+    assert np.array_equal(s2[~np.isin(server, group)], server[~np.isin(server, group)])
+    assert np.all(np.isin(s2[free], group)) and np.array_equal(k2, kk)
+    assert value(s2, k2) == pytest.approx(best, rel=1e-9, abs=1e-9)
+
+
+def test_final_incumbent_is_cut_at_its_own_multipliers():
+    """The incumbent the local search finds (not HiGHS) gets its own cuts in the MILP (bnb.py
+    outer_approximation: polish before the cuts, the incumbent's cuts after every round), so the MILP
+    costs it exactly: its MILP value equals its exact objective (else the MILP could not certify it)."""
+    from mecsplit_exact.bnb import BnB, QuietTracer
+
+    v = load_variant("default")
+    inst = generate(v, 50, 10, 0)
+    D = Data(v, inst)
+    bnb = BnB(D, QuietTracer(), 1e-6, 1e-12, 100000, 120.0, method="oa")
+    inc, lb, status = bnb.run()
+    assert status == "optimal" and bnb.stats["local_search"]["improvements"] > 0
+    milp = bnb.milp
+    x = milp.point(inc["server"], inc["k"])
+    milp_value = float(milp.offset.sum() + milp.cost @ x / milp.sc)
+    assert milp_value == pytest.approx(inc["obj"], rel=1e-9)

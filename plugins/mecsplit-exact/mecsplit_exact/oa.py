@@ -50,6 +50,8 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
 # strong-branching reliability phase. Neither changes what is proven, only the order of the search.
 SEARCH = {"mip_heuristic_effort": 0.0, "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_run_rins": False,
           "mip_heuristic_run_rens": False, "mip_heuristic_run_root_reduced_cost": False, "mip_pscost_minreliable": 0}
+INNER = 0.8       # the dense cut prices per server lie on [0.8 c, c / 0.8] around its root multiplier c, four more
+                  # on [c/2, 2c] (price_points; docs/exact.md §5 session 9)
 DROP = 1e-9       # cut entries at or below this (scaled) are left out, the rhs corrected (_row)
 
 
@@ -216,6 +218,53 @@ class AssignmentMILP:
             col[c[0]] += max(0.0, rhs + float(vals @ x[sel]) - col[c].sum())
         return col
 
+    def neighbourhood(self, group, server, k, time_limit_s):
+        """The best re-assignment, by this MILP's cost model, of the users on the servers ``group`` among
+        those servers, every other user kept at (server, k): a small MILP over the same cuts (the rows
+        of the group's cost columns, restricted to the free users' options on the group), solved by
+        HiGHS with its own heuristics on. A heuristic (docs/exact.md §2d): its answer is only a candidate
+        for the caller's exact solve. Returns (server, k) or None (no solution in time)."""
+        D = self.D
+        group = np.asarray(group, int)
+        free = np.isin(server, group)
+        cols = np.nonzero(free[self.on] & np.isin(self.om, group))[0]
+        G, nc = group.size, cols.size
+        pos = np.full(self.nx + 2 * D.M, -1)
+        pos[cols] = np.arange(nc)
+        pos[self.nx + group] = nc + np.arange(G)
+        pos[self.nx + D.M + group] = nc + G + np.arange(G)
+        h = quiet.highs()
+        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
+                     ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY),
+                     ("time_limit", float(max(time_limit_s, 0.01)))):
+            h.setOptionValue(o, v)
+        inf = highspy.kHighsInf
+        ncol = nc + 2 * G
+        h.addVars(ncol, np.zeros(ncol), np.concatenate([np.ones(nc), np.full(2 * G, inf)]))
+        h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), np.concatenate([self.cost[cols], np.ones(2 * G)]))
+        h.changeColsIntegrality(nc, np.arange(nc, dtype=np.int32), np.full(nc, highspy.HighsVarType.kInteger))
+        for n in np.nonzero(free)[0]:
+            idx = np.nonzero(self.on[cols] == n)[0].astype(np.int32)
+            h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
+        for m in group:
+            idx = np.nonzero(self.om[cols] == m)[0].astype(np.int32)
+            if idx.size and (D.eq_f or D.user_cap[m] < D.N):
+                h.addRow(1.0 if D.eq_f else 0.0, float(D.user_cap[m]), idx.size, idx, np.ones(idx.size))
+        for c, sel, vals, rhs in self.rows:
+            if np.any(pos[c] < 0):
+                continue
+            on = pos[sel] >= 0
+            idx = np.concatenate([pos[c], pos[sel[on]]]).astype(np.int32)
+            h.addRow(rhs, inf, idx.size, idx, np.concatenate([np.ones(c.size), -vals[on]]))
+        h.run()
+        if h.getInfo().primal_solution_status != 2:
+            return None
+        x = np.asarray(h.getSolution().col_value)[:nc] > 0.5
+        s2, k2 = server.copy(), k.copy()
+        s2[self.on[cols[x]]] = self.om[cols[x]]
+        k2[self.on[cols[x]]] = self.ok[cols[x]]
+        return s2, k2
+
     def to_objective(self, lb):
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
         if not np.isfinite(lb):
@@ -325,15 +374,23 @@ class AssignmentMILP:
         return bound, out, limited
 
 
-def price_points(D, centre, lo_ratio=0.5, n=40, eq=False):
-    """Dense prices around each server's Lagrangian multiplier (M lists): geometric on [c/2, 2c] for
-    nonnegative prices, a symmetric linear grid of the same width for "eq" frequency prices."""
+def price_points(D, centre, lo_ratio=0.5, n=40, eq=False, inner=None, n_outer=4):
+    """Prices around each server's Lagrangian multiplier (M lists): geometric on [c·lo_ratio, c/lo_ratio]
+    for nonnegative prices, a symmetric linear grid of the same width for "eq" frequency prices. With
+    ``inner`` (a ratio < 1, e.g. 0.8), ``n`` points go on the narrow band [c·inner, c/inner] and
+    ``n_outer`` on the wide one: a tangent cut at μ_j under-estimates a set whose own price is μ_S by
+    about ½·|φ''|·(μ_S − μ_j)² (φ the set's concave dual), so the near-optimal (balanced) sets, whose
+    prices lie within a few per cent of c, need the dense cuts (docs/exact.md §2c, §5 session 9)."""
+    if inner is not None:
+        near = price_points(D, centre, inner, n, eq)
+        far = price_points(D, centre, lo_ratio, n_outer, eq)
+        return [a + b for a, b in zip(near, far)]
     pts = []
     for c in np.asarray(centre, float):
         if not eq and c <= 0:
             pts.append([])
         elif eq:
-            pts.append(list(c + max(abs(c), 1e-12) * np.linspace(-1.0, 1.0, n)))
+            pts.append(list(c + max(abs(c), 1e-12) * (1.0 - lo_ratio) * 2 * np.linspace(-1.0, 1.0, n)))
         else:
             pts.append(list(c * np.geomspace(lo_ratio, 1.0 / lo_ratio, n)))
     return pts
