@@ -170,7 +170,7 @@ def test_neighbourhood_milp_is_the_best_reassignment_of_its_servers(name, over):
     server = np.array([0, 1, 2, 3, 4, 0])
     inc = solve_fixed(D, server, kk, improve_alpha=False)
     milp = AssignmentMILP(D, keep, 1.0 / inc["obj"])
-    mus = price_points(D, inc["mu"], n=6, eq=D.eq_f, inner=0.8)
+    mus = price_points(D, inc["mu"], n=6, eq=D.eq_f)
     lams = price_points(D, inc["lam"], n=4)
     for m in range(D.M):
         milp.add_cuts(m, [0.0, inc["mu"][m]] + mus[m], [0.0, inc["lam"][m]] + lams[m])

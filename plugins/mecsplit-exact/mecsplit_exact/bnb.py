@@ -21,7 +21,7 @@ from .colgen import ColGen, Pool, pool_assignment
 from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
 from .local import LocalSearch
-from .oa import INNER, AssignmentMILP, kept_options, price_points
+from .oa import AssignmentMILP, kept_options, price_points
 from .timing import Timing
 
 LNS_SEED = 0      # the large-neighbourhood search's server draws (BnB.neighbourhoods)
@@ -302,7 +302,7 @@ class BnB(Gap):
             self.polish()
         inc = self.inc
         dense = 20 if N * M <= LARGE else 12      # prices per server (fewer rows on large instances)
-        mus = price_points(D, best["mu"], n=dense, eq=D.eq_f, inner=INNER)
+        mus = price_points(D, best["mu"], n=dense, eq=D.eq_f)
         lams = price_points(D, best["lam"], n=max(dense // 2, 2))
         cuts = 0
         own_mu, own_lam = (inc["mu"], inc["lam"]) if inc is not None else (best["mu"], best["lam"])

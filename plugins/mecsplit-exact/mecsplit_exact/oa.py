@@ -50,8 +50,6 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
 # strong-branching reliability phase. Neither changes what is proven, only the order of the search.
 SEARCH = {"mip_heuristic_effort": 0.0, "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_run_rins": False,
           "mip_heuristic_run_rens": False, "mip_heuristic_run_root_reduced_cost": False, "mip_pscost_minreliable": 0}
-INNER = 0.8       # the dense cut prices per server lie on [0.8 c, c / 0.8] around its root multiplier c, four more
-                  # on [c/2, 2c] (price_points; docs/exact.md §5 session 9)
 DROP = 1e-9       # cut entries at or below this (scaled) are left out, the rhs corrected (_row)
 
 
@@ -374,23 +372,15 @@ class AssignmentMILP:
         return bound, out, limited
 
 
-def price_points(D, centre, lo_ratio=0.5, n=40, eq=False, inner=None, n_outer=4):
-    """Prices around each server's Lagrangian multiplier (M lists): geometric on [c·lo_ratio, c/lo_ratio]
-    for nonnegative prices, a symmetric linear grid of the same width for "eq" frequency prices. With
-    ``inner`` (a ratio < 1, e.g. 0.8), ``n`` points go on the narrow band [c·inner, c/inner] and
-    ``n_outer`` on the wide one: a tangent cut at μ_j under-estimates a set whose own price is μ_S by
-    about ½·|φ''|·(μ_S − μ_j)² (φ the set's concave dual), so the near-optimal (balanced) sets, whose
-    prices lie within a few per cent of c, need the dense cuts (docs/exact.md §2c, §5 session 9)."""
-    if inner is not None:
-        near = price_points(D, centre, inner, n, eq)
-        far = price_points(D, centre, lo_ratio, n_outer, eq)
-        return [a + b for a, b in zip(near, far)]
+def price_points(D, centre, lo_ratio=0.5, n=40, eq=False):
+    """Dense prices around each server's Lagrangian multiplier (M lists): geometric on [c/2, 2c] for
+    nonnegative prices, a symmetric linear grid of the same width for "eq" frequency prices."""
     pts = []
     for c in np.asarray(centre, float):
         if not eq and c <= 0:
             pts.append([])
         elif eq:
-            pts.append(list(c + max(abs(c), 1e-12) * (1.0 - lo_ratio) * 2 * np.linspace(-1.0, 1.0, n)))
+            pts.append(list(c + max(abs(c), 1e-12) * np.linspace(-1.0, 1.0, n)))
         else:
             pts.append(list(c * np.geomspace(lo_ratio, 1.0 / lo_ratio, n)))
     return pts
