@@ -155,7 +155,8 @@ def test_neighbourhood_milp_is_the_best_reassignment_of_its_servers(name, over):
     """AssignmentMILP.neighbourhood (the large-neighbourhood search's sub-MILP, docs/exact.md §2d) returns
     the best re-assignment of the users on the chosen servers among those servers by the full MILP's cost
     model: its value there (AssignmentMILP.point: cost columns at the smallest values the cuts allow)
-    equals the minimum over every such re-assignment, enumerated; the other users stay where they were."""
+    equals the minimum over every such re-assignment, enumerated, also with extra cut prices given to the
+    sub-MILP alone (then added to the MILP); the other users stay where they were."""
     import itertools
 
     from mecsplit_exact.oa import price_points
@@ -180,16 +181,24 @@ def test_neighbourhood_milp_is_the_best_reassignment_of_its_servers(name, over):
         return np.inf if x is None else float(milp.cost @ x)
 
     group = np.array([0, 2, 3, 4])
+    near = price_points(D, np.full(group.size, 1e-4), 0.9, 3)   # extra prices (the budget does not bind here:
+    # μ = 0, so these rows are slack unless mis-built): the sub-MILP's own rows, then the MILP's
+    s2, k2, sub_value = milp.neighbourhood(group, server, kk, 30.0, near)
+    for m, mus_m in zip(group, near):
+        milp.add_cuts(int(m), mus_m)
     free = np.nonzero(np.isin(server, group))[0]
     best = np.inf
     for pick in itertools.product(group, repeat=free.size):
-        s2 = server.copy()
-        s2[free] = pick
-        best = min(best, value(s2, kk))
-    s2, k2 = milp.neighbourhood(group, server, kk, 30.0)
+        s3 = server.copy()
+        s3[free] = pick
+        best = min(best, value(s3, kk))
     assert np.array_equal(s2[~np.isin(server, group)], server[~np.isin(server, group)])
     assert np.all(np.isin(s2[free], group)) and np.array_equal(k2, kk)
     assert value(s2, k2) == pytest.approx(best, rel=1e-9, abs=1e-9)
+    x = milp.point(s2, k2)      # the group's part of its MILP value is the sub-MILP's objective
+    part = float(milp.cost[: milp.nx] @ (x[: milp.nx] * np.isin(milp.on, free)) + x[milp.nx + group].sum()
+                 + x[milp.nx + D.M + group].sum())
+    assert sub_value == pytest.approx(part, rel=1e-7, abs=1e-9)
 
 
 def test_milp_costs_its_start_incumbent_exactly(monkeypatch):

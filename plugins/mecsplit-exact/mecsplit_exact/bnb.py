@@ -26,6 +26,7 @@ from .timing import Timing
 
 LNS_SEED = 0      # the large-neighbourhood search's server draws (BnB.neighbourhoods)
 PATIENCE = 10     # its draws in a row without improvement before it stops
+NEAR = 0.9        # its sub-MILPs add 8 edge-cut prices per server on [0.9 μ, μ/0.9] around the incumbent's μ
 LARGE = 5000      # user–server pairs above which the MILP gets fewer cut prices and the neighbourhood search runs
 
 
@@ -404,8 +405,9 @@ class BnB(Gap):
             g = np.concatenate([rng.choice(order[:half], group // 2, replace=False),
                                 rng.choice(order[half:], group - group // 2, replace=False)])
             st["tries"] += 1
-            cand = milp.neighbourhood(g, inc["server"], inc["k"], min(10.0, max(end - self.clock(), 0.01)))
-            r = self.offer(*cand) if cand is not None else None
+            near = None if D.eq_f else price_points(D, inc["mu"][g], NEAR, 8)   # a fine cost model near the incumbent
+            cand = milp.neighbourhood(g, inc["server"], inc["k"], min(10.0, max(end - self.clock(), 0.01)), near)
+            r = self.offer(*cand[:2]) if cand is not None else None
             if r is not None and r is self.inc and r["obj"] < inc["obj"]:
                 st["improvements"] += 1
                 fails = 0

@@ -216,12 +216,14 @@ class AssignmentMILP:
             col[c[0]] += max(0.0, rhs + float(vals @ x[sel]) - col[c].sum())
         return col
 
-    def neighbourhood(self, group, server, k, time_limit_s):
+    def neighbourhood(self, group, server, k, time_limit_s, mus=None):
         """The best re-assignment, by this MILP's cost model, of the users on the servers ``group`` among
         those servers, every other user kept at (server, k): a small MILP over the same cuts (the rows
         of the group's cost columns, restricted to the free users' options on the group), solved by
         HiGHS with its own heuristics on. A heuristic (docs/exact.md §2d): its answer is only a candidate
-        for the caller's exact solve. Returns (server, k) or None (no solution in time)."""
+        for the caller's exact solve. ``mus`` (one list per group server): more edge-cut prices, for this
+        sub-MILP only (the MILP's own grid can be too coarse near the incumbent). Returns (server, k, the
+        sub-MILP's objective: the group's part of the MILP's, scaled) or None (no solution in time)."""
         D = self.D
         group = np.asarray(group, int)
         free = np.isin(server, group)
@@ -254,6 +256,16 @@ class AssignmentMILP:
             on = pos[sel] >= 0
             idx = np.concatenate([pos[c], pos[sel[on]]]).astype(np.int32)
             h.addRow(rhs, inf, idx.size, idx, np.concatenate([np.ones(c.size), -vals[on]]))
+        for j, m in enumerate(group if mus is not None else ()):
+            sel = np.nonzero(self.om[cols] == m)[0]
+            if sel.size == 0 or not len(mus[j]):
+                continue
+            n_, k_ = self.on[cols[sel]], self.ok[cols[sel]]
+            vals, _ = edge_solve(D.w[k_][None, :], D.t[n_, m][None, :], D.e[n_, m][None, :],
+                                 np.asarray(mus[j], float)[:, None], D.fe_lo, D.F[m])
+            for mu, val in zip(mus[j], vals):
+                idx = np.concatenate([[nc + j], sel]).astype(np.int32)
+                h.addRow(-mu * D.F[m] * self.sc, inf, idx.size, idx, np.concatenate([[1.0], -val * self.sc]))
         h.run()
         if h.getInfo().primal_solution_status != 2:
             return None
@@ -261,7 +273,7 @@ class AssignmentMILP:
         s2, k2 = server.copy(), k.copy()
         s2[self.on[cols[x]]] = self.om[cols[x]]
         k2[self.on[cols[x]]] = self.ok[cols[x]]
-        return s2, k2
+        return s2, k2, h.getInfo().objective_function_value
 
     def to_objective(self, lb):
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
