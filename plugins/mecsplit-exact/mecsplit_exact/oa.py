@@ -44,6 +44,8 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
                   # in its presolved model; at most one per user and cost column matters at an integer
                   # point, so the bound is also lowered by 2·N·TINY (scaled). (HiGHS' default 1e-9 made
                   # that margin 4e-7 of the objective at hardware-2024 200×20: no 1e-7 certificate)
+NUMERICS = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9,
+            "mip_rel_gap": 0.0, "small_matrix_value": TINY}     # every MILP here (docs/exact.md §2c "Numerics")
 # HiGHS' search, tuned on held-out seeds (default 50×10 seeds 8–11, CPU s to a 1e-6 certificate: 23.6 with
 # HiGHS' defaults, 13.5 with these; docs/exact.md §5): its primal heuristics off — the incumbents come from
 # the local search (§2d) and are handed to HiGHS (solve) — and branching on pseudocosts without the
@@ -88,8 +90,7 @@ class AssignmentMILP:
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
         h = self.h = quiet.highs()
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
-                     ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
+        for o, v in NUMERICS.items():
             h.setOptionValue(o, v)
         for o, v in SEARCH.items():
             h.setOptionValue(o, v)
@@ -234,9 +235,7 @@ class AssignmentMILP:
         pos[self.nx + group] = nc + np.arange(G)
         pos[self.nx + D.M + group] = nc + G + np.arange(G)
         h = quiet.highs()
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
-                     ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY),
-                     ("time_limit", float(max(time_limit_s, 0.01)))):
+        for o, v in {**NUMERICS, "time_limit": float(max(time_limit_s, 0.01))}.items():
             h.setOptionValue(o, v)
         inf = highspy.kHighsInf
         ncol = nc + 2 * G
