@@ -148,3 +148,79 @@ def test_master_purge_keeps_the_certified_optimum(monkeypatch):
         assert r.extra["root_lagrangian_bound"] <= a.objective
         assert r.extra["root_lagrangian_bound"] == pytest.approx(a.extra["root_lagrangian_bound"], rel=1e-6)
     assert len(purges) >= 2
+
+
+@pytest.mark.parametrize("name,over", [("default", None), ("hardware-2024", SPLIT)], ids=["default", "hardware-split"])
+def test_neighbourhood_milp_is_the_best_reassignment_of_its_servers(name, over):
+    """AssignmentMILP.neighbourhood (the large-neighbourhood search's sub-MILP, docs/exact.md §2d) returns
+    the best re-assignment of the users on the chosen servers among those servers by the full MILP's cost
+    model: its value there (AssignmentMILP.point: cost columns at the smallest values the cuts allow)
+    equals the minimum over every such re-assignment, enumerated, also with extra cut prices given to the
+    sub-MILP alone (then added to the MILP); the other users stay where they were."""
+    import itertools
+
+    from mecsplit_exact.oa import price_points
+
+    v = load_variant(name, overrides=over)
+    inst = generate(v, 6, 5, 1)
+    D = Data(v, inst)
+    keep = np.zeros((D.N, D.M, D.K), bool)
+    kk = np.array([0, 1, 0, 2, 1, 0]) if name != "default" else np.zeros(D.N, int)
+    keep[np.arange(D.N), :, kk] = True
+    keep &= D.possible
+    server = np.array([0, 1, 2, 3, 4, 0])
+    inc = solve_fixed(D, server, kk, improve_alpha=False)
+    milp = AssignmentMILP(D, keep, 1.0 / inc["obj"])
+    mus = price_points(D, inc["mu"], n=6, eq=D.eq_f)
+    lams = price_points(D, inc["lam"], n=4)
+    for m in range(D.M):
+        milp.add_cuts(m, [0.0, inc["mu"][m]] + mus[m], [0.0, inc["lam"][m]] + lams[m])
+
+    def value(s, k):
+        x = milp.point(s, k)
+        return np.inf if x is None else float(milp.cost @ x)
+
+    group = np.array([0, 2, 3, 4])
+    near = price_points(D, np.full(group.size, 1e-4), 0.9, 3)   # extra prices (the budget does not bind here:
+    # μ = 0, so these rows are slack unless mis-built): the sub-MILP's own rows, then the MILP's
+    s2, k2, sub_value = milp.neighbourhood(group, server, kk, 30.0, near)
+    for m, mus_m in zip(group, near):
+        milp.add_cuts(int(m), mus_m)
+    free = np.nonzero(np.isin(server, group))[0]
+    best = np.inf
+    for pick in itertools.product(group, repeat=free.size):
+        s3 = server.copy()
+        s3[free] = pick
+        best = min(best, value(s3, kk))
+    assert np.array_equal(s2[~np.isin(server, group)], server[~np.isin(server, group)])
+    assert np.all(np.isin(s2[free], group)) and np.array_equal(k2, kk)
+    assert value(s2, k2) == pytest.approx(best, rel=1e-9, abs=1e-9)
+    x = milp.point(s2, k2)      # the group's part of its MILP value is the sub-MILP's objective
+    part = float(milp.cost[: milp.nx] @ (x[: milp.nx] * np.isin(milp.on, free)) + x[milp.nx + group].sum()
+                 + x[milp.nx + D.M + group].sum())
+    assert sub_value == pytest.approx(part, rel=1e-7, abs=1e-9)
+
+
+def test_milp_costs_its_start_incumbent_exactly(monkeypatch):
+    """Every MILP round starts from an incumbent the MILP costs exactly (bnb.py outer_approximation: the
+    local search runs before the cuts are built, and every round ends by cutting the incumbent at its own
+    multipliers), so a MILP solution equal to it is never valued below its exact cost: at each HiGHS run,
+    the incumbent's MILP value (AssignmentMILP.point) equals its exact objective. Here the local search
+    improves the first incumbent, so without those cuts the first run values it 1e-7 low."""
+    import mecsplit_exact.oa as oa
+
+    seen = []
+    run = oa.AssignmentMILP.solve
+
+    def checked(self, *a, **kw):
+        inc = kw["incumbent"]()
+        x = self.point(inc["server"], inc["k"])
+        seen.append((inc["obj"], float(self.offset.sum() + self.cost @ x / self.sc)))
+        return run(self, *a, **kw)
+
+    monkeypatch.setattr(oa.AssignmentMILP, "solve", checked)
+    v = load_variant("default")
+    r = solve(v, generate(v, 30, 5, 0), "exact", {"rel_gap": 1e-6})
+    assert r.status == "optimal" and r.extra["local_search"]["improvements"] > 0 and seen
+    for exact, milp_value in seen:
+        assert milp_value == pytest.approx(exact, rel=1e-11)

@@ -24,6 +24,11 @@ from .local import LocalSearch
 from .oa import AssignmentMILP, kept_options, price_points
 from .timing import Timing
 
+LNS_SEED = 0      # the large-neighbourhood search's server draws (BnB.neighbourhoods)
+PATIENCE = 10     # its draws in a row without improvement before it stops
+NEAR = 0.9        # its sub-MILPs add 8 edge-cut prices per server on [0.9 μ, μ/0.9] around the incumbent's μ
+LARGE = 5000      # user–server pairs above which the MILP gets fewer cut prices and the neighbourhood search runs
+
 
 class QuietTracer:
     """A tracer that records nothing: for inner solves whose objective is not the caller's (Dinkelbach
@@ -290,9 +295,14 @@ class BnB(Gap):
             keep[np.arange(N), inc["server"], inc["k"]] = True
         base = float(np.sum(np.min(np.where(keep, D.user_part[:, None, :], np.inf), axis=(1, 2))))
         top = self.ub if inc is not None else best["L"]      # the scale of the assignment-dependent part
-        milp = AssignmentMILP(D, keep, 1.0 / max(abs(top - base), 1e-9 * abs(top), 1e-300))
+        milp = self.milp = AssignmentMILP(D, keep, 1.0 / max(abs(top - base), 1e-9 * abs(top), 1e-300))
         self.stats["oa_options"] = milp.nx
-        dense = 20 if N * M <= 5000 else 12      # prices per server (fewer rows on large instances)
+        if self.ub - best["L"] > self.tol():
+            # HiGHS' own primal heuristics are off (oa.SEARCH): the first MILP's cutoff comes from here; before
+            # the cuts, so that the polished incumbent's own (exact) cuts are in the MILP
+            self.polish()
+        inc = self.inc
+        dense = 20 if N * M <= LARGE else 12      # prices per server (fewer rows on large instances)
         mus = price_points(D, best["mu"], n=dense, eq=D.eq_f)
         lams = price_points(D, best["lam"], n=max(dense // 2, 2))
         cuts = 0
@@ -324,9 +334,9 @@ class BnB(Gap):
             if lb > bound:
                 self.tracer.bound(min(lb, self.ub))
 
+        if N * M > LARGE:   # (at 50×10 its sub-MILPs, 40 % of the problem each, cost more than the MILP: §5)
+            self.neighbourhoods(milp, best["mu"], bound)
         target = 0.5   # the MILP's gap target, as a share of the tolerance (room for the bound margin)
-        if self.ub - bound > self.tol():
-            self.polish()   # HiGHS' own primal heuristics are off (oa.SEARCH): the first MILP's cutoff comes from here
         while self.clock() < self.deadline:
             start = milp.start_vector(self.inc["server"], self.inc["k"]) if self.inc is not None else None
             lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(), start, report, costed,
@@ -351,9 +361,12 @@ class BnB(Gap):
                     ex, lam = Timing(D).check(server, k, D.deadline_s)[:2]
                     for m in np.nonzero(ex > 0)[0]:
                         new += milp.add_feasibility_cut(int(m), float(lam[m]))
-            cuts += new
             if self.ub - bound > self.tol():
                 self.polish()
+            if self.inc is not None:   # the incumbent's own cuts (it may come from the local search, not HiGHS)
+                for m in np.unique(self.inc["server"]):
+                    new += milp.add_cuts(int(m), [self.inc["mu"][m]], [self.inc["lam"][m]])
+            cuts += new
             self.tracer.bound(min(bound, self.ub))
             if self.log:
                 self.log(f"oa round {self.stats['oa_rounds']} bound {bound:.10g} inc {self.ub:.10g} "
@@ -368,6 +381,42 @@ class BnB(Gap):
         self.stats["oa_cuts"] = cuts
         self.stats["oa_stale_starts"] = milp.stale_starts
         return bound
+
+    def neighbourhoods(self, milp, mu_root, bound, share=0.5, group=4):
+        """Large-neighbourhood search (docs/exact.md §2d): the users of ``group`` servers re-assigned
+        among them by a small MILP over the assignment MILP's cuts (AssignmentMILP.neighbourhood), the
+        result solved exactly and kept if it improves, its servers then cut at their new multipliers.
+        Two servers priced above their root multiplier (over-loaded) and two below, drawn with a fixed
+        seed; stops after PATIENCE draws in a row without improvement, on ``share`` of the remaining
+        time, or when the gap closes to the root bound. Only where the moves and swaps run (no deadlines)
+        and M > group."""
+        D = self.D
+        if self.local is None or self.inc is None or D.M <= group:
+            return
+        t = self.clock()
+        end = t + share * max(self.deadline - t, 0.0)
+        rng = np.random.default_rng(LNS_SEED)
+        st = {"tries": 0, "improvements": 0, "time_s": 0.0}
+        fails = 0
+        while fails < PATIENCE and self.clock() < end and self.ub - bound > self.tol():
+            inc = self.inc
+            order = np.argsort(inc["mu"] / np.where(mu_root > 0, mu_root, 1.0))
+            half = D.M // 2
+            g = np.concatenate([rng.choice(order[:half], group // 2, replace=False),
+                                rng.choice(order[half:], group - group // 2, replace=False)])
+            st["tries"] += 1
+            near = None if D.eq_f else price_points(D, inc["mu"][g], NEAR, 8)   # a fine cost model near the incumbent
+            cand = milp.neighbourhood(g, inc["server"], inc["k"], min(10.0, max(end - self.clock(), 0.01)), near)
+            r = self.offer(*cand[:2]) if cand is not None else None
+            if r is not None and r is self.inc and r["obj"] < inc["obj"]:
+                st["improvements"] += 1
+                fails = 0
+                for m in g:
+                    milp.add_cuts(int(m), [r["mu"][m]], [r["lam"][m]])
+            else:
+                fails += 1
+        st["time_s"] = self.clock() - t
+        self.stats["neighbourhoods"] = st
 
     def polish(self, share=0.3):
         """Local search (local.py) from the incumbent on a share of the remaining time; it stops by

@@ -44,6 +44,8 @@ TINY = 1e-12      # HiGHS' small_matrix_value, set to this: it drops matrix entr
                   # in its presolved model; at most one per user and cost column matters at an integer
                   # point, so the bound is also lowered by 2·N·TINY (scaled). (HiGHS' default 1e-9 made
                   # that margin 4e-7 of the objective at hardware-2024 200×20: no 1e-7 certificate)
+NUMERICS = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9,
+            "mip_rel_gap": 0.0, "small_matrix_value": TINY}     # every MILP here (docs/exact.md §2c "Numerics")
 # HiGHS' search, tuned on held-out seeds (default 50×10 seeds 8–11, CPU s to a 1e-6 certificate: 23.6 with
 # HiGHS' defaults, 13.5 with these; docs/exact.md §5): its primal heuristics off — the incumbents come from
 # the local search (§2d) and are handed to HiGHS (solve) — and branching on pseudocosts without the
@@ -88,8 +90,7 @@ class AssignmentMILP:
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
         h = self.h = quiet.highs()
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9),
-                     ("dual_feasibility_tolerance", 1e-9), ("mip_rel_gap", 0.0), ("small_matrix_value", TINY)):
+        for o, v in NUMERICS.items():
             h.setOptionValue(o, v)
         for o, v in SEARCH.items():
             h.setOptionValue(o, v)
@@ -215,6 +216,63 @@ class AssignmentMILP:
         for c, sel, vals, rhs in sorted(self.rows, key=lambda r: r[0].size):   # one cost column, then z_m + y_m
             col[c[0]] += max(0.0, rhs + float(vals @ x[sel]) - col[c].sum())
         return col
+
+    def neighbourhood(self, group, server, k, time_limit_s, mus=None):
+        """The best re-assignment, by this MILP's cost model, of the users on the servers ``group`` among
+        those servers, every other user kept at (server, k): a small MILP over the same cuts (the rows
+        of the group's cost columns, restricted to the free users' options on the group), solved by
+        HiGHS with its own heuristics on. A heuristic (docs/exact.md §2d): its answer is only a candidate
+        for the caller's exact solve. ``mus`` (one list per group server): more edge-cut prices, for this
+        sub-MILP only (the MILP's own grid can be too coarse near the incumbent). Returns (server, k, the
+        sub-MILP's objective: the group's part of the MILP's, scaled) or None (no solution in time)."""
+        D = self.D
+        group = np.asarray(group, int)
+        free = np.isin(server, group)
+        cols = np.nonzero(free[self.on] & np.isin(self.om, group))[0]
+        G, nc = group.size, cols.size
+        pos = np.full(self.nx + 2 * D.M, -1)
+        pos[cols] = np.arange(nc)
+        pos[self.nx + group] = nc + np.arange(G)
+        pos[self.nx + D.M + group] = nc + G + np.arange(G)
+        h = quiet.highs()
+        for o, v in {**NUMERICS, "time_limit": float(max(time_limit_s, 0.01))}.items():
+            h.setOptionValue(o, v)
+        inf = highspy.kHighsInf
+        ncol = nc + 2 * G
+        h.addVars(ncol, np.zeros(ncol), np.concatenate([np.ones(nc), np.full(2 * G, inf)]))
+        h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), np.concatenate([self.cost[cols], np.ones(2 * G)]))
+        h.changeColsIntegrality(nc, np.arange(nc, dtype=np.int32), np.full(nc, highspy.HighsVarType.kInteger))
+        for n in np.nonzero(free)[0]:
+            idx = np.nonzero(self.on[cols] == n)[0].astype(np.int32)
+            h.addRow(1.0, 1.0, idx.size, idx, np.ones(idx.size))
+        for m in group:
+            idx = np.nonzero(self.om[cols] == m)[0].astype(np.int32)
+            if idx.size and (D.eq_f or D.user_cap[m] < D.N):
+                h.addRow(1.0 if D.eq_f else 0.0, float(D.user_cap[m]), idx.size, idx, np.ones(idx.size))
+        for c, sel, vals, rhs in self.rows:
+            if np.any(pos[c] < 0):
+                continue
+            on = pos[sel] >= 0
+            idx = np.concatenate([pos[c], pos[sel[on]]]).astype(np.int32)
+            h.addRow(rhs, inf, idx.size, idx, np.concatenate([np.ones(c.size), -vals[on]]))
+        for j, m in enumerate(group if mus is not None else ()):
+            sel = np.nonzero(self.om[cols] == m)[0]
+            if sel.size == 0 or not len(mus[j]):
+                continue
+            n_, k_ = self.on[cols[sel]], self.ok[cols[sel]]
+            vals, _ = edge_solve(D.w[k_][None, :], D.t[n_, m][None, :], D.e[n_, m][None, :],
+                                 np.asarray(mus[j], float)[:, None], D.fe_lo, D.F[m])
+            for mu, val in zip(mus[j], vals):
+                idx = np.concatenate([[nc + j], sel]).astype(np.int32)
+                h.addRow(-mu * D.F[m] * self.sc, inf, idx.size, idx, np.concatenate([[1.0], -val * self.sc]))
+        h.run()
+        if h.getInfo().primal_solution_status != 2:
+            return None
+        x = np.asarray(h.getSolution().col_value)[:nc] > 0.5
+        s2, k2 = server.copy(), k.copy()
+        s2[self.on[cols[x]]] = self.om[cols[x]]
+        k2[self.on[cols[x]]] = self.ok[cols[x]]
+        return s2, k2, h.getInfo().objective_function_value
 
     def to_objective(self, lb):
         """A scaled MILP dual bound in objective units, lowered by the tolerance margin."""
