@@ -18,7 +18,6 @@ from mecsplit.solve import solve
 from mecsplit.variant import load_variant
 from mecsplit_exact.bnb import QuietTracer
 from mecsplit_exact.compression import CompressionMinMax, CTiming, Pieces, expand, extreme_splits
-from mecsplit_exact.minmax import RETREAT_MIN
 from mecsplit_exact.plugin import data_for
 from mecsplit_exact.subproblems import rate
 
@@ -469,29 +468,3 @@ def test_first_level_moves_the_bound_only_when_proven_infeasible(status):
     mm.start(None)
     assert asked == [pytest.approx(mm.alone * (1 + mm.probe))] and mm.stats["levels"] == [(asked[0], status)]
     assert mm.lb == (asked[0] if status == "infeasible" else -np.inf)
-
-
-def test_open_levels_are_retreated_from_never_counted(monkeypatch):
-    """minmax.run on the compression path (no count caps there): a level out of its budget is left open at
-    once, never counted as a bound, and the levels between the bound and it are proven instead. A level
-    oracle replaces ``level_feasible``: below 10 infeasible, [10, 12) open, 12 and above feasible (incumbent
-    12; 8×2 seed 5 for the data). The bound climbs to just below 10, the run stops on its own (no time limit)
-    and no open level is asked twice but the last (retried with all the time left)."""
-    _, _, D0 = _setup(8, 2, 5)
-    mm = CompressionMinMax(D0, QuietTracer(), 1e-9, 0.0, None)
-    asked = []
-
-    def oracle(T, strong=False):
-        asked.append(T)
-        assert len(asked) < 500
-        return ("infeasible", None) if T < 10.0 else ("limit", None) if T < 12.0 else ("feasible", 12.0)
-
-    monkeypatch.setattr(mm, "start", lambda warm=None: None)
-    monkeypatch.setattr(mm, "level_feasible", oracle)
-    mm.inc, mm.alone = {"obj": 12.0}, 0.0
-    _, lb, status = mm.run()
-    assert status == "stalled"
-    assert 10.0 * (1 - 2 * RETREAT_MIN) <= lb < 10.0
-    assert all(T < 10.0 for T, st in mm.stats["levels"] if st == "infeasible")
-    opened = [T for T, st in mm.stats["levels"] if st == "limit"]
-    assert len(opened) >= 2 and opened[-1] == opened[-2] and len(set(opened)) == len(opened) - 1

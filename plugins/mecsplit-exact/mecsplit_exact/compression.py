@@ -200,8 +200,6 @@ class CompressionMinMax(MinMax):
     assignment_cuts = True
     # the first level's place above the alone bound (relative; probe_alone)
     probe = 1e-5
-    # no count-cap prices here: a level out of its budget is left open at once (minmax.run's retreat)
-    count_caps = False
 
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_splits=5000):
         self.base, self.pc = extreme_splits(D), D.pieces
@@ -380,8 +378,7 @@ class CompressionMinMax(MinMax):
             self.lb = T
 
     # -- the level problem ----------------------------------------------------------------------------------
-    def level_feasible(self, T, strong=False):
-        """As minmax.MinMax.level_feasible; ``strong`` changes nothing (no count caps in this level MILP)."""
+    def level_feasible(self, T):
         self.ub0 = self.ub      # the incumbent when the level started (level_milp's acceptance rule)
         refined = False
         while True:

@@ -83,9 +83,6 @@ def zoom_max(score, center, points, shrink, floor=-np.inf, rounds=4, span=6.0):
 
 
 class MinMax(Gap):
-    #: a level left open is retried once with the count caps' prices (``strong``) before the retreat below it
-    count_caps = True
-
     def __init__(self, D, tracer, rel_gap, abs_gap, time_limit_s, log=None, max_rounds=200):
         self.D, self.tracer, self.log = D, tracer, log
         self.rel_gap, self.abs_gap = rel_gap, abs_gap
@@ -412,6 +409,7 @@ class MinMax(Gap):
                 return None, self.lb, "time_limit"
         q = 0.5          # the next level sits at a share q of the bracket below the incumbent
         fail = np.inf    # the lowest level left open within its budget: the next ones go below it
+        retreat = not D.compression      # (compression.py keeps one level until the time is out)
         retry = None     # a level left open once: tried again with the count caps' prices searched
         while self.ub - self.lb > self.tol():
             if self.clock() > self.deadline:
@@ -426,7 +424,8 @@ class MinMax(Gap):
                 T = self.lb + 0.5 * (fail - self.lb)
                 if T - self.lb <= RETREAT_MIN * self.ub:    # nothing left to gain below: the open level
                     T, budget, strong = fail, np.inf, True  # again, with all the time left
-            self.level_end = self.clock() + budget
+            if retreat:
+                self.level_end = self.clock() + budget
             st, val = self.level_feasible(T, strong=True) if strong else self.level_feasible(T)
             self.level_end = np.inf
             self.stats["levels"].append((T, st))
@@ -442,11 +441,11 @@ class MinMax(Gap):
             elif self.clock() >= self.deadline:
                 status = "time_limit"
                 break
-            elif np.isfinite(budget):
+            elif retreat and np.isfinite(budget):
                 # the level is open (out of its budget): the levels between it and the bound are easier to
                 # prove (the LP alone proves those far below), so the bound still rises in the time left;
-                # first it is tried once more with the count caps' prices searched (strong), where there are
-                if strong or not self.count_caps:
+                # first it is tried once more with the count caps' prices searched (strong)
+                if strong:
                     fail = T
                 else:
                     retry = T
