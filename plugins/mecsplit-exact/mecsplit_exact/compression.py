@@ -44,7 +44,7 @@ import numpy as np
 
 from mecsplit import quiet
 
-from .minmax import LEVEL_SHARE, POLISH_SHARE, MinMax, zoom_max
+from .minmax import LEVEL_SHARE, MinMax, zoom_max
 from .minmax_local import candidates
 from .subproblems import LN2, SAFETY, rate
 from .timing import Timing
@@ -248,50 +248,42 @@ class CompressionMinMax(MinMax):
         return {"server": r["server"].tolist(), "alpha": r["alpha"].tolist(), "f_GHz": D.f_max.tolist(),
                 "fe_GHz": r["fe"].tolist(), "p_W": D.p_hi.tolist(), "b_MHz": r["b"].tolist(), "rho": r["rho"].tolist()}
 
-    def polish(self, max_checks=8):
-        """Local search on the incumbent with its keep ratios fixed per user (minmax_local.py's moves off the
-        bottleneck server, uploads S_n(ρ_n) carried by each user), plus **ρ exchanges**: a user n on the
-        bottleneck server gives part of its ρ (or all: a swap) to a user n' elsewhere, so that n's upload falls.
-        δ is the same affine function of ρ for every user, so Σρ kept is Σδ kept: the budget stays met. Screened as minmax_local.py does
-        (E_m, the dual value at the incumbent's prices, a lower bound on a set's excess: > 0 proves the move
-        cannot meet the target), then checked exactly (Timing.check) and offered (exact makespan). Only the
-        incumbent depends on this; every accepted point is verified as every incumbent. Not on one server:
+    def polish(self):
+        """minmax_local.py's local search with each user's keep ratio carried (``local_moves``: its moves off
+        the bottleneck server at the users' own uploads S_n(ρ_n), plus ``rho_exchanges``). Not on one server:
         there only split changes remain, and on sft-2025 20×1 they cost more in the levels' path than they
         gained (seeds 0, 1: 61 / 85 s of CPU against 24 / 26; docs/exact.md §9)."""
-        if self.inc is None or self.D.M < 2 or self.ub - self.alone <= self.tol():
-            return 0
-        D, tm = self.D, self.tm
-        end = min(self.deadline, self.clock() + POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
-        moves = 0
-        while self.clock() < end and self.ub - self.alone > self.tol():
-            inc = self.inc
-            obj, server, kv, rho = inc["obj"], inc["server"], inc["k"], np.asarray(inc["rho"], float)
-            s = self.upload(rho)
-            tm.s, tm.fixed = s, True
-            try:
-                found = candidates(self)
-                if found is None:
-                    break
-                T, ms, cands = found
-                levels = np.minimum(T, D.deadline_s)
-                cands = [(sc, s2, k2, touched, rho) for sc, s2, k2, touched in cands] + self.rho_exchanges(T, ms, levels, s)
-                cands.sort(key=lambda c: c[0])
-                improved = False
-                for _, s2, k2, touched, r2 in cands[:max_checks]:
-                    if self.clock() >= end:
-                        break
-                    tm.s, tm.fixed = self.upload(r2), True
-                    ex = tm.check(s2, k2, levels, only=touched, proof_only=True)[0]
-                    if np.all(ex[touched] <= 1e-12 * D.F[touched]) and self.offer(s2, k2, r2) < obj:
-                        moves += 1
-                        improved = True
-                        break
-                if not improved:
-                    break
-            finally:
-                tm.fixed = False
-        self.stats["local_moves"] = self.stats.get("local_moves", 0) + moves
-        return moves
+        if self.D.M < 2:
+            return
+        try:
+            super().polish()
+        finally:
+            self.tm.fixed = False
+
+    def local_moves(self):
+        """minmax_local.candidates at the incumbent's uploads, each move keeping the users' ρ, plus the ρ
+        exchanges; best first: (levels, [(score, server, k, touched servers, ρ)]). Screened as
+        minmax_local.py does (E_m > 0 proves a move cannot meet the target); only the incumbent depends on
+        this, every accepted point is verified as every incumbent."""
+        if self.ub - self.alone <= self.tol():     # at the bound no level needs: nothing to gain
+            return None
+        rho = np.asarray(self.inc["rho"], float)
+        s = self.upload(rho)
+        self.tm.s, self.tm.fixed = s, True
+        found = candidates(self)
+        if found is None:
+            return None
+        T, ms, cands = found
+        levels = np.minimum(T, self.D.deadline_s)
+        cands = [c + (rho,) for c in cands] + self.rho_exchanges(T, ms, levels, s)
+        cands.sort(key=lambda c: c[0])
+        return levels, cands
+
+    def try_move(self, cand, levels):
+        _, server, k, touched, rho = cand
+        self.tm.s, self.tm.fixed = self.upload(rho), True
+        ex = self.tm.check(server, k, levels, only=touched, proof_only=True)[0]
+        return self.offer(server, k, rho) if np.all(ex[touched] <= 1e-12 * self.D.F[touched]) else np.inf
 
     def rho_exchanges(self, T, ms, levels, s, screen=True, grid=16):
         """The ρ-exchange moves of ``polish`` at target T off bottleneck server ms (uploads ``s`` fixed on

@@ -34,7 +34,7 @@ import numpy as np
 from mecsplit import quiet
 
 from .bnb import Gap
-from .minmax_local import polish
+from .minmax_local import candidates, polish
 from .subproblems import SAFETY, rate
 from .timing import Timing
 
@@ -186,10 +186,20 @@ class MinMax(Gap):
         self.polish()
 
     def polish(self):
-        """Local search on the incumbent (minmax_local.py), within a share of the time left. Not with
-        compression (compression.py): there the distortion budget couples the users' keep ratios."""
-        if not self.D.compression and self.ub - self.alone > self.tol():     # else nothing to gain
+        """Local search on the incumbent (minmax_local.py), within a share of the time left."""
+        if self.inc is not None and self.ub - self.alone > self.tol():     # else nothing to gain
             polish(self, POLISH_SHARE * max(self.deadline - self.clock(), 0.0))
+
+    def local_moves(self):
+        """The local search's screened moves off the incumbent: (levels, [(score, server, k, touched)])."""
+        found = candidates(self)
+        return None if found is None else (np.minimum(found[0], self.D.deadline_s), found[2])
+
+    def try_move(self, cand, levels):
+        """A move checked exactly at ``levels``: the offered point's value, or inf where it misses them."""
+        _, server, k, touched = cand
+        ex = self.tm.check(server, k, levels, only=touched, proof_only=True)[0]
+        return self.offer(server, k) if np.all(ex[touched] <= 1e-12 * self.D.F[touched]) else np.inf
 
     # -- the feasibility MILP at a level -------------------------------------------------------------
     def best_prices(self, m, P, w):

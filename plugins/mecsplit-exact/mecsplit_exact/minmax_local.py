@@ -86,21 +86,19 @@ def candidates(mm, screen=True):
 
 def polish(mm, budget_s: float, max_checks: int = 8) -> int:
     """Improve ``mm``'s (a minmax.MinMax) incumbent by local search for at most ``budget_s`` seconds (wall,
-    and never past the solve's deadline). Returns the number of accepted moves."""
-    D, tm = mm.D, mm.tm
+    and never past the solve's deadline): ``mm.local_moves()`` gives the screened moves best first,
+    ``mm.try_move`` checks one exactly and offers it. Returns the number of accepted moves."""
     end = min(mm.deadline, time.perf_counter() + budget_s)
     moves = 0
     while mm.inc is not None and time.perf_counter() < end:
-        obj, found = mm.inc["obj"], candidates(mm)
+        obj, found = mm.inc["obj"], mm.local_moves()
         if found is None:
             break
-        T, _, cands = found
-        levels = np.minimum(T, D.deadline_s)
-        for _, s2, k2, touched in cands[:max_checks]:
+        levels, cands = found
+        for cand in cands[:max_checks]:
             if time.perf_counter() >= end:
                 break
-            ex = tm.check(s2, k2, levels, only=touched, proof_only=True)[0]
-            if np.all(ex[touched] <= 1e-12 * D.F[touched]) and mm.offer(s2, k2) < obj:
+            if mm.try_move(cand, levels) < obj:
                 moves += 1
                 break
         else:
