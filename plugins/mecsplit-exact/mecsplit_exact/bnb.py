@@ -295,7 +295,7 @@ class BnB(Gap):
             keep[np.arange(N), inc["server"], inc["k"]] = True
         base = float(np.sum(np.min(np.where(keep, D.user_part[:, None, :], np.inf), axis=(1, 2))))
         top = self.ub if inc is not None else best["L"]      # the scale of the assignment-dependent part
-        milp = self.milp = AssignmentMILP(D, keep, 1.0 / max(abs(top - base), 1e-9 * abs(top), 1e-300))
+        milp = AssignmentMILP(D, keep, 1.0 / max(abs(top - base), 1e-9 * abs(top), 1e-300))
         self.stats["oa_options"] = milp.nx
         if self.ub - best["L"] > self.tol():
             # HiGHS' own primal heuristics are off (oa.SEARCH): the first MILP's cutoff comes from here; before
@@ -396,7 +396,7 @@ class BnB(Gap):
         t = self.clock()
         end = t + share * max(self.deadline - t, 0.0)
         rng = np.random.default_rng(LNS_SEED)
-        st = {"tries": 0, "improvements": 0, "time_s": 0.0}
+        st = {"seed": LNS_SEED, "tries": 0, "improvements": 0, "time_s": 0.0}
         fails = 0
         while fails < PATIENCE and self.clock() < end and self.ub - bound > self.tol():
             inc = self.inc
