@@ -22,12 +22,14 @@ from .fixed import solve_fixed, to_solution
 from .lagrangian import DualEval, Master, _scales, maximise
 from .local import LocalSearch
 from .oa import AssignmentMILP, kept_options, price_points
+from .primal import PrimalWorker, available
 from .timing import Timing
 
 LNS_SEED = 0      # the large-neighbourhood search's server draws (BnB.neighbourhoods)
 PATIENCE = 10     # its draws in a row without improvement before it stops
 NEAR = 0.9        # its sub-MILPs add 8 edge-cut prices per server on [0.9 μ, μ/0.9] around the incumbent's μ
 LARGE = 5000      # user–server pairs above which the MILP gets fewer cut prices and the neighbourhood search runs
+WORKER = 2000     # user–server pairs from which (up to LARGE) a second core looks for incumbents (primal.py)
 
 
 class QuietTracer:
@@ -62,8 +64,10 @@ class Gap:
 
 class BnB(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
-                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True):
+                 colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True,
+                 second_core=False):
         self.method = method
+        self.second_core = second_core
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
         self.pool = Pool(D)
@@ -336,13 +340,38 @@ class BnB(Gap):
 
         if N * M > LARGE:   # (at 50×10 its sub-MILPs, 40 % of the problem each, cost more than the MILP: §5)
             self.neighbourhoods(milp, best["mu"], bound)
+        worker = None
+        if (self.second_core and WORKER <= N * M <= LARGE and self.local is not None and self.ub - bound > self.tol()
+                and available()):
+            worker = PrimalWorker(D, milp, self.deadline - self.clock(), seed=LNS_SEED)
+            self.stats["primal_worker"] = {"sent": 0, "improvements": 0}
+
+        def incumbent():   # the worker's assignments, each costed exactly here before HiGHS is handed it
+            if worker is not None:
+                for server, k in worker.poll():
+                    before = self.inc
+                    self.offer(server, k, improve_alpha=False)
+                    self.stats["primal_worker"]["improvements"] += self.inc is not before
+            return self.inc
+
+        try:
+            return self._oa_rounds(milp, bound, cuts, costed, report, incumbent)
+        finally:
+            if worker is not None:
+                worker.close()
+                self.stats["primal_worker"]["sent"] = worker.sent
+
+    def _oa_rounds(self, milp, bound, cuts, costed, report, incumbent):
+        """The outer-approximation loop of outer_approximation: solve, cut every solution found at its own
+        multipliers, re-solve until the gap closes, the MILP's optimum is costed exactly or time runs out."""
+        D = self.D
         target = 0.5   # the MILP's gap target, as a share of the tolerance (room for the bound margin)
         while self.clock() < self.deadline:
             start = milp.start_vector(self.inc["server"], self.inc["k"]) if self.inc is not None else None
             lb, found, limited = milp.solve(self.deadline - self.clock(), target * self.tol(), start, report, costed,
                                             node_limit=self.node_limit,
-                                            stop=lambda lb: self.inc is not None and self.inc["obj"] - lb <= self.tol(),
-                                            incumbent=lambda: self.inc)
+                                            stop=lambda lb: (inc := incumbent()) is not None and inc["obj"] - lb <= self.tol(),
+                                            incumbent=incumbent)
             self.stats["oa_rounds"] += 1
             if milp.infeasible:    # the MILP is a relaxation of the problem: no assignment is feasible
                 self.infeasible = ("the assignment MILP, a relaxation (one possible option per user, the user caps, "

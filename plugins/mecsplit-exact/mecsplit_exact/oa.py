@@ -329,8 +329,9 @@ class AssignmentMILP:
                 last[0] = lb
                 if on_bound is not None:
                     on_bound(self.to_objective(lb))
-                if stop is not None and stop(self.to_objective(lb)):
-                    stopped[0] = ev.data_in.user_interrupt = True
+            # every time, not only on a new bound: the incumbent can improve meanwhile (primal.py)
+            if stop is not None and stop(self.to_objective(last[0])):
+                stopped[0] = ev.data_in.user_interrupt = True
 
         handed = [incumbent() if start is not None and incumbent is not None else None]
 

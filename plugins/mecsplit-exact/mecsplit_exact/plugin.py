@@ -12,7 +12,7 @@ from . import __version__
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
            "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
-           "verbose": False}
+           "second_core": True, "verbose": False}
 # checked by the framework before a solve (mecsplit.solve.check_option); numbers not named here are ≥ 0
 DOMAINS = {"method": ("oa", "bnb"), "colgen": ("off", "root", "all"), "colgen_share": {"lo": 0, "lo_open": True, "hi": 1},
            "rel_gap": {"lo": 0, "hi": 1}, "node_limit": {"lo": 1}, "dual_iters": {"lo": 1}, "heur_every": {"lo": 1}}
@@ -53,7 +53,7 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
         return BnB(data, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
                    time_limit_s=time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
-                   method=method, local_search=options["local_search"])
+                   method=method, local_search=options["local_search"], second_core=options["second_core"])
 
     if D.kind == "max_delay":   # min–max delay: bisection on the level with feasibility MILPs (minmax.py)
         if D.compression:

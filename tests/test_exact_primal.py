@@ -1,0 +1,74 @@
+"""Incumbents from a second core (plugins/mecsplit-exact primal.py, docs/exact.md §2e).
+
+* the worker only writes complete assignments, each strictly better (costed exactly) than the one before,
+  and none better than the optimum found by full enumeration with independently solved blocks;
+* a solve with the worker certifies the same optimum as one without, and leaves no process or file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mecsplit_exact")
+
+from mecsplit.instance import generate  # noqa: E402
+from mecsplit.solve import solve  # noqa: E402
+from mecsplit.variant import load_variant  # noqa: E402
+from mecsplit_exact import bnb, primal  # noqa: E402
+from mecsplit_exact.fixed import solve_fixed  # noqa: E402
+from mecsplit_exact.oa import AssignmentMILP, price_points  # noqa: E402
+from mecsplit_exact.subproblems import Data  # noqa: E402
+
+from test_exact import L4, _enumerate  # noqa: E402
+
+
+def test_worker_writes_better_and_better_complete_assignments(tmp_path):
+    v = load_variant("default", overrides=L4)
+    inst = generate(v, 3, 2, 0)
+    D = Data(v, inst)
+    keep = np.isfinite(D.user_part)[:, None, :].repeat(D.M, axis=1) & D.possible
+    first = solve_fixed(D, np.arange(D.N) % D.M, np.zeros(D.N, int))
+    milp = AssignmentMILP(D, keep, 1.0 / first["obj"])
+    for m in range(D.M):    # a coarse cost model: the worker's MILP answers need not be optimal
+        milp.add_cuts(m, [0.0] + price_points(D, first["mu"], n=3)[m], [0.0, first["lam"][m]])
+    primal.prepare(str(tmp_path), D, milp)
+    out = io.StringIO()
+    primal.work(str(tmp_path), 5.0, 0, os.getppid(), out)
+    lines = [json.loads(s) for s in out.getvalue().splitlines()]
+    assert lines
+    costs = []
+    for server, k in lines:
+        server, k = np.asarray(server), np.asarray(k)
+        assert server.shape == (D.N,) and np.all((server >= 0) & (server < D.M))
+        assert np.all(D.possible[np.arange(D.N), server, k])
+        costs.append(solve_fixed(D, server, k, improve_alpha=False)["obj"])
+    assert all(b < a for a, b in zip(costs, costs[1:]))
+    assert costs[-1] >= _enumerate(v, inst) * (1 - 1e-7)
+
+
+@pytest.mark.skipif(not primal.available(), reason="the worker needs a second core")
+def test_solve_with_the_worker_certifies_the_same_optimum(monkeypatch):
+    v = load_variant("default")
+    inst = generate(v, 30, 5, 0)
+    plain = solve(v, inst, "exact", {"rel_gap": 1e-6})
+    workers = []
+
+    class Recorded(primal.PrimalWorker):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            workers.append(self)
+
+    monkeypatch.setattr(bnb, "WORKER", 0)
+    monkeypatch.setattr(bnb, "PrimalWorker", Recorded)
+    r = solve(v, inst, "exact", {"rel_gap": 1e-6})
+    assert workers and "primal_worker" in r.extra
+    assert plain.status == r.status == "optimal"
+    assert r.objective == pytest.approx(plain.objective, rel=1e-6)
+    assert r.bound <= plain.objective * (1 + 1e-9) and plain.bound <= r.objective * (1 + 1e-9)
+    for w in workers:
+        assert w.proc.poll() is not None and not os.path.exists(w.dir)
