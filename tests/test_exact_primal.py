@@ -68,7 +68,7 @@ def test_solve_with_the_worker_certifies_the_same_optimum(monkeypatch):
     r = solve(v, inst, "exact", {"rel_gap": 1e-6})
     assert workers and "primal_worker" in r.extra
     assert plain.status == r.status == "optimal"
-    assert r.objective == pytest.approx(plain.objective, rel=1e-6)
+    assert r.objective == pytest.approx(plain.objective, rel=2e-6)   # each within 1e-6 of the optimum
     assert r.bound <= plain.objective * (1 + 1e-9) and plain.bound <= r.objective * (1 + 1e-9)
     for w in workers:
         assert w.proc.poll() is not None and not os.path.exists(w.dir)
