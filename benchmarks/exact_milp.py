@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -71,6 +72,8 @@ def first_milp(variant, inst, path, prices=None, band=0.5):
 
 
 def setting(kv):
+    if "=" not in kv:
+        raise argparse.ArgumentTypeError(f"{kv!r} is not NAME=VALUE")
     k, v = kv.split("=", 1)
     low = v.lower()
     if low in ("true", "false"):
@@ -110,7 +113,9 @@ def main(argv=None):
     settings.update(dict(a.option))
     for k, x in settings.items():
         if h.setOptionValue(k, x) != highspy.HighsStatus.kOk:
-            raise SystemExit(f"HiGHS refused the option {k}={x!r}")
+            print(f"exact_milp.py: error: --option {k}={x!r}: HiGHS has no such option or refused the value "
+                  "(allowed: a HiGHS option name and a value of its type)", file=sys.stderr)
+            raise SystemExit(2)
     to_obj = milp.to_objective      # a MILP bound in objective units, with the solver's own margins
     t0 = time.perf_counter()
     hit, best = [None], [-np.inf]
