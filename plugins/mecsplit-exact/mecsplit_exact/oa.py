@@ -73,6 +73,17 @@ def kept_options(D, ev, ub):
         return np.isfinite(cost) & D.possible & (ev["L"] + rc - SAFETY * np.abs(cost) <= ub)
 
 
+def assignment_of(x, on, om, ok, N):
+    """(server, k) of the MILP point ``x`` whose columns are the options (on, om, ok) = (user, server,
+    split); server −1 for a user it leaves unassigned."""
+    pick = np.asarray(x)[: on.size] > 0.5
+    server = np.full(N, -1)
+    k = np.zeros(N, int)
+    server[on[pick]] = om[pick]
+    k[on[pick]] = ok[pick]
+    return server, k
+
+
 class AssignmentMILP:
     """The MILP above over the options ``keep`` (N, M, K bool), kept in one HiGHS model."""
 
@@ -282,12 +293,7 @@ class AssignmentMILP:
 
     def assignment(self, x):
         """(server, k) of a MILP solution; server −1 for a user it leaves unassigned."""
-        on = x > 0.5
-        server = np.full(self.D.N, -1)
-        k = np.zeros(self.D.N, int)
-        server[self.on[on]] = self.om[on]
-        k[self.on[on]] = self.ok[on]
-        return server, k
+        return assignment_of(x, self.on, self.om, self.ok, self.D.N)
 
     def _complete(self, xs):
         """The assignments of MILP points ``xs`` that give every user a server."""

@@ -94,13 +94,12 @@ def work(folder, time_limit_s, seed, parent, out=sys.stdout):
     with random seed ``seed``; each solution it finds is polished by the local search, and every assignment
     better than the last one written is written to ``out`` as a JSON line [server, k]. Ends at the time
     limit, once HiGHS has solved the MILP or when the parent process is gone; the parent ends it earlier
-    (PrimalWorker.close). Quiet:
-    HiGHS' output is off and nothing else is printed."""
+    (PrimalWorker.close). Quiet: HiGHS' output is off and nothing else is printed."""
     from mecsplit import quiet
 
     from .fixed import solve_fixed
     from .local import LocalSearch
-    from .oa import NUMERICS
+    from .oa import NUMERICS, assignment_of
 
     with open(os.path.join(folder, "data.pkl"), "rb") as f:
         D, on, om, ok = pickle.load(f)
@@ -119,10 +118,7 @@ def work(folder, time_limit_s, seed, parent, out=sys.stdout):
     local = LocalSearch(D)
 
     def found(ev):   # every improving MILP solution HiGHS finds: costed, polished (on this core), sent if better
-        x = np.asarray(ev.data_out.mip_solution)[: on.size] > 0.5
-        server = np.full(D.N, -1)
-        k = np.zeros(D.N, int)
-        server[on[x]], k[on[x]] = om[x], ok[x]
+        server, k = assignment_of(ev.data_out.mip_solution, on, om, ok, D.N)
         if np.all(server >= 0) and (r := offer(server, k)) is not None:
             local.improve(r, end, clock, offer)
 
