@@ -33,6 +33,7 @@ import numpy as np
 import mecsplit_exact.bnb as bnb
 import mecsplit_exact.oa as oa
 from mecsplit import quiet
+from mecsplit.errors import InputError
 from mecsplit.instance import generate
 from mecsplit.solve import solve
 from mecsplit.variant import load_variant
@@ -71,6 +72,42 @@ def first_milp(variant, inst, path, prices=None, band=0.5):
     return got["milp"], got["obj"], got["value"], 1e-6 * abs(got["obj"])
 
 
+class OneLine(argparse.ArgumentParser):
+    """Bad arguments: one line and exit 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"exact_milp.py: error: {message}\n")
+
+
+def positive(text):
+    x = float(text)
+    if not (x > 0 and x < float("inf")):
+        raise argparse.ArgumentTypeError(f"got {text!r} (allowed: a finite number > 0)")
+    return x
+
+
+def share(text):
+    x = float(text)
+    if not 0 < x < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r} (allowed: a number in (0, 1))")
+    return x
+
+
+def count(text):
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r} (allowed: a whole number >= 1)")
+    return n
+
+
+def size(text):
+    try:
+        n, m = map(count, text.lower().split("x"))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"got {text!r} (allowed: USERSxSERVERS, e.g. 200x20)") from None
+    return n, m
+
+
 def setting(kv):
     if "=" not in kv:
         raise argparse.ArgumentTypeError(f"{kv!r} is not NAME=VALUE")
@@ -87,20 +124,23 @@ def setting(kv):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLine(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", default="default")
-    ap.add_argument("--size", default="200x20")
+    ap.add_argument("--size", default=(200, 20), type=size, help="USERSxSERVERS")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=float, default=30.0, help="HiGHS' time limit (wall s)")
+    ap.add_argument("--limit", type=positive, default=30.0, help="HiGHS' time limit (wall s)")
     ap.add_argument("--random-seed", type=int, default=0, help="HiGHS' random_seed")
     ap.add_argument("--option", action="append", default=[], type=setting, help="a HiGHS option, name=value")
     ap.add_argument("--heuristics", action="store_true", help="HiGHS' heuristics on, no cutoff, then polish")
-    ap.add_argument("--prices", type=int, default=None, help="edge-cut prices per server (the solver: 20)")
-    ap.add_argument("--band", type=float, default=0.5, help="the grid spans [band·μ*, μ*/band]")
+    ap.add_argument("--prices", type=count, default=None, help="edge-cut prices per server (the solver: 20)")
+    ap.add_argument("--band", type=share, default=0.5, help="the grid spans [band·μ*, μ*/band]")
     a = ap.parse_args(argv)
-    n, m = map(int, a.size.lower().split("x"))
-    v = load_variant(a.variant)
-    inst = generate(v, n, m, a.seed)
+    n, m = a.size
+    try:
+        v = load_variant(a.variant)
+        inst = generate(v, n, m, a.seed)
+    except InputError as e:
+        ap.exit(2, f"exact_milp.py: error: {e}\n")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "milp.mps")
         milp, obj, value, tol = first_milp(v, inst, path, a.prices, a.band)
@@ -129,11 +169,20 @@ def main(argv=None):
     h.cbMipInterrupt.subscribe(progress)
     h.run()
     info = h.getInfo()
-    head = f"{a.variant} {a.size} seed {a.seed}: incumbent {obj:.10g}; HiGHS {dict(a.option) or 'as the solver'}"
+    head = f"{a.variant} {n}x{m} seed {a.seed}: incumbent {obj:.10g}; HiGHS {dict(a.option) or 'as the solver'}"
+    if not a.heuristics and h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        # nothing below the cutoff (the incumbent's MILP value): the incumbent is the MILP's optimum
+        print(f"{head}: no MILP solution below the incumbent's value, proven at {time.perf_counter() - t0:.1f} s")
+        return
     if not a.heuristics:
         lb = to_obj(max(best[0], info.mip_dual_bound))
-        print(f"{head}: " + (f"gap 1e-6 reached at {hit[0]:.1f} s" if hit[0] is not None else
-                             f"gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s ({info.mip_node_count} nodes)"))
+        if hit[0] is not None:
+            print(f"{head}: gap 1e-6 reached at {hit[0]:.1f} s")
+        elif h.getModelStatus() == highspy.HighsModelStatus.kOptimal:   # a MILP point below the incumbent's value
+            print(f"{head}: MILP solved in {time.perf_counter() - t0:.1f} s, its optimum {(obj - lb) / abs(obj):.3e} "
+                  "below the incumbent (the solver then costs that point exactly, cuts it and re-solves: §2c)")
+        else:
+            print(f"{head}: gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s ({info.mip_node_count} nodes)")
         return
     if info.primal_solution_status != 2:
         print(f"{head}, heuristics: no solution in {a.limit:g} s")
