@@ -6,6 +6,9 @@
 * the search only ever offers verified improvements and stops at an assignment no move or swap
   improves (an exhaustive check with the fixed-assignment solver);
 * the swap pre-selection above MAX_PAIRS keeps the screen's predictions for the pairs it keeps;
+* the quick screen predicts exactly what the screen predicts for the candidates it keeps, its
+  second-order model ranks the candidates as the screen does, and a search that starts every pass with
+  it still ends where the full screen predicts no improvement;
 * the option's type is checked.
 """
 
@@ -61,8 +64,11 @@ def test_screen_predictions_against_independent_blocks(name, seed, over, tight):
     assert checked >= 10
 
 
+@pytest.mark.parametrize("top", [None, 2], ids=["quick-top-default", "quick-top-2"])
 @pytest.mark.parametrize("name", ["default", "liu-zhao-2024"])
-def test_search_ends_in_a_verified_local_optimum(name):
+def test_search_ends_in_a_verified_local_optimum(name, top, monkeypatch):
+    if top is not None:   # the quick screen keeps 2 candidates per kind: passes fall back to the full screen
+        monkeypatch.setattr(local, "QUICK_TOP", top)
     v = load_variant(name, overrides=L4)
     inst = generate(v, 8, 3, 4)
     D = Data(v, inst)
@@ -77,6 +83,7 @@ def test_search_ends_in_a_verified_local_optimum(name):
     ls = local.LocalSearch(D)
     r = ls.improve(start, np.inf, lambda: 0.0, offer)
     assert ls.stats["improvements"] >= 1 and r["obj"] < start["obj"]
+    assert ls.stats["passes"] > ls.stats["quick_passes"] >= 1      # quick passes, and the full one at the end
     assert r["obj"] == min([start["obj"]] + offered)
     again = solve_fixed(D, r["server"], r["k"], improve_alpha=False)
     assert again["obj"] == pytest.approx(r["obj"], rel=1e-12)
@@ -105,6 +112,34 @@ def test_swap_preselection_keeps_exact_predictions(monkeypatch):
     kept = np.isfinite(part)
     assert kept.sum() == 10 and np.isfinite(full).sum() == 48
     assert np.allclose(part[kept], full[kept], rtol=0, atol=1e-12 * r["obj"])
+
+
+@pytest.mark.parametrize("name,over,N,M,seed", [("default", L4, 12, 3, 5), ("liu-zhao-2024", L4, 12, 3, 1),
+                                                 ("hardware-2024", SPLIT, 12, 3, 2), ("default", None, 30, 5, 0)],
+                         ids=["default", "liu-zhao-eq", "hardware-activations", "default-30x5"])
+def test_quick_screen_keeps_the_screens_predictions_and_ranks_like_it(name, over, N, M, seed):
+    from scipy.stats import spearmanr
+
+    v = load_variant(name, overrides=over) if over else load_variant(name)
+    D = Data(v, generate(v, N, M, seed))
+    r = solve_fixed(D, np.arange(N) % M, np.zeros(N, int), improve_alpha=False)
+    ls = local.LocalSearch(D)
+    move, swap, kbest = ls.screen(r)
+    # every candidate kept: the same tables, value for value
+    qm, qs, qk = ls.quick_screen(r, top=10**9)
+    assert np.array_equal(qk, kbest) and np.array_equal(qm, move) and np.array_equal(qs, swap)
+    # the model's estimates: the same candidates allowed, ranked as the screen ranks them
+    em, es = ls.estimates(ls._state(r))
+    for exact, est in ((move, em), (swap, es)):
+        ok = np.isfinite(exact)
+        assert np.array_equal(ok, np.isfinite(est)) and ok.sum() >= 20
+        assert spearmanr(exact[ok], est[ok]).statistic >= 0.98
+    # a few kept: the model's best, each predicted exactly as the screen does
+    qm, qs, _ = ls.quick_screen(r, top=5)
+    for exact, est, quick in ((move, em, qm), (swap, es, qs)):
+        kept = np.isfinite(quick)
+        assert kept.sum() == 5 and np.array_equal(quick[kept], exact[kept])
+        assert est[kept].max() <= np.sort(est[np.isfinite(est)])[4]
 
 
 def test_local_search_option_is_checked():

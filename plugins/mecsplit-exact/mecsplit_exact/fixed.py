@@ -13,13 +13,17 @@ import numpy as np
 
 from .subproblems import edge_solve, rate, root_inc
 
+WARM = np.log(2.0)   # half-width (in log λ) of the bracket around a server's last bandwidth price
+
 
 def _bandwidth(D, server, nu=None):
     """λ_m and the users' (p, b) for the assignment. Per-server results are memoised on ``D`` (the
     bandwidth block of a server depends only on its user set), so local moves re-solve two servers.
     ``nu`` (N,): deadline multipliers raising the users' delay weights (not memoised)."""
     M = D.M
-    cache = D.__dict__.setdefault("_bw_cache", {}) if nu is None else {}
+    memo = nu is None
+    cache = D.__dict__.setdefault("_bw_cache", {}) if memo else {}
+    last = D.__dict__.setdefault("_bw_last", np.zeros(M))     # each server's last price (a warm bracket)
     nu = np.zeros(D.N) if nu is None else nu
     if len(cache) > 200000:
         cache.clear()
@@ -42,9 +46,19 @@ def _bandwidth(D, server, nu=None):
             tot = np.bincount(server[us], weights=b, minlength=M)
             return D.B[sel] - tot[sel]
 
-        y = root_inc(g, np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15)), rtol=0.0, atol=1e-13)
+        lo, hi = np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15))
+        if memo:   # a bracket of a factor 2 around the server's last price, where it holds the root
+            near = np.nonzero(last[todo] > 0)[0]
+            if near.size:
+                y0 = np.log(last[todo[near]])
+                a, b = y0 - WARM, y0 + WARM
+                inside = (g(a, near) < 0) & (g(b, near) > 0)
+                lo[near[inside]], hi[near[inside]] = a[inside], b[inside]
+        y = root_inc(g, lo, hi, rtol=0.0, atol=1e-13)
         lam_t = np.zeros(M)
         lam_t[todo] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
+        if memo:
+            last[todo] = lam_t[todo]
         p, b = solve_users(lam_t[server[us_all]], us_all)
         tot = np.bincount(server[us_all], weights=b, minlength=M)
         over = tot > D.B

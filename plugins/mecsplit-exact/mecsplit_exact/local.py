@@ -24,6 +24,7 @@ from .subproblems import edge_solve, root_inc
 
 NEWTON = 4            # Newton steps on each candidate set's frequency price
 MAX_PAIRS = 50_000     # swaps screened per pass (all pairs up to N ≈ 316)
+QUICK_TOP = 64         # moves and swaps the quick screen keeps per pass (each kind)
 
 
 def group_edge(D, n, m, k, grp, G, gm, mu0):
@@ -87,14 +88,15 @@ def _groups(order, start, cnt, gm, rem, add, k, kadd):
 class LocalSearch:
     """Best-improvement moves and swaps from an exact fixed-assignment result ``r`` (fixed.py)."""
 
-    def __init__(self, D, uplink=None):
+    def __init__(self, D, uplink=None, quick=True):
         self.D = D
         self.uplink = uplink or DualEval(D).uplink       # (N, M) uplink values at the servers' prices λ
-        self.stats = {"passes": 0, "exact_solves": 0, "improvements": 0, "time_s": 0.0}
+        self.quick = quick
+        self.stats = {"passes": 0, "quick_passes": 0, "exact_solves": 0, "improvements": 0, "time_s": 0.0}
 
-    def screen(self, r):
-        """Estimated objective change of every move (N, M) and swap (N, N) from ``r`` (inf: not allowed),
-        with the moved users' best splits at the new server's price."""
+    def _state(self, r):
+        """What every prediction from ``r`` shares: the users' current and would-be (best split at each
+        server's price) user parts plus uplink terms, and every server's edge cost now."""
         D = self.D
         N, M = D.N, D.M
         rows = np.arange(N)
@@ -111,17 +113,40 @@ class LocalSearch:
         gain = D.user_part[rows[:, None], kbest] + U                                 # same on each server
         none = np.full(M, -1)
         Ecur = group_edge(D, *_groups(order, start, cnt, np.arange(M), none, none, k, none), M, np.arange(M), mu)
-        # removals (N) and additions (N·M)
-        Erem = group_edge(D, *_groups(order, start, cnt, s, rows, np.full(N, -1), k, none), N, s, mu[s])
-        gm = np.tile(np.arange(M), N)
-        ga = np.repeat(rows, M)
-        Eadd = group_edge(D, *_groups(order, start, cnt, gm, np.full(N * M, -1), ga, k, kbest[ga, gm]), N * M, gm,
-                          mu[gm]).reshape(N, M)
-        move = (gain - own[:, None] + Eadd - Ecur[None, :] + (Erem - Ecur[s])[:, None])
-        move[rows, s] = np.inf
-        move[:, cnt + 1 > D.user_cap] = np.inf
+        return dict(s=s, k=k, mu=mu, cnt=cnt, order=order, start=start, kbest=kbest, own=own, gain=gain, Ecur=Ecur)
+
+    def _moves(self, st, n, m):
+        """Predicted change of moving users ``n`` to servers ``m`` (arrays), inf where not allowed."""
+        D, s, k, mu, Ecur, cnt = self.D, st["s"], st["k"], st["mu"], st["Ecur"], st["cnt"]
+        G = n.size
+        none = np.full(G, -1)
+        Erem = group_edge(D, *_groups(st["order"], st["start"], cnt, s[n], n, none, k, none), G, s[n], mu[s[n]])
+        Eadd = group_edge(D, *_groups(st["order"], st["start"], cnt, m, none, n, k, st["kbest"][n, m]), G, m, mu[m])
+        out = st["gain"][n, m] - st["own"][n] + Eadd - Ecur[m] + Erem - Ecur[s[n]]
+        bad = (m == s[n]) | (cnt[m] + 1 > D.user_cap[m])
         if D.eq_f:
-            move[cnt[s] <= 1, :] = np.inf
+            bad |= cnt[s[n]] <= 1
+        return np.where(bad, np.inf, out)
+
+    def _swaps(self, st, n1, n2):
+        """Predicted change of swapping users ``n1`` and ``n2`` (on different servers)."""
+        D, s, k, mu, Ecur, kbest = self.D, st["s"], st["k"], st["mu"], st["Ecur"], st["kbest"]
+        P = n1.size
+        gA = _groups(st["order"], st["start"], st["cnt"], s[n2], n2, n1, k, kbest[n1, s[n2]])
+        gB = _groups(st["order"], st["start"], st["cnt"], s[n1], n1, n2, k, kbest[n2, s[n1]])
+        EA = group_edge(D, *gA, P, s[n2], mu[s[n2]])
+        EB = group_edge(D, *gB, P, s[n1], mu[s[n1]])
+        return (st["gain"][n1, s[n2]] - st["own"][n1] + st["gain"][n2, s[n1]] - st["own"][n2]
+                + EA - Ecur[s[n2]] + EB - Ecur[s[n1]])
+
+    def screen(self, r):
+        """Estimated objective change of every move (N, M) and swap (N, N) from ``r`` (inf: not allowed),
+        with the moved users' best splits at the new server's price."""
+        D = self.D
+        N, M = D.N, D.M
+        st = self._state(r)
+        s = st["s"]
+        move = self._moves(st, np.repeat(np.arange(N), M), np.tile(np.arange(M), N)).reshape(N, M)
         # swaps n1 < n2 on different servers: n1 goes to s[n2] minus n2, and back. Beyond MAX_PAIRS pairs,
         # the pairs whose two single moves add up best (a proxy that ignores their interaction) are kept
         proxy = np.where(np.isfinite(move[:, s]), move[:, s], 1e300)
@@ -132,57 +157,125 @@ class LocalSearch:
         if n1.size > MAX_PAIRS:
             pick = np.argpartition(proxy[n1, n2], MAX_PAIRS)[:MAX_PAIRS]
             n1, n2 = n1[pick], n2[pick]
-        P = n1.size
-        gA = _groups(order, start, cnt, s[n2], n2, n1, k, kbest[n1, s[n2]])
-        gB = _groups(order, start, cnt, s[n1], n1, n2, k, kbest[n2, s[n1]])
-        EA = group_edge(D, *gA, P, s[n2], mu[s[n2]])
-        EB = group_edge(D, *gB, P, s[n1], mu[s[n1]])
-        sw = (gain[n1, s[n2]] - own[n1] + gain[n2, s[n1]] - own[n2] + EA - Ecur[s[n2]] + EB - Ecur[s[n1]])
         swap = np.full((N, N), np.inf)
-        swap[n1, n2] = sw
-        return move, swap, kbest
+        swap[n1, n2] = self._swaps(st, n1, n2)
+        return move, swap, st["kbest"]
+
+    def estimates(self, st):
+        """Every move (N, M) and swap (N, N, n1 < n2) change by a second-order model of the edge costs
+        (inf: not allowed). With a, x = fe, c = dfe/dμ of each user at a server's current price μ_m, a
+        set S' has E(S') ≈ A + max_δ (X δ + C δ²/2), A = Σ a − μ_m F_m (a lower bound: the value at μ_m),
+        X = Σ x − F_m, C = Σ c ≤ 0 (μ_m + δ ≥ 0 for "le" budgets) — a Newton step on E's dual in μ
+        (docs/exact.md §2d). A, X and C add up over users, so a candidate costs a few additions."""
+        D = self.D
+        N, M = D.N, D.M
+        s, k, mu, kbest = st["s"], st["k"], st["mu"], st["kbest"]
+        rows = np.arange(N)
+        # each user's (a, x, c) on every server with its best split there, and on its own with its own split
+        kk = np.concatenate([kbest, k[:, None]], axis=1)                            # (N, M + 1)
+        mm = np.concatenate([np.broadcast_to(np.arange(M), (N, M)), s[:, None]], axis=1)
+        w, t, e = D.w[kk], D.t[rows[:, None], mm], D.e[rows[:, None], mm]
+        Fm = D.F[mm]
+        a, x = edge_solve(w, t, e, mu[mm], D.fe_lo, Fm)
+        inner = (x > D.fe_lo) & (x < Fm)
+        c = -inner.astype(float) / np.where(inner, 2 * w * t / x**3 + 2 * w * e, 1.0)   # dfe/dμ (0 at a bound)
+        X = np.bincount(s, weights=x[:, M], minlength=M) - D.F
+        C = np.bincount(s, weights=c[:, M], minlength=M)
+
+        def change(m, da, dx, dc):   # E(S') − E(S) on server(s) m, S' = S with (da, dx, dc) added
+            X2, C2 = X[m] + dx, C[m] + dc
+            d = np.where(C2 < 0, -X2 / np.where(C2 < 0, C2, -1.0), 0.0)
+            if not D.eq_f:
+                d = np.maximum(d, -mu[m])
+            return da + X2 * d + 0.5 * C2 * d * d
+
+        ain, xin, cin = a[:, :M], x[:, :M], c[:, :M]
+        aout, xout, cout = a[:, M], x[:, M], c[:, M]
+        move = (st["gain"] - st["own"][:, None] + change(np.arange(M)[None, :], ain, xin, cin)
+                + change(s, -aout, -xout, -cout)[:, None])
+        move[rows, s] = np.inf
+        move[:, st["cnt"] + 1 > D.user_cap] = np.inf
+        if D.eq_f:
+            move[st["cnt"][s] <= 1, :] = np.inf
+        s2 = s[None, :]
+        half = (st["gain"][rows[:, None], s2] - st["own"][:, None]        # n1 (row) into s[n2] (column), n2 out
+                + change(s2, ain[rows[:, None], s2] - aout[None, :], xin[rows[:, None], s2] - xout[None, :],
+                         cin[rows[:, None], s2] - cout[None, :]))
+        swap = half + half.T
+        swap[np.tril_indices(N)] = np.inf
+        swap[s[:, None] == s2] = np.inf
+        return move, swap
+
+    def quick_screen(self, r, top=None):
+        """The ``top`` (QUICK_TOP) best moves and swaps by ``estimates``, then predicted as ``screen``
+        does (the same lower bounds); (move, swap, kbest) with inf for every candidate not kept. The
+        model only ranks; ``improve`` falls back to the full screen before it stops."""
+        top = QUICK_TOP if top is None else top
+        st = self._state(r)
+        N, M = self.D.N, self.D.M
+        move, swap = np.full((N, M), np.inf), np.full((N, N), np.inf)
+        for est, out, predict in zip(self.estimates(st), (move, swap), (self._moves, self._swaps)):
+            flat = est.ravel()
+            keep = np.nonzero(np.isfinite(flat))[0]
+            if keep.size > top:
+                keep = keep[np.argpartition(flat[keep], top)[:top]]
+            i, j = np.unravel_index(keep, est.shape)
+            out[i, j] = predict(st, i, j)
+        return move, swap, st["kbest"]
 
     def improve(self, r, deadline, clock, offer, max_solves=500):
         """Apply predicted-improving moves/swaps until none is left or the deadline. Each pass applies
         the best candidates that touch disjoint servers together (their predictions add up exactly),
         falling back to the single best; every result is solved exactly through ``offer(server, k)``
-        (which keeps the incumbent). Returns the best exact result."""
-        D = self.D
+        (which keeps the incumbent). A pass screens the quick model's best candidates first
+        (``quick_screen``) and every candidate only when those give nothing, so the search ends where
+        the full screen predicts no improvement. Returns the best exact result."""
         solves = 0
+        full = not self.quick
         while clock() < deadline and solves < max_solves:
-            tol = 1e-13 * abs(r["obj"])
             self.stats["passes"] += 1
-            move, swap, kbest = self.screen(r)
-            cands = [(move[i, j], 0, i, j) for i, j in zip(*np.nonzero(move < -tol))]
-            cands += [(swap[i, j], 1, i, j) for i, j in zip(*np.nonzero(swap < -tol))]
-            if not cands:
-                break
-            cands.sort()
-            s0 = r["server"]
-            batch, used = [], set()
-            for c in cands:
-                _, kind, i, j = c
-                touch = {int(s0[i]), int(j) if kind == 0 else int(s0[j])}
-                if not touch & used:
-                    batch.append(c)
-                    used |= touch
-            better = None
-            for group in ([batch, batch[:1]] if len(batch) > 1 else [batch]):
-                s2, k2 = s0.copy(), r["k"].copy()
-                for _, kind, i, j in group:
-                    if kind == 0:
-                        s2[i], k2[i] = j, kbest[i, j]
-                    else:
-                        si, sj = s0[i], s0[j]
-                        s2[i], k2[i], s2[j], k2[j] = sj, kbest[i, sj], si, kbest[j, si]
-                q = offer(s2, k2)
-                solves += 1
-                self.stats["exact_solves"] += 1
-                if q is not None and q["obj"] < r["obj"] - tol:
-                    better = q
-                    break
+            self.stats["quick_passes"] += not full
+            move, swap, kbest = self.screen(r) if full else self.quick_screen(r)
+            better, tried = self._apply(r, move, swap, kbest, offer)
+            solves += tried
             if better is None:
-                break
+                if full or not self.quick:
+                    break
+                full = True          # the quick candidates gave nothing: screen every one
+                continue
             self.stats["improvements"] += 1
-            r = better
+            r, full = better, not self.quick
         return r
+
+    def _apply(self, r, move, swap, kbest, offer):
+        """The best predicted-improving candidates that touch disjoint servers together, else the single
+        best, solved exactly; (the better exact result or None, exact solves done)."""
+        tol = 1e-13 * abs(r["obj"])
+        cands = [(move[i, j], 0, i, j) for i, j in zip(*np.nonzero(move < -tol))]
+        cands += [(swap[i, j], 1, i, j) for i, j in zip(*np.nonzero(swap < -tol))]
+        if not cands:
+            return None, 0
+        cands.sort()
+        s0 = r["server"]
+        batch, used = [], set()
+        for c in cands:
+            _, kind, i, j = c
+            touch = {int(s0[i]), int(j) if kind == 0 else int(s0[j])}
+            if not touch & used:
+                batch.append(c)
+                used |= touch
+        tried = 0
+        for group in ([batch, batch[:1]] if len(batch) > 1 else [batch]):
+            s2, k2 = s0.copy(), r["k"].copy()
+            for _, kind, i, j in group:
+                if kind == 0:
+                    s2[i], k2[i] = j, kbest[i, j]
+                else:
+                    si, sj = s0[i], s0[j]
+                    s2[i], k2[i], s2[j], k2[j] = sj, kbest[i, sj], si, kbest[j, si]
+            q = offer(s2, k2)
+            tried += 1
+            self.stats["exact_solves"] += 1
+            if q is not None and q["obj"] < r["obj"] - tol:
+                return q, tried
+        return None, tried
