@@ -13,7 +13,7 @@ import numpy as np
 
 from .subproblems import edge_solve, rate, root_inc
 
-WARM = np.log(2.0)   # half-width (in log λ) of the bracket around a server's last bandwidth price
+WARM = np.log(2.0)   # half-width (in log λ) of the first bracket around a server's last bandwidth price
 
 
 def _bandwidth(D, server, nu=None):
@@ -33,8 +33,11 @@ def _bandwidth(D, server, nu=None):
     if todo.size:
         us_all = np.nonzero(np.isin(server, todo))[0]
 
+        guess = np.zeros(D.N)     # each user's last bandwidth: the next price's root is near it
+
         def solve_users(lam_user, us):
-            _, p, b = D.uplink(us, server[us], lam_user, nu[us])
+            _, p, b = D.uplink(us, server[us], lam_user, nu[us], near=guess[us])
+            guess[us] = b
             return p, b
 
         def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
@@ -46,15 +49,16 @@ def _bandwidth(D, server, nu=None):
             tot = np.bincount(server[us], weights=b, minlength=M)
             return D.B[sel] - tot[sel]
 
-        lo, hi = np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15))
-        if memo:   # a bracket of a factor 2 around the server's last price, where it holds the root
-            near = np.nonzero(last[todo] > 0)[0]
-            if near.size:
-                y0 = np.log(last[todo[near]])
-                a, b = y0 - WARM, y0 + WARM
-                inside = (g(a, near) < 0) & (g(b, near) > 0)
-                lo[near[inside]], hi[near[inside]] = a[inside], b[inside]
+        wide = np.log(1e-30), np.log(1e15)
+        lo, hi = np.full(todo.size, wide[0]), np.full(todo.size, wide[1])
+        near = np.nonzero(last[todo] > 0)[0] if memo else np.zeros(0, int)
+        lo[near], hi[near] = np.log(last[todo[near]]) - WARM, np.log(last[todo[near]]) + WARM
         y = root_inc(g, lo, hi, rtol=0.0, atol=1e-13)
+        # a root at a narrow bracket's end may lie outside it: those servers again on the wide bracket
+        out = near[(y[near] <= lo[near]) | (y[near] >= hi[near])]
+        if out.size:
+            y[out] = root_inc(lambda v, sel: g(v, out[sel]), np.full(out.size, wide[0]), np.full(out.size, wide[1]),
+                              rtol=0.0, atol=1e-13)
         lam_t = np.zeros(M)
         lam_t[todo] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
         if memo:
