@@ -13,6 +13,10 @@ lower bound on E. The uplink terms use the servers' current bandwidth prices (a 
 to first order: the bandwidth is nearly free with the tokens upload). So a prediction is never above
 the true change, and a candidate predicted not to improve does not. Every candidate tried is solved
 exactly (fixed.py, through the caller's ``offer``).
+
+A pass first ranks every candidate by a second-order model (``estimates``: additive sums per server,
+a few operations each) and predicts as above only the best QUICK_TOP of each kind; the full screen
+runs when those give nothing, so the search ends where no candidate is predicted to improve.
 """
 
 from __future__ import annotations
@@ -239,7 +243,7 @@ class LocalSearch:
             better, tried = self._apply(r, move, swap, kbest, offer)
             solves += tried
             if better is None:
-                if full or not self.quick:
+                if full:
                     break
                 full = True          # the quick candidates gave nothing: screen every one
                 continue
