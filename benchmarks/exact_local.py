@@ -21,6 +21,7 @@ from mecsplit.instance import generate
 from mecsplit.variant import load_variant
 from mecsplit_exact.fixed import solve_fixed
 from mecsplit_exact.local import LocalSearch
+from mecsplit_exact.plugin import CAPABILITIES
 from mecsplit_exact.subproblems import Data
 
 
@@ -72,8 +73,15 @@ def main(argv=None):
     try:
         v = load_variant(a.variant)
         inst = generate(v, *a.size, a.seed)
+        D = Data(v, inst)
     except InputError as e:
         print(f"exact_local.py: {e}", file=sys.stderr)
+        return 2
+    why = CAPABILITIES.why_not(v) or (
+        "the local search runs with the weighted_sum and cost_per_quality objectives, without per-user deadlines"
+        if v.objective.kind == "max_delay" or D.has_deadline else None)
+    if why:
+        print(f"exact_local.py: variant {a.variant!r}: {why}", file=sys.stderr)
         return 2
     print("| screen | wall s | passes (quick) | exact solves | start | local optimum |\n|---|---|---|---|---|---|")
     for rep in range(a.repeat):
