@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .subproblems import edge_solve, rate, root_inc
+from .subproblems import edge_solve, rate, root_inc, root_near
 
 WARM = np.log(2.0)   # half-width (in log λ) of the first bracket around a server's last bandwidth price
 
@@ -49,16 +49,10 @@ def _bandwidth(D, server, nu=None):
             tot = np.bincount(server[us], weights=b, minlength=M)
             return D.B[sel] - tot[sel]
 
-        wide = np.log(1e-30), np.log(1e15)
-        lo, hi = np.full(todo.size, wide[0]), np.full(todo.size, wide[1])
-        near = np.nonzero(last[todo] > 0)[0] if memo else np.zeros(0, int)
-        lo[near], hi[near] = np.log(last[todo[near]]) - WARM, np.log(last[todo[near]]) + WARM
-        y = root_inc(g, lo, hi, rtol=0.0, atol=1e-13)
-        # a root at a narrow bracket's end may lie outside it: those servers again on the wide bracket
-        out = near[(y[near] <= lo[near]) | (y[near] >= hi[near])]
-        if out.size:
-            y[out] = root_inc(lambda v, sel: g(v, out[sel]), np.full(out.size, wide[0]), np.full(out.size, wide[1]),
-                              rtol=0.0, atol=1e-13)
+        with np.errstate(divide="ignore"):      # no last price (0, or not memoised): −inf, the wide bracket
+            centre = np.log(last[todo]) if memo else np.full(todo.size, -np.inf)
+        y = root_near(g, np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15)), centre, WARM,
+                      rtol=0.0, atol=1e-13)
         lam_t = np.zeros(M)
         lam_t[todo] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
         if memo:

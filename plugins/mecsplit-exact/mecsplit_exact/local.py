@@ -109,15 +109,16 @@ class LocalSearch:
         order = np.argsort(s, kind="stable")
         start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
         # moved users' splits: the best at the destination's current price
-        Ek, _ = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
-                           D.F[None, :, None])
+        Ek, Xk = edge_solve(D.w[None, None, :], D.t[:, :, None], D.e[:, :, None], mu[None, :, None], D.fe_lo,
+                            D.F[None, :, None])                                      # (N, M, K) value, share
         kbest = np.argmin(D.user_part[:, None, :] + Ek, axis=2)                       # (N, M)
         U = self.uplink(lam)[0]                                                      # (N, M) at current prices
         own = D.user_part[rows, k] + U[rows, s]                                      # user part + uplink now
         gain = D.user_part[rows[:, None], kbest] + U                                 # same on each server
         none = np.full(M, -1)
         Ecur = group_edge(D, *_groups(order, start, cnt, np.arange(M), none, none, k, none), M, np.arange(M), mu)
-        return dict(s=s, k=k, mu=mu, cnt=cnt, order=order, start=start, kbest=kbest, own=own, gain=gain, Ecur=Ecur)
+        return dict(s=s, k=k, mu=mu, cnt=cnt, order=order, start=start, kbest=kbest, own=own, gain=gain, Ecur=Ecur,
+                    Ek=Ek, Xk=Xk)
 
     def _moves(self, st, n, m):
         """Predicted change of moving users ``n`` to servers ``m`` (arrays), inf where not allowed."""
@@ -143,12 +144,12 @@ class LocalSearch:
         return (st["gain"][n1, s[n2]] - st["own"][n1] + st["gain"][n2, s[n1]] - st["own"][n2]
                 + EA - Ecur[s[n2]] + EB - Ecur[s[n1]])
 
-    def screen(self, r):
+    def screen(self, r, st=None):
         """Estimated objective change of every move (N, M) and swap (N, N) from ``r`` (inf: not allowed),
-        with the moved users' best splits at the new server's price."""
+        with the moved users' best splits at the new server's price. ``st``: ``_state(r)`` if at hand."""
         D = self.D
         N, M = D.N, D.M
-        st = self._state(r)
+        st = self._state(r) if st is None else st
         s = st["s"]
         move = self._moves(st, np.repeat(np.arange(N), M), np.tile(np.arange(M), N)).reshape(N, M)
         # swaps n1 < n2 on different servers: n1 goes to s[n2] minus n2, and back. Beyond MAX_PAIRS pairs,
@@ -180,7 +181,7 @@ class LocalSearch:
         mm = np.concatenate([np.broadcast_to(np.arange(M), (N, M)), s[:, None]], axis=1)
         w, t, e = D.w[kk], D.t[rows[:, None], mm], D.e[rows[:, None], mm]
         Fm = D.F[mm]
-        a, x = edge_solve(w, t, e, mu[mm], D.fe_lo, Fm)
+        a, x = st["Ek"][rows[:, None], mm, kk], st["Xk"][rows[:, None], mm, kk]     # edge_solve at μ (_state)
         inner = (x > D.fe_lo) & (x < Fm)
         c = -inner.astype(float) / np.where(inner, 2 * w * t / x**3 + 2 * w * e, 1.0)   # dfe/dμ (0 at a bound)
         X = np.bincount(s, weights=x[:, M], minlength=M) - D.F
@@ -210,12 +211,12 @@ class LocalSearch:
         swap[s[:, None] == s2] = np.inf
         return move, swap
 
-    def quick_screen(self, r, top=None):
+    def quick_screen(self, r, top=None, st=None):
         """The ``top`` (QUICK_TOP) best moves and swaps by ``estimates``, then predicted as ``screen``
         does (the same lower bounds); (move, swap, kbest) with inf for every candidate not kept. The
         model only ranks; ``improve`` falls back to the full screen before it stops."""
         top = QUICK_TOP if top is None else top
-        st = self._state(r)
+        st = self._state(r) if st is None else st
         N, M = self.D.N, self.D.M
         move, swap = np.full((N, M), np.inf), np.full((N, N), np.inf)
         for est, out, predict in zip(self.estimates(st), (move, swap), (self._moves, self._swaps)):
@@ -236,19 +237,21 @@ class LocalSearch:
         the full screen predicts no improvement. Returns the best exact result."""
         solves = 0
         full = not self.quick
+        st = None
         while clock() < deadline and solves < max_solves:
             self.stats["passes"] += 1
             self.stats["quick_passes"] += not full
-            move, swap, kbest = self.screen(r) if full else self.quick_screen(r)
+            st = self._state(r) if st is None else st
+            move, swap, kbest = self.screen(r, st) if full else self.quick_screen(r, st=st)
             better, tried = self._apply(r, move, swap, kbest, offer)
             solves += tried
             if better is None:
                 if full:
                     break
-                full = True          # the quick candidates gave nothing: screen every one
+                full = True          # the quick candidates gave nothing: screen every one (same r, same st)
                 continue
             self.stats["improvements"] += 1
-            r, full = better, not self.quick
+            r, full, st = better, not self.quick, None
         return r
 
     def _apply(self, r, move, swap, kbest, offer):

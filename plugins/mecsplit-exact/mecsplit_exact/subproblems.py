@@ -282,6 +282,20 @@ def root_inc(g, lo, hi, rtol=1e-14, maxit=200, atol=0.0, bisect=0):
     return x
 
 
+def root_near(g, lo, hi, centre, half, **kw):
+    """root_inc first on [centre − half, centre + half] ∩ [lo, hi] where ``centre`` is finite (a guess),
+    then on the whole [lo, hi] for the functions whose root ended on a narrowed end (it may lie beyond)."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    known = np.isfinite(centre)
+    nlo = np.where(known, np.maximum(centre - half, lo), lo)
+    nhi = np.where(known, np.minimum(centre + half, hi), hi)
+    x = root_inc(g, nlo, nhi, **kw)
+    out = np.nonzero(((x <= nlo) & (nlo > lo)) | ((x >= nhi) & (nhi < hi)))[0]
+    if out.size:
+        x[out] = root_inc(lambda v, sel: g(v, out[sel]), lo[out], hi[out], **kw)
+    return x
+
+
 def edge_solve(w, t, e, mu, lo, hi):
     """min_{x∈[lo,hi]} w(t/x + e x²) + μ x, elementwise (arrays broadcast). Returns (value, x).
 
@@ -473,18 +487,12 @@ def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0, near=None):
                 out = np.where(on, out + b * dobj_dp * dpr, out)
         return out
 
-    lo, hi = np.log(Blo), np.log(Bhi)
-    guess = np.zeros(0, int) if near is None else np.nonzero(np.broadcast_to(near, shape).ravel() > 0)[0]
-    if guess.size:
-        yg = np.log(np.broadcast_to(near, shape).ravel()[guess])
-        lo, hi = lo.copy(), hi.copy()
-        lo[guess], hi[guess] = np.maximum(yg - NEAR, lo[guess]), np.minimum(yg + NEAR, hi[guess])
-    y = root_inc(g, lo, hi, rtol=0.0, atol=1e-9)  # value error O(1e-18)
-    if guess.size:   # a root at a narrowed end may lie beyond it: those again on the whole box
-        cut = ((y <= lo) & (lo > np.log(Blo))) | ((y >= hi) & (hi < np.log(Bhi)))
-        out = np.nonzero(cut)[0]
-        if out.size:
-            y[out] = root_inc(lambda v, s: g(v, out[s]), np.log(Blo[out]), np.log(Bhi[out]), rtol=0.0, atol=1e-9)
+    if near is None:
+        y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=0.0, atol=1e-9)  # value error O(1e-18)
+    else:
+        with np.errstate(divide="ignore"):
+            centre = np.log(np.broadcast_to(near, shape).ravel())      # −inf (no guess) where near ≤ 0
+        y = root_near(g, np.log(Blo), np.log(Bhi), centre, NEAR, rtol=0.0, atol=1e-9)
     b = np.exp(y)
     b = np.clip(b, Blo, Bhi)
     p = p_star(b, A, C0, C1, Plo, Phi, Rm)
