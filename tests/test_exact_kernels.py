@@ -9,8 +9,8 @@ references that share nothing with them (issue 22, docs/exact.md §5).
   prices included, and never above scipy's bounded scalar minimum;
 * the assignment MILP's price cuts, all prices of a server in one solve: the same rows as one solve
   per price;
-* the warm brackets (uplink_solve's guesses of b, fixed.py's bracket around a server's last bandwidth
-  price): the same roots as the cold solves, whether the guess is good, far off or at a bound;
+* the warm bracket (fixed.py's first bracket around a server's last bandwidth price, subproblems.root_near):
+  the same blocks as the cold solves, also when the last prices are far off;
 """
 
 from __future__ import annotations
@@ -198,27 +198,6 @@ def test_batched_price_cuts_equal_one_solve_per_price(name):
     assert np.array_equal(Aa, Ab) and np.array_equal(la, lb)
 
 
-@pytest.mark.parametrize("name", ["default", "liu-zhao-2024", "hardware-2024"])
-def test_uplink_guesses_give_the_cold_roots(name):
-    """uplink_solve with guesses of b (good, 1e-3 or 1e3 off, at a box end, none) returns the roots it
-    returns without them: a root outside the first bracket is found on the whole box."""
-    v = load_variant(name)
-    D = Data(v, generate(v, 12, 3, 2))
-    rng = np.random.default_rng(0)
-    n, m = np.repeat(np.arange(D.N), D.M), np.tile(np.arange(D.M), D.N)
-    for lam in (0.0, 1e-12, 1e-6, 1e-2):
-        lam = lam * 10 ** rng.uniform(-1, 1, n.size)
-        cold = D.uplink(n, m, lam)
-        good = cold[2] * np.exp(rng.uniform(-0.03, 0.03, n.size))
-        far = cold[2] * 10.0 ** rng.choice([-3, 3], n.size)
-        ends = np.where(rng.random(n.size) < 0.5, D.b_floor[n, m], D.B[m])
-        mixed = np.where(rng.random(n.size) < 0.3, 0.0, good)
-        for near in (good, far, ends, mixed):
-            warm = D.uplink(n, m, lam, near=near)
-            for c, w in zip(cold, warm):
-                assert np.allclose(w, c, rtol=1e-8, atol=0), (name, lam[:2], near[:2])
-
-
 @pytest.mark.parametrize("name", ["default", "liu-zhao-2024"])
 def test_bandwidth_price_bracket_gives_the_cold_block(name):
     """solve_fixed brackets each server's bandwidth price around the last one it found for that server
@@ -238,9 +217,10 @@ def test_bandwidth_price_bracket_gives_the_cold_block(name):
             s[i] = rng.integers(4)
             s[:4] = np.arange(4)            # every server used ("eq" budgets)
         k = np.zeros(20, int)
-        last = warm_D.__dict__.get("_bw_last")
-        if last is not None and rng.random() < 0.5:   # last prices far off: roots outside the first brackets
-            last *= 10.0 ** rng.choice([-3, 3], last.size)
+        last = warm_D.__dict__.get("_bw_last", {})
+        if rng.random() < 0.5:   # last prices far off: roots outside the first brackets
+            for m, (users, lam) in last.items():
+                last[m] = (users, lam * 10.0 ** rng.choice([-3, 3]))
         warm = solve_fixed(warm_D, s, k, improve_alpha=False)
         cold = solve_fixed(Data(v, inst), s, k, improve_alpha=False)
         assert warm["obj"] == pytest.approx(cold["obj"], rel=1e-12)

@@ -14,6 +14,7 @@ import numpy as np
 from .subproblems import edge_solve, rate, root_inc, root_near
 
 WARM = np.log(2.0)   # half-width (in log λ) of the first bracket around a server's last bandwidth price
+WARM_USERS = 4       # ... used when the server's set differs from its last one by at most this many users (a swap away from a swap)
 
 
 def _bandwidth(D, server, nu=None):
@@ -23,7 +24,7 @@ def _bandwidth(D, server, nu=None):
     M = D.M
     memo = nu is None
     cache = D.__dict__.setdefault("_bw_cache", {}) if memo else {}
-    last = D.__dict__.setdefault("_bw_last", np.zeros(M))     # each server's last price (a warm bracket)
+    last = D.__dict__.setdefault("_bw_last", {})    # server -> (its last user set, that set's price λ)
     nu = np.zeros(D.N) if nu is None else nu
     if len(cache) > 200000:
         cache.clear()
@@ -33,11 +34,8 @@ def _bandwidth(D, server, nu=None):
     if todo.size:
         us_all = np.nonzero(np.isin(server, todo))[0]
 
-        guess = np.zeros(D.N)     # each user's last bandwidth: the next price's root is near it
-
         def solve_users(lam_user, us):
-            _, p, b = D.uplink(us, server[us], lam_user, nu[us], near=guess[us])
-            guess[us] = b
+            _, p, b = D.uplink(us, server[us], lam_user, nu[us])
             return p, b
 
         def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y
@@ -49,14 +47,19 @@ def _bandwidth(D, server, nu=None):
             tot = np.bincount(server[us], weights=b, minlength=M)
             return D.B[sel] - tot[sel]
 
-        with np.errstate(divide="ignore"):      # no last price (0, or not memoised): −inf, the wide bracket
-            centre = np.log(last[todo]) if memo else np.full(todo.size, -np.inf)
+        # a server whose set is its last one give or take WARM_USERS users (a local-search step) starts near
+        # that set's price; any other (no guess: −inf) on the wide bracket
+        centre = np.full(todo.size, -np.inf)
+        for i, m in enumerate(todo if memo else ()):
+            users, lam_m = last.get(int(m), ((), 0.0))
+            if lam_m > 0 and len(set(users) ^ set(groups[int(m)])) <= WARM_USERS:
+                centre[i] = np.log(lam_m)
         y = root_near(g, np.full(todo.size, np.log(1e-30)), np.full(todo.size, np.log(1e15)), centre, WARM,
                       rtol=0.0, atol=1e-13)
         lam_t = np.zeros(M)
         lam_t[todo] = np.where(y <= np.log(1e-30), 0.0, np.exp(y))
         if memo:
-            last[todo] = lam_t[todo]
+            last.update((int(m), (groups[int(m)], lam_t[m])) for m in todo)
         p, b = solve_users(lam_t[server[us_all]], us_all)
         tot = np.bincount(server[us_all], weights=b, minlength=M)
         over = tot > D.B

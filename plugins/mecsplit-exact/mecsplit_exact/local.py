@@ -237,21 +237,23 @@ class LocalSearch:
         the full screen predicts no improvement. Returns the best exact result."""
         solves = 0
         full = not self.quick
-        st = None
+        st = seen = None
         while clock() < deadline and solves < max_solves:
             self.stats["passes"] += 1
             self.stats["quick_passes"] += not full
             st = self._state(r) if st is None else st
             move, swap, kbest = self.screen(r, st) if full else self.quick_screen(r, st=st)
+            if full and seen is not None:   # the quick pass's candidates, already acted on: the others only
+                move[np.isfinite(seen[0])], swap[np.isfinite(seen[1])] = np.inf, np.inf
             better, tried = self._apply(r, move, swap, kbest, offer)
             solves += tried
             if better is None:
                 if full:
                     break
-                full = True          # the quick candidates gave nothing: screen every one (same r, same st)
+                full, seen = True, (move, swap)    # they gave nothing: screen every one (same r, same st)
                 continue
             self.stats["improvements"] += 1
-            r, full, st = better, not self.quick, None
+            r, full, st, seen = better, not self.quick, None, None
         return r
 
     def _apply(self, r, move, swap, kbest, offer):

@@ -226,13 +226,12 @@ class Data:
                          & (dmin <= self.deadline_s[:, None, None]) & self.tier_memory_ok)
         return self
 
-    def uplink(self, n, m, lam, nu=0.0, near=None):
+    def uplink(self, n, m, lam, nu=0.0):
         """The uplink subproblem (uplink_solve) of users ``n`` on servers ``m`` (index arrays that
         broadcast) at bandwidth prices ``lam``, with this data's bounds and rate floors; ``nu`` (s⁻¹ in
-        objective units) raises the delay weight by a deadline multiplier (joint.py); ``near``: guesses
-        of the bandwidths (uplink_solve)."""
+        objective units) raises the delay weight by a deadline multiplier (joint.py)."""
         return uplink_solve(self.a[n, m], self.c0[n] + nu * self.s_delay[n], self.c1[n], lam, self.p_lo[n], self.p_hi[n],
-                            self.b_floor[n, m], self.B[m], self.rmin[n], near)
+                            self.b_floor[n, m], self.B[m], self.rmin[n])
 
     def shifted(self, delta):
         """A copy whose per-option constants are ``user_part + delta`` ((N, K)); everything else shared."""
@@ -283,16 +282,20 @@ def root_inc(g, lo, hi, rtol=1e-14, maxit=200, atol=0.0, bisect=0):
 
 
 def root_near(g, lo, hi, centre, half, **kw):
-    """root_inc first on [centre − half, centre + half] ∩ [lo, hi] where ``centre`` is finite (a guess),
-    then on the whole [lo, hi] for the functions whose root ended on a narrowed end (it may lie beyond)."""
+    """root_inc first on [centre − half, centre + half] ∩ [lo, hi] where ``centre`` is finite (a guess).
+    A root that ended on a narrowed end lies beyond it (g is increasing: g ≥ 0 at the lower end, ≤ 0 at
+    the upper one), so those functions are solved again on the rest of [lo, hi] on that side."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     known = np.isfinite(centre)
     nlo = np.where(known, np.maximum(centre - half, lo), lo)
     nhi = np.where(known, np.minimum(centre + half, hi), hi)
     x = root_inc(g, nlo, nhi, **kw)
-    out = np.nonzero(((x <= nlo) & (nlo > lo)) | ((x >= nhi) & (nhi < hi)))[0]
+    below, above = (x <= nlo) & (nlo > lo), (x >= nhi) & (nhi < hi)
+    out = np.nonzero(below | above)[0]
     if out.size:
-        x[out] = root_inc(lambda v, sel: g(v, out[sel]), lo[out], hi[out], **kw)
+        b = below[out]
+        x[out] = root_inc(lambda v, sel: g(v, out[sel]), np.where(b, lo[out], nhi[out]), np.where(b, nlo[out], hi[out]),
+                          **kw)
     return x
 
 
@@ -413,9 +416,6 @@ def _psi_inv_lambert(v):
     return np.where(v < np.inf, z, np.inf)
 
 
-NEAR = 0.05   # half-width (log b) of uplink_solve's first bracket around a guess
-
-
 def p_star(b, a, c0, c1, plo, phi, rmin=0.0):
     """argmin_{p∈[plo,phi]} (c0 + c1 p)/r(p, b) for fixed b (quasi-convex in p), with the rate floor
     r(p, b) ≥ rmin as the lower bound p ≥ p_rate(b) (it is increasing in p)."""
@@ -450,11 +450,9 @@ def b_for_rate(a, p, y, blo, bhi):
     return out.reshape(shape)
 
 
-def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0, near=None):
+def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0):
     """min_{p,b} (c0 + c1 p)/r(p, b) + λ b over the box (λ ≥ 0) with r(p, b) ≥ rmin, elementwise.
     Returns (value, p, b); value +inf where blo > bhi (the rate floor cannot be met: see Data.b_floor).
-    ``near`` (optional, positive where known): guesses of the optimal b; the root is first looked for
-    within ±NEAR (in log b) of them, and on the whole box where it is not there.
 
     The floor keeps the problem convex in (log p, log b) ({1/r ≤ 1/rmin} is a sublevel set of a
     convex function there), so Φ(log b) = min_p(...) is convex; where p sits on the floor p_rate(b)
@@ -487,12 +485,7 @@ def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0, near=None):
                 out = np.where(on, out + b * dobj_dp * dpr, out)
         return out
 
-    if near is None:
-        y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=0.0, atol=1e-9)  # value error O(1e-18)
-    else:
-        with np.errstate(divide="ignore"):
-            centre = np.log(np.broadcast_to(near, shape).ravel())      # −inf (no guess) where near ≤ 0
-        y = root_near(g, np.log(Blo), np.log(Bhi), centre, NEAR, rtol=0.0, atol=1e-9)
+    y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=0.0, atol=1e-9)  # value error O(1e-18)
     b = np.exp(y)
     b = np.clip(b, Blo, Bhi)
     p = p_star(b, A, C0, C1, Plo, Phi, Rm)
