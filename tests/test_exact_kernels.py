@@ -9,8 +9,9 @@ references that share nothing with them (issue 22, docs/exact.md §5).
   prices included, and never above scipy's bounded scalar minimum;
 * the assignment MILP's price cuts, all prices of a server in one solve: the same rows as one solve
   per price;
-* the warm bracket (fixed.py's first bracket around a server's last bandwidth price, subproblems.root_near):
-  the same blocks as the cold solves, also when the last prices are far off;
+* the warm brackets (subproblems.root_near: uplink_solve's guesses of b, fixed.py's bracket around a
+  server's last bandwidth price): the same roots as the cold solves, whether the guess is good, far off
+  or at a bound;
 """
 
 from __future__ import annotations
@@ -196,6 +197,27 @@ def test_batched_price_cuts_equal_one_solve_per_price(name):
     (Aa, la), (Ab, lb) = _rows(a), _rows(b)
     assert Aa.shape == Ab.shape
     assert np.array_equal(Aa, Ab) and np.array_equal(la, lb)
+
+
+@pytest.mark.parametrize("name", ["default", "liu-zhao-2024", "hardware-2024"])
+def test_uplink_guesses_give_the_cold_roots(name):
+    """uplink_solve with guesses of b (good, 1e-3 or 1e3 off, at a box end, none) returns the roots it
+    returns without them: a root outside the first bracket is found on the whole box."""
+    v = load_variant(name)
+    D = Data(v, generate(v, 12, 3, 2))
+    rng = np.random.default_rng(0)
+    n, m = np.repeat(np.arange(D.N), D.M), np.tile(np.arange(D.M), D.N)
+    for lam in (0.0, 1e-12, 1e-6, 1e-2):
+        lam = lam * 10 ** rng.uniform(-1, 1, n.size)
+        cold = D.uplink(n, m, lam)
+        good = cold[2] * np.exp(rng.uniform(-0.03, 0.03, n.size))
+        far = cold[2] * 10.0 ** rng.choice([-3, 3], n.size)
+        ends = np.where(rng.random(n.size) < 0.5, D.b_floor[n, m], D.B[m])
+        mixed = np.where(rng.random(n.size) < 0.3, 0.0, good)
+        for near in (good, far, ends, mixed):
+            warm = D.uplink(n, m, lam, near=near)
+            for c, w in zip(cold, warm):
+                assert np.allclose(w, c, rtol=1e-8, atol=0), (name, lam[:2], near[:2])
 
 
 @pytest.mark.parametrize("name", ["default", "liu-zhao-2024"])

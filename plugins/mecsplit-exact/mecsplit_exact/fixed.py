@@ -34,8 +34,11 @@ def _bandwidth(D, server, nu=None):
     if todo.size:
         us_all = np.nonzero(np.isin(server, todo))[0]
 
+        guess = np.zeros(D.N)     # each user's b at the previous price: the next root is near it
+
         def solve_users(lam_user, us):
-            _, p, b = D.uplink(us, server[us], lam_user, nu[us])
+            _, p, b = D.uplink(us, server[us], lam_user, nu[us], near=guess[us])
+            guess[us] = b
             return p, b
 
         def g(y, sel):  # B_m − Σ b(λ = e^y), increasing in y

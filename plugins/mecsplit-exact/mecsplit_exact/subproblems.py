@@ -226,12 +226,13 @@ class Data:
                          & (dmin <= self.deadline_s[:, None, None]) & self.tier_memory_ok)
         return self
 
-    def uplink(self, n, m, lam, nu=0.0):
+    def uplink(self, n, m, lam, nu=0.0, near=None):
         """The uplink subproblem (uplink_solve) of users ``n`` on servers ``m`` (index arrays that
         broadcast) at bandwidth prices ``lam``, with this data's bounds and rate floors; ``nu`` (s⁻¹ in
-        objective units) raises the delay weight by a deadline multiplier (joint.py)."""
+        objective units) raises the delay weight by a deadline multiplier (joint.py); ``near``: guesses
+        of the bandwidths (uplink_solve)."""
         return uplink_solve(self.a[n, m], self.c0[n] + nu * self.s_delay[n], self.c1[n], lam, self.p_lo[n], self.p_hi[n],
-                            self.b_floor[n, m], self.B[m], self.rmin[n])
+                            self.b_floor[n, m], self.B[m], self.rmin[n], near)
 
     def shifted(self, delta):
         """A copy whose per-option constants are ``user_part + delta`` ((N, K)); everything else shared."""
@@ -416,6 +417,9 @@ def _psi_inv_lambert(v):
     return np.where(v < np.inf, z, np.inf)
 
 
+NEAR = 0.05   # half-width (log b) of uplink_solve's first bracket around a guess
+
+
 def p_star(b, a, c0, c1, plo, phi, rmin=0.0):
     """argmin_{p∈[plo,phi]} (c0 + c1 p)/r(p, b) for fixed b (quasi-convex in p), with the rate floor
     r(p, b) ≥ rmin as the lower bound p ≥ p_rate(b) (it is increasing in p)."""
@@ -450,9 +454,11 @@ def b_for_rate(a, p, y, blo, bhi):
     return out.reshape(shape)
 
 
-def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0):
+def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0, near=None):
     """min_{p,b} (c0 + c1 p)/r(p, b) + λ b over the box (λ ≥ 0) with r(p, b) ≥ rmin, elementwise.
     Returns (value, p, b); value +inf where blo > bhi (the rate floor cannot be met: see Data.b_floor).
+    ``near`` (optional, > 0 where known): guesses of the optimal b; the root is first looked for within
+    ±NEAR (in log b) of them (root_near).
 
     The floor keeps the problem convex in (log p, log b) ({1/r ≤ 1/rmin} is a sublevel set of a
     convex function there), so Φ(log b) = min_p(...) is convex; where p sits on the floor p_rate(b)
@@ -485,7 +491,9 @@ def uplink_solve(a, c0, c1, lam, plo, phi, blo, bhi, rmin=0.0):
                 out = np.where(on, out + b * dobj_dp * dpr, out)
         return out
 
-    y = root_inc(g, np.log(Blo), np.log(Bhi), rtol=0.0, atol=1e-9)  # value error O(1e-18)
+    with np.errstate(divide="ignore"):   # no guess (near ≤ 0 or None): −inf, the whole box
+        centre = np.full(A.size, -np.inf) if near is None else np.log(np.broadcast_to(near, shape).ravel())
+    y = root_near(g, np.log(Blo), np.log(Bhi), centre, NEAR, rtol=0.0, atol=1e-9)  # value error O(1e-18)
     b = np.exp(y)
     b = np.clip(b, Blo, Bhi)
     p = p_star(b, A, C0, C1, Plo, Phi, Rm)
