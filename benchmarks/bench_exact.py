@@ -11,13 +11,18 @@ with Threads = 1, every solve one at a time. On the anchor sizes (``--scip-sizes
 runs first and each anchor's optimum and bound are cross-checked against it (``agree`` rows: a bound
 above the other's verified objective by more than 1e-6 relative, or two certified optima apart by
 more than 1e-6), and a last table gives each anchor's time as a multiple of exact's (where both
-certified) or its gap at the limit.
+certified) or its gap at the limit. With ``--solver-seeds`` every exact run of ``--sizes`` is repeated
+with each of those solve seeds (HiGHS' random seed and the neighbourhood search's draws: another path
+through the same search), and a last table gives per instance the median and slowest time to the
+certificate over them.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import resource
+import statistics
 import sys
 import time
 
@@ -27,6 +32,16 @@ from mecsplit.plugins import get_manager
 from mecsplit.result import relative_gap
 from mecsplit.solve import solve
 from mecsplit.variant import load_variant
+
+
+def solver_seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"got {s!r} (allowed: a whole number ≥ 0)")
+    return v
 
 
 def size(s: str) -> tuple[int, int]:
@@ -111,6 +126,15 @@ def ratio(re_, ra, cpu_e, cpu_a):
     return f"{ra.status.value} at {ra.wall_time_s:.0f} s, gap {gap} (exact {re_.status.value} in {re_.wall_time_s:.2f} s)"
 
 
+def note(r):
+    """The exact run's structure, for the row's comment."""
+    if "dinkelbach_steps" in r.extra:   # ratio objective (docs/exact.md §6): one exact solve per step
+        steps = ", ".join(f"{x['status']}/{x['oa_rounds']}" for x in r.extra["inner"])
+        return f"Dinkelbach steps {r.extra['dinkelbach_steps']} (status/oa rounds: {steps})"
+    return (f"root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s, "
+            f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="default")
@@ -130,10 +154,14 @@ def main(argv=None):
                     help="exact's incumbent worker on a second core, 2,000–5,000 user–server pairs (off: the ablation)")
     ap.add_argument("--colgen", default="off", choices=("off", "root", "all"),
                     help="exact's server-subset (set-partitioning) bound: off | root | all nodes")
+    ap.add_argument("--highs-threads", type=int, default=None,
+                    help="exact's highs_threads (HiGHS' threads; default 1, 0: HiGHS' own choice)")
+    ap.add_argument("--solver-seeds", nargs="+", type=solver_seed, default=None,
+                    help="repeat each exact run of --sizes with these solve seeds (default: the instance's seed)")
     ap.add_argument("--node-limit", type=int, default=None,
                     help="exact's node_limit (oa: HiGHS nodes per MILP round; 1 stops right after the root)")
     ap.add_argument("--profile", default=None, metavar="DIR",
-                    help="profile each exact run of --sizes (cProfile, CPU time): DIR/exact-NxM-seedS.pstats, top functions to stderr")
+                    help="profile each exact run of --sizes (cProfile, CPU time): DIR/exact-NxM-seedS-solverT.pstats, top functions to stderr")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args(argv)
     v = load_variant(a.variant)
@@ -141,6 +169,8 @@ def main(argv=None):
              "second_core": a.second_core == "on"}
     if a.node_limit is not None:
         xopts["node_limit"] = a.node_limit
+    if a.highs_threads is not None:
+        xopts["highs_threads"] = a.highs_threads
     lines = [f"variant `{a.variant}`, exact method {a.method}, rel_gap {a.rel_gap:g}, colgen {a.colgen}, local search {a.local_search}, second core {a.second_core}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; t(gap ≤ g): first time (s) the trace held a "
              "certificate at relative gap g", "",
@@ -170,21 +200,29 @@ def main(argv=None):
                 lines.append(f"| agree | {n}×{m} | {seed} | {'yes' if not bad else '; '.join(bad)} | | | | | | | | | | |")
                 ratios.append((anchor, n, m, seed, ratio(re_, ra, cpu_e, cpu)))
             print("\n".join(lines[-1 - 2 * len(a.anchors):]), file=sys.stderr)
+    spread = []   # (size, instance seed, times to the certificate over the solver seeds)
     for j, s in enumerate(a.sizes):
         n, m = size(s)
         lim = a.limits[j] if a.limits else a.limit
         for seed in a.seeds:
             inst = generate(v, n, m, seed)
-            r, cpu = cpu_timed(profiled, a.profile, f"exact-{n}x{m}-seed{seed}", solve, v, inst, "exact", xopts,
-                               time_limit_s=lim, seed=seed)
-            if "dinkelbach_steps" in r.extra:   # ratio objective (docs/exact.md §6): one exact solve per step
-                steps = ", ".join(f"{x['status']}/{x['oa_rounds']}" for x in r.extra["inner"])
-                note = f"Dinkelbach steps {r.extra['dinkelbach_steps']} (status/oa rounds: {steps})"
-            else:
-                note = (f"root bound {r.extra.get('root_bound')}, root {r.extra.get('root_time_s')} s, "
-                        f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
-            lines.append(row("exact", n, m, seed, r, cpu) + f" <!-- limit {lim:g} s, {note} -->")
-            print(lines[-1], file=sys.stderr)
+            times = []
+            for sseed in a.solver_seeds or [seed]:
+                label = seed if a.solver_seeds is None else f"{seed} (solver {sseed})"
+                r, cpu = cpu_timed(profiled, a.profile, f"exact-{n}x{m}-seed{seed}-solver{sseed}", solve, v, inst,
+                                   "exact", xopts, time_limit_s=lim, seed=sseed)
+                t = time_to_gap(r, a.rel_gap)
+                times.append(math.inf if t is None else t)
+                lines.append(row("exact", n, m, label, r, cpu) + f" <!-- limit {lim:g} s, {note(r)} -->")
+                print(lines[-1], file=sys.stderr)
+            spread.append((f"{n}×{m}", seed, times))
+    if a.solver_seeds and len(a.solver_seeds) > 1:
+        fmt = lambda x: "not certified" if math.isinf(x) else f"{x:.2f}"
+        lines += ["", f"Exact's time (s) to a certificate at rel_gap {a.rel_gap:g} over solver seeds "
+                  f"{' '.join(map(str, a.solver_seeds))} (not certified within the limit: counted as slower than any):", "",
+                  "| size | seed | certified | median | slowest | each |", "|---|---|---|---|---|---|"]
+        lines += [f"| {sz} | {seed} | {sum(map(math.isfinite, ts))}/{len(ts)} | {fmt(statistics.median(ts))} | {fmt(max(ts))} | "
+                  f"{' / '.join(map(fmt, ts))} |" for sz, seed, ts in spread]
     if ratios:
         lines += ["", f"Anchor time ÷ exact time at rel_gap {a.rel_gap:g} (both certified; wall, then CPU), else the anchor's status and gap:", "",
                   "| anchor | size | seed | anchor ÷ exact |", "|---|---|---|---|"]

@@ -2,7 +2,10 @@
 
 * the worker only writes complete assignments, each strictly better (costed exactly) than the one before,
   and none better than the optimum found by full enumeration with independently solved blocks;
-* a solve with the worker certifies the same optimum as one without, and leaves no process or file behind.
+* a solve with the worker certifies the same optimum as one without, and leaves no process or file behind;
+* HiGHS' options for a solve (mecsplit.quiet.highs_options: its seed and one thread) reach every model made
+  inside, whatever number of threads HiGHS' global scheduler was started with before, and leave HiGHS'
+  defaults behind; another seed certifies the same optimum.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 
 pytest.importorskip("mecsplit_exact")
 
+from mecsplit import quiet  # noqa: E402
 from mecsplit.instance import generate  # noqa: E402
 from mecsplit.solve import solve  # noqa: E402
 from mecsplit.variant import load_variant  # noqa: E402
@@ -38,7 +42,7 @@ def test_worker_writes_better_and_better_complete_assignments(tmp_path):
         milp.add_cuts(m, [0.0] + price_points(D, first["mu"], n=3)[m], [0.0, first["lam"][m]])
     primal.prepare(str(tmp_path), D, milp)
     out = io.StringIO()
-    primal.work(str(tmp_path), 5.0, 0, os.getppid(), out)
+    primal.work(str(tmp_path), 5.0, 0, os.getppid(), out=out)
     lines = [json.loads(s) for s in out.getvalue().splitlines()]
     assert lines
     costs = []
@@ -72,3 +76,39 @@ def test_solve_with_the_worker_certifies_the_same_optimum(monkeypatch):
     assert r.bound <= plain.objective * (1 + 1e-9) and plain.bound <= r.objective * (1 + 1e-9)
     for w in workers:
         assert w.proc.poll() is not None and not os.path.exists(w.dir)
+
+
+def _tiny_milp(**options):
+    """max x0 + 2 x1 over binaries, run on HiGHS with ``options``: its run status and objective."""
+    import highspy
+
+    h = quiet.highs()
+    for k, v in options.items():
+        h.setOptionValue(k, v)
+    h.addVars(2, np.zeros(2), np.ones(2))
+    h.changeColsCost(2, np.arange(2, dtype=np.int32), np.array([-1.0, -2.0]))
+    h.changeColsIntegrality(2, np.arange(2, dtype=np.int32), np.full(2, highspy.HighsVarType.kInteger))
+    return h.run(), h.getInfo().objective_function_value
+
+
+def test_highs_options_reach_every_model_and_reset_the_scheduler():
+    import highspy
+
+    ok = highspy.HighsStatus.kOk
+    assert _tiny_milp(threads=2) == (ok, -3.0)        # the scheduler now has 2 threads
+    with quiet.highs_options(threads=1, random_seed=7):
+        h = quiet.highs()
+        assert h.getOptionValue("threads")[1] == 1 and h.getOptionValue("random_seed")[1] == 7
+        assert _tiny_milp() == (ok, -3.0)             # fails ("already initialized to use 2") without the reset
+    h = quiet.highs()
+    assert h.getOptionValue("threads")[1] == 0 and h.getOptionValue("random_seed")[1] == 0
+    assert _tiny_milp(threads=2) == (ok, -3.0)        # fails ("initialized to use 1") without the reset on exit
+
+
+def test_another_seed_certifies_the_same_optimum():
+    v = load_variant("default")
+    inst = generate(v, 30, 5, 1)
+    a, b = (solve(v, inst, "exact", {"rel_gap": 1e-6}, seed=s) for s in (0, 12345))
+    assert a.status == b.status == "optimal"
+    assert a.objective == pytest.approx(b.objective, rel=2e-6)
+    assert a.bound <= b.objective * (1 + 1e-9) and b.bound <= a.objective * (1 + 1e-9)

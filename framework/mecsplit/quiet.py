@@ -4,6 +4,8 @@ which bench workers inherit).
 * :func:`highs` — a ``highspy.Highs`` with ``output_flag`` off. HiGHS prints its banner ("Running HiGHS
   ... Copyright") from the C++ constructor of the first instance in a process, before any option can be
   set, so that one construction runs with the output descriptors pointed away.
+* :func:`highs_options` — HiGHS options (a random seed, the number of threads) for every model :func:`highs`
+  makes inside a block.
 * :func:`silenced` — everything written to file descriptors 1 and 2 inside the block (C/C++ libraries
   included: HiGHS warnings from Pyomo's ``appsi_highs``, SCIP, Ipopt) goes to a temporary file, and its
   text to the caller (a result's ``extra``), instead of the terminal. A file, not a pipe: a library that
@@ -20,6 +22,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 _banner_done = False
+_options: dict = {}   # HiGHS options for the models highs() makes (set by highs_options)
 
 
 def verbose() -> bool:
@@ -77,4 +80,35 @@ def highs():
             h = highspy.Highs()
         _banner_done = True
     h.setOptionValue("output_flag", False)
+    for name, value in _options.items():
+        h.setOptionValue(name, value)
     return h
+
+
+@contextmanager
+def highs_options(**options) -> Iterator[None]:
+    """Every model :func:`highs` makes inside the block gets ``options`` (HiGHS option name → value, e.g.
+    ``random_seed``, ``threads``). HiGHS' task scheduler is global to the process and takes its number
+    of threads from the first model run after it starts: a model asking for another number afterwards
+    fails ("Option 'threads' is set to 1 but the scheduler has already been initialized to use 2
+    threads"), one left at HiGHS' default runs on whatever is there. So with ``threads`` the scheduler is
+    reset on entry, and again on exit, where the next model starts it at HiGHS' default. Only for code
+    that runs HiGHS from one thread at a time (a reset under a running model is unsafe)."""
+    global _options
+    reset = None
+    if "threads" in options:
+        import highspy
+
+        reset = getattr(highspy.Highs, "resetThreadScheduler", None) or getattr(highspy.Highs, "resetGlobalScheduler", None)
+        if reset is None:   # pragma: no cover - a highspy without either: HiGHS' own number of threads
+            options = {k: v for k, v in options.items() if k != "threads"}
+    saved = _options
+    _options = {**saved, **options}
+    if reset is not None:
+        reset(True)
+    try:
+        yield
+    finally:
+        _options = saved
+        if reset is not None:
+            reset(True)

@@ -1,2 +1,2 @@
 """Exact MINLP plugin for mecsplit (see docs/exact.md)."""
-__version__ = "0.6.0"
+__version__ = "0.7.0"

@@ -25,7 +25,6 @@ from .oa import AssignmentMILP, kept_options, price_points
 from .primal import PrimalWorker, available
 from .timing import Timing
 
-LNS_SEED = 0      # the large-neighbourhood search's server draws (BnB.neighbourhoods)
 PATIENCE = 10     # its draws in a row without improvement before it stops
 NEAR = 0.9        # its sub-MILPs add 8 edge-cut prices per server on [0.9 μ, μ/0.9] around the incumbent's μ
 LARGE = 5000      # user–server pairs above which the MILP gets fewer cut prices and the neighbourhood search runs
@@ -65,8 +64,10 @@ class Gap:
 class BnB(Gap):
     def __init__(self, D, tracer, rel_gap, abs_gap, node_limit, time_limit_s, dual_iters=60, log=None, heur_every=1,
                  colgen="root", colgen_share=0.5, colgen_max_s=30.0, method="bnb", local_search=True,
-                 second_core=False):
+                 second_core=False, seed=0, highs_threads=0):
         self.method = method
+        self.seed = seed                     # the neighbourhood search's draws and the primal worker's HiGHS
+        self.highs_threads = highs_threads   # the primal worker's HiGHS (the caller sets this process's: plugin.run)
         self.second_core = second_core
         self.heur_every = max(1, int(heur_every))
         self.colgen, self.colgen_share, self.colgen_max_s = colgen, colgen_share, colgen_max_s
@@ -343,7 +344,7 @@ class BnB(Gap):
         worker = None
         if (self.second_core and WORKER <= N * M <= LARGE and self.local is not None and self.ub - bound > self.tol()
                 and available()):
-            worker = PrimalWorker(D, milp, self.deadline - self.clock(), seed=LNS_SEED)
+            worker = PrimalWorker(D, milp, self.deadline - self.clock(), seed=self.seed, threads=self.highs_threads)
             self.stats["primal_worker"] = {"sent": 0, "improvements": 0}
 
         def incumbent():   # the worker's assignments, each costed exactly here before HiGHS is handed it
@@ -415,8 +416,8 @@ class BnB(Gap):
         """Large-neighbourhood search (docs/exact.md §2d): the users of ``group`` servers re-assigned
         among them by a small MILP over the assignment MILP's cuts (AssignmentMILP.neighbourhood), the
         result solved exactly and kept if it improves, its servers then cut at their new multipliers.
-        Two servers priced above their root multiplier (over-loaded) and two below, drawn with a fixed
-        seed; stops after PATIENCE draws in a row without improvement, on ``share`` of the remaining
+        Two servers priced above their root multiplier (over-loaded) and two below, drawn with the
+        solve's seed; stops after PATIENCE draws in a row without improvement, on ``share`` of the remaining
         time, or when the gap closes to the root bound. Only where the moves and swaps run (no deadlines)
         and M > group."""
         D = self.D
@@ -424,8 +425,8 @@ class BnB(Gap):
             return
         t = self.clock()
         end = t + share * max(self.deadline - t, 0.0)
-        rng = np.random.default_rng(LNS_SEED)
-        st = {"seed": LNS_SEED, "tries": 0, "improvements": 0, "time_s": 0.0}
+        rng = np.random.default_rng(self.seed)
+        st = {"seed": self.seed, "tries": 0, "improvements": 0, "time_s": 0.0}
         fails = 0
         while fails < PATIENCE and self.clock() < end and self.ub - bound > self.tol():
             inc = self.inc

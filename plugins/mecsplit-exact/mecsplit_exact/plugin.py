@@ -12,7 +12,7 @@ from . import __version__
 
 OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters": 60, "heur_every": 10,
            "method": "oa", "colgen": "off", "colgen_share": 0.5, "colgen_max_s": 30.0, "local_search": True,
-           "second_core": True, "verbose": False}
+           "second_core": True, "highs_threads": 1, "verbose": False}
 # checked by the framework before a solve (mecsplit.solve.check_option); numbers not named here are ≥ 0
 DOMAINS = {"method": ("oa", "bnb"), "colgen": ("off", "root", "all"), "colgen_share": {"lo": 0, "lo_open": True, "hi": 1},
            "rel_gap": {"lo": 0, "hi": 1}, "node_limit": {"lo": 1}, "dual_iters": {"lo": 1}, "heur_every": {"lo": 1}}
@@ -34,17 +34,27 @@ def data_for(problem):
 
 
 def solve_exact(problem, options, tracer):
-    return run(data_for(problem), options, tracer, problem.time_limit_s, problem.warm_start)
+    return run(data_for(problem), options, tracer, problem.time_limit_s, problem.warm_start, problem.seed)
 
 
-def run(D, options, tracer, time_limit_s=None, warm_start=None):
-    """Solve the problem that ``D`` describes; ``options`` as OPTIONS (all keys). Returns an Outcome."""
+def run(D, options, tracer, time_limit_s=None, warm_start=None, seed=0):
+    """Solve the problem that ``D`` describes; ``options`` as OPTIONS (all keys). Returns an Outcome.
+    ``seed`` (the solve's) is HiGHS' random seed in every model (mod 2³¹) and the neighbourhood search's;
+    HiGHS runs on ``highs_threads`` threads (0: its own choice; 1 by default, docs/exact.md §2c "Threads")."""
+    from mecsplit import quiet
+
+    options = {**OPTIONS, **options}
+    threads = int(options["highs_threads"])
+    with quiet.highs_options(random_seed=int(seed) % 2**31, **({"threads": threads} if threads else {})):
+        return _run(D, options, tracer, time_limit_s, warm_start, int(seed))
+
+
+def _run(D, options, tracer, time_limit_s, warm_start, seed):
     from .bnb import BnB
     from .dinkelbach import solve_ratio
     from .fixed import to_solution
     from .minmax import MinMax
 
-    options = {**OPTIONS, **options}
     log = print if options["verbose"] else None
     colgen, method = options["colgen"], options["method"]
     share, max_s = float(options["colgen_share"]), float(options["colgen_max_s"])
@@ -53,7 +63,8 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None):
         return BnB(data, tr, rel_gap=rel_gap, abs_gap=abs_gap, node_limit=int(options["node_limit"]),
                    time_limit_s=time_limit_s, dual_iters=int(options["dual_iters"]), log=log,
                    heur_every=int(options["heur_every"]), colgen=colgen, colgen_share=share, colgen_max_s=max_s,
-                   method=method, local_search=options["local_search"], second_core=options["second_core"])
+                   method=method, local_search=options["local_search"], second_core=options["second_core"],
+                   seed=seed, highs_threads=int(options["highs_threads"]))
 
     if D.kind == "max_delay":   # min–max delay: bisection on the level with feasibility MILPs (minmax.py)
         if D.compression:

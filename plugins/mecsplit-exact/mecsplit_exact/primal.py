@@ -41,13 +41,13 @@ class PrimalWorker:
     directory and writing one JSON line per assignment it sends. ``poll()`` returns the assignments
     (server, k) sent since the last call; ``close()`` ends the process and removes the directory."""
 
-    def __init__(self, D, milp, time_limit_s, seed=0):
+    def __init__(self, D, milp, time_limit_s, seed=0, threads=0):
         self.dir = tempfile.mkdtemp(prefix="mecsplit-primal-")
         prepare(self.dir, D, milp)
         self.q: queue.Queue = queue.Queue()
         self.sent = 0
         self.proc = subprocess.Popen([sys.executable, "-m", "mecsplit_exact.primal", self.dir, repr(float(time_limit_s)),
-                                      str(int(seed)), str(os.getpid())],
+                                      str(int(seed)), str(os.getpid()), str(int(threads))],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -89,9 +89,9 @@ def prepare(folder, D, milp):
         pickle.dump((D, milp.on, milp.om, milp.ok), f)
 
 
-def work(folder, time_limit_s, seed, parent, out=sys.stdout):
+def work(folder, time_limit_s, seed, parent, threads=0, out=sys.stdout):
     """HiGHS with its heuristics on (and no cutoff, so that they explore freely) on the MILP in ``folder``,
-    with random seed ``seed``; each solution it finds is polished by the local search, and every assignment
+    with random seed ``seed`` (mod 2³¹) on ``threads`` threads (0: HiGHS' choice); each solution it finds is polished by the local search, and every assignment
     better than the last one written is written to ``out`` as a JSON line [server, k]. Ends at the time
     limit, once HiGHS has solved the MILP or when the parent process is gone; the parent ends it earlier
     (PrimalWorker.close). Quiet: HiGHS' output is off and nothing else is printed."""
@@ -126,14 +126,15 @@ def work(folder, time_limit_s, seed, parent, out=sys.stdout):
         if os.getppid() != parent:
             ev.data_in.user_interrupt = True
 
-    h = quiet.highs()
-    h.readModel(os.path.join(folder, "milp.mps"))
-    for o, v in {**NUMERICS, "random_seed": seed, "time_limit": max(end - clock(), 0.01)}.items():
-        h.setOptionValue(o, v)
-    h.cbMipImprovingSolution.subscribe(found)
-    h.cbMipInterrupt.subscribe(orphaned)
-    h.run()
+    with quiet.highs_options(random_seed=seed % 2**31, **({"threads": threads} if threads else {})):
+        h = quiet.highs()
+        h.readModel(os.path.join(folder, "milp.mps"))
+        for o, v in {**NUMERICS, "time_limit": max(end - clock(), 0.01)}.items():
+            h.setOptionValue(o, v)
+        h.cbMipImprovingSolution.subscribe(found)
+        h.cbMipInterrupt.subscribe(orphaned)
+        h.run()
 
 
 if __name__ == "__main__":
-    work(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    work(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
