@@ -135,8 +135,13 @@ def note(r):
             f"oa rounds {r.extra.get('oa_rounds')}, oa options {r.extra.get('oa_options')}")
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):   # one line, exit 2
+        self.exit(2, f"bench_exact.py: {message}\n")
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="default")
     ap.add_argument("--sizes", nargs="*", default=["10x3", "50x10", "200x20", "1000x50"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -86,22 +86,24 @@ def highs():
 
 
 @contextmanager
-def highs_options(**options) -> Iterator[None]:
-    """Every model :func:`highs` makes inside the block gets ``options`` (HiGHS option name → value, e.g.
-    ``random_seed``, ``threads``). HiGHS' task scheduler is global to the process and takes its number
-    of threads from the first model run after it starts: a model asking for another number afterwards
-    fails ("Option 'threads' is set to 1 but the scheduler has already been initialized to use 2
-    threads"), one left at HiGHS' default runs on whatever is there. So with ``threads`` the scheduler is
-    reset on entry, and again on exit, where the next model starts it at HiGHS' default. Only for code
-    that runs HiGHS from one thread at a time (a reset under a running model is unsafe)."""
+def highs_options(random_seed: int | None = None, threads: int = 0) -> Iterator[None]:
+    """Every model :func:`highs` makes inside the block gets HiGHS' ``random_seed`` (taken mod 2³¹, HiGHS'
+    range; None: HiGHS' default) and ``threads`` (0: HiGHS' own choice). HiGHS' task scheduler is global
+    to the process and takes its number of threads from the first model run after it starts: a model
+    asking for another number afterwards fails ("Option 'threads' is set to 1 but the scheduler has
+    already been initialized to use 2 threads"), one left at HiGHS' default runs on whatever is there.
+    So with ``threads`` the scheduler is reset on entry, and again on exit, where the next model starts
+    it at HiGHS' default. Only for code that runs HiGHS from one thread at a time (a reset under a
+    running model is unsafe)."""
     global _options
-    reset = None
-    if "threads" in options:
-        import highspy
+    import highspy
 
+    options = {} if random_seed is None else {"random_seed": int(random_seed) % 2**31}
+    reset = None
+    if threads:
         reset = getattr(highspy.Highs, "resetThreadScheduler", None) or getattr(highspy.Highs, "resetGlobalScheduler", None)
-        if reset is None:   # pragma: no cover - a highspy without either: HiGHS' own number of threads
-            options = {k: v for k, v in options.items() if k != "threads"}
+        if reset is not None:   # (a highspy without either: HiGHS' own number of threads)
+            options["threads"] = int(threads)
     saved = _options
     _options = {**saved, **options}
     if reset is not None:

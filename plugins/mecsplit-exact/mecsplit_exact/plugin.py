@@ -44,8 +44,7 @@ def run(D, options, tracer, time_limit_s=None, warm_start=None, seed=0):
     from mecsplit import quiet
 
     options = {**OPTIONS, **options}
-    threads = int(options["highs_threads"])
-    with quiet.highs_options(random_seed=int(seed) % 2**31, **({"threads": threads} if threads else {})):
+    with quiet.highs_options(random_seed=seed, threads=int(options["highs_threads"])):
         return _run(D, options, tracer, time_limit_s, warm_start, int(seed))
 
 

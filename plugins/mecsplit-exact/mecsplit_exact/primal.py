@@ -91,8 +91,9 @@ def prepare(folder, D, milp):
 
 def work(folder, time_limit_s, seed, parent, threads=0, out=sys.stdout):
     """HiGHS with its heuristics on (and no cutoff, so that they explore freely) on the MILP in ``folder``,
-    with random seed ``seed`` (mod 2³¹) on ``threads`` threads (0: HiGHS' choice); each solution it finds is polished by the local search, and every assignment
-    better than the last one written is written to ``out`` as a JSON line [server, k]. Ends at the time
+    with random seed ``seed`` (mod 2³¹) on ``threads`` threads (0: HiGHS' choice); each solution it finds
+    is polished by the local search, and every assignment better than the last one written is written
+    to ``out`` as a JSON line [server, k]. Ends at the time
     limit, once HiGHS has solved the MILP or when the parent process is gone; the parent ends it earlier
     (PrimalWorker.close). Quiet: HiGHS' output is off and nothing else is printed."""
     from mecsplit import quiet
@@ -126,7 +127,7 @@ def work(folder, time_limit_s, seed, parent, threads=0, out=sys.stdout):
         if os.getppid() != parent:
             ev.data_in.user_interrupt = True
 
-    with quiet.highs_options(random_seed=seed % 2**31, **({"threads": threads} if threads else {})):
+    with quiet.highs_options(random_seed=seed, threads=threads):
         h = quiet.highs()
         h.readModel(os.path.join(folder, "milp.mps"))
         for o, v in {**NUMERICS, "time_limit": max(end - clock(), 0.01)}.items():
