@@ -46,3 +46,18 @@ def test_a_bad_solver_seed_is_one_line(bad):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--solver-seeds" in lines[0] and "whole number" in lines[0], r.stderr
+
+
+def test_time_to_gap_trusts_trace_bounds_only_up_to_the_final_one():
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("bench_exact", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    trace = [{"t_s": 1.0, "incumbent": 1.0, "bound": 0.5}, {"t_s": 2.0, "incumbent": 1.0, "bound": 1.0 - 1e-7 + 1e-11},
+             {"t_s": 3.0, "incumbent": 1.0, "bound": 1.0 - 1e-7}]
+    at = lambda final: mod.time_to_gap(SimpleNamespace(bound=final, trace=trace), 1e-6)
+    assert at(1.0 - 1e-7) == 2.0     # 1e-11 above the final bound: rounding, counted as the final bound
+    assert at(0.99) is None           # a trace bound far above the final one is not trusted (withdrawn)
+    assert at(1.0) == 2.0

@@ -224,3 +224,30 @@ def test_milp_costs_its_start_incumbent_exactly(monkeypatch):
     assert r.status == "optimal" and r.extra["local_search"]["improvements"] > 0 and seen
     for exact, milp_value in seen:
         assert milp_value == pytest.approx(exact, rel=1e-11)
+
+
+def test_a_milp_stopped_once_runs_in_full_the_next_time():
+    """HiGHS keeps a model's user-interrupt flag from its last run: a round stopped by the caller's test
+    (``stop``) must not stop the next round of the same model at its first callback."""
+    from mecsplit_exact.oa import price_points
+
+    v = load_variant("default")
+    inst = generate(v, 20, 4, 0)
+    D = Data(v, inst)
+    inc = solve_fixed(D, np.arange(D.N) % D.M, np.zeros(D.N, int))
+    keep = np.isfinite(D.user_part)[:, None, :].repeat(D.M, axis=1) & D.possible
+
+    def milp():
+        mp = AssignmentMILP(D, keep, 1.0 / abs(inc["obj"]))
+        for m in range(D.M):
+            mp.add_cuts(m, [0.0, inc["mu"][m]] + price_points(D, inc["mu"], n=10)[m], [0.0, inc["lam"][m]])
+        return mp
+
+    calls = []
+    mp = milp()
+    mp.solve(30.0, 1e-12, stop=lambda lb: calls.append(lb) or True)      # stopped at its first callback
+    assert calls
+    lb, found, limited = mp.solve(30.0, 1e-12, stop=lambda lb: False)
+    lb0, found0, _ = milp().solve(30.0, 1e-12, stop=lambda lb: False)
+    assert not limited and found
+    assert lb == pytest.approx(lb0, rel=1e-9, abs=1e-12)

@@ -336,8 +336,8 @@ class AssignmentMILP:
                 if on_bound is not None:
                     on_bound(self.to_objective(lb))
             # every time, not only on a new bound: the incumbent can improve meanwhile (primal.py)
-            if stop is not None and stop(self.to_objective(last[0])):
-                stopped[0] = ev.data_in.user_interrupt = True
+            if stop is not None:   # (set either way: HiGHS keeps the flag from the model's last run)
+                stopped[0] = ev.data_in.user_interrupt = bool(stop(self.to_objective(last[0])))
 
         handed = [incumbent() if start is not None and incumbent is not None else None]
 
