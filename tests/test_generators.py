@@ -11,6 +11,7 @@ bit for bit against the formula that was hard-coded before.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 
 import numpy as np
@@ -127,16 +128,23 @@ def test_shipped_variants_keep_their_instance_hashes():
 
 # --- the same draws, bit for bit, as the formula hard-coded before ---------------------------------
 
+# The C library's log10 and pow, elementwise: what NumPy computed on the machines the hashes above were
+# recorded on (CPUs without AVX-512, where NumPy calls them); its AVX-512 kernels differ in the last bit.
+_log10 = np.vectorize(math.log10, otypes=[float])
+_pow10 = np.vectorize(lambda x: math.pow(10.0, x), otypes=[float])
+
+
 def _legacy_uniform_square(rng, n_users, n_servers, p):
-    """generators.uniform_square as it was on main at ba851ea (copied verbatim)."""
+    """generators.uniform_square as it was on main at ba851ea (copied verbatim, but for np.log10 and
+    10 ** x: the C library's, as above)."""
     side = p["side_km"]
     users = rng.uniform(0.0, side, size=(n_users, 2))
     servers = rng.uniform(0.0, side, size=(n_servers, 2))
     d = np.maximum(np.linalg.norm(users[:, None, :] - servers[None, :, :], axis=2), p["min_distance_km"])
-    loss = 128.1 + 37.6 * np.log10(d)
+    loss = 128.1 + 37.6 * _log10(d)
     if p["shadowing_dB"] > 0:
         loss = loss + rng.normal(0.0, p["shadowing_dB"], size=loss.shape)
-    gain = 10 ** (-loss / 10)
+    gain = _pow10(-loss / 10)
     if p["rayleigh"]:
         gain = gain * rng.exponential(1.0, size=gain.shape)
     return {"user_xy_km": users, "server_xy_km": servers, "gain": gain}
@@ -154,8 +162,8 @@ def test_generator_matches_the_legacy_formula(label):
 
 def test_default_path_loss_expression_equals_the_hard_coded_formula():
     d = np.geomspace(1e-3, 10.0, 1001)
-    assert np.array_equal(path_loss_dB(d), 128.1 + 37.6 * np.log10(d))
-    assert np.array_equal(path_loss_dB(d, 5.0, path_loss_formula(DEFAULT_PATH_LOSS)), 128.1 + 37.6 * np.log10(d))
+    assert np.array_equal(path_loss_dB(d), 128.1 + 37.6 * _log10(d))
+    assert np.array_equal(path_loss_dB(d, 5.0, path_loss_formula(DEFAULT_PATH_LOSS)), 128.1 + 37.6 * _log10(d))
 
 
 @pytest.mark.parametrize("spelled", [
@@ -427,3 +435,22 @@ def test_cli_blocks_lists_the_generator_parameters(cli):
     assert r.returncode == 0
     for key in ("path_loss_dB", "carrier_GHz", "fading", "rician_K_dB", "server_xy_km", "[[generator.server_classes]]", "share"):
         assert key in r.stdout, key
+
+
+def test_portable_functions_are_numpys_at_the_edges_and_the_c_librarys_inside():
+    """Instances are drawn with expr.PORTABLE (the C library's scalar functions): NumPy's values where
+    NumPy gives inf, -inf or nan (a formula's guard reads them: _gain_problem), the C library's bits
+    elsewhere — whatever SIMD kernels this CPU gives NumPy."""
+    from mecsplit.expr import ELEMENTWISE, PORTABLE, portable_power
+
+    edge = np.array([0.0, -0.0, -1.0, np.nan, np.inf, -np.inf, 1e-300, 5.0, 1e3, -1e3, 710.0])
+    with np.errstate(all="ignore"):
+        for name, f in ELEMENTWISE.items():
+            np.testing.assert_allclose(PORTABLE[name](edge), f(edge), rtol=1e-15, equal_nan=True, err_msg=name)
+        a = np.array([0.0, -8.0, 10.0, -2.0, 0.0, np.nan, 10.0])
+        b = np.array([-1.0, 1 / 3, 400.0, 3.0, 0.0, 1.0, -12.5])
+        np.testing.assert_allclose(portable_power(a, b), np.power(a, b), rtol=1e-15, equal_nan=True)
+    x = np.geomspace(1e-3, 700.0, 101)
+    for name in ("log", "log2", "log10", "exp"):
+        assert np.array_equal(PORTABLE[name](x), [getattr(math, name)(v) for v in x]), name
+    assert np.array_equal(portable_power(10.0, -x), [math.pow(10.0, -v) for v in x])

@@ -123,6 +123,39 @@ def parse_unit(text: str) -> Unit:
 
 SCOPES = ("const", "global", "user", "server")
 ELEMENTWISE = {"log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
+
+
+# --- the same functions, the same on every CPU (instances: mecsplit.generators) --------------------
+# NumPy's SIMD kernels for float64 log, exp and power (AVX-512 ones) differ from the C library's in
+# the last bit, so an instance drawn on one machine differed from the same seed's on another (and so
+# did its hash). Instances use the C library's scalar functions (Python's math) elementwise, with
+# NumPy's values at the edges (log 0 = −inf, overflow = inf, nan where NumPy gives nan); sqrt and abs
+# are exact in IEEE arithmetic.
+
+def _log(f: Callable[[float], float]) -> Callable[[float], float]:
+    return lambda x: f(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        return math.inf
+    except ValueError:   # 0 ** negative (NumPy: inf), negative ** non-integer (NumPy: nan)
+        return math.inf if a == 0 else math.nan
+
+
+PORTABLE = {"log": np.vectorize(_log(math.log), otypes=[float]), "log2": np.vectorize(_log(math.log2), otypes=[float]),
+            "log10": np.vectorize(_log(math.log10), otypes=[float]), "exp": np.vectorize(_exp, otypes=[float]),
+            "sqrt": np.sqrt, "abs": np.abs}
+portable_power = np.vectorize(_pow, otypes=[float])   # a ** b elementwise, the same on every CPU
 INCREASING = {"log", "log2", "log10", "exp", "sqrt"}
 AGGREGATES = {"sum_over_users", "mean_over_users", "max_over_users", "min_over_users"}
 PER_SERVER = {"sum_users"}
@@ -435,11 +468,14 @@ def _check_polarity(e: Expr) -> None:
 # numpy backend
 
 
-def evaluate(e: Expr | Node, values: Mapping[str, Any], server: np.ndarray | None = None, n_servers: int = 1):
+def evaluate(e: Expr | Node, values: Mapping[str, Any], server: np.ndarray | None = None, n_servers: int = 1,
+             portable: bool = False):
     """Value of a checked expression. ``values`` maps names to per-user arrays (N,), per-server arrays
     (M,) or scalars (or arrays of any shape for generator formulas); ``server`` (N,) is each user's
-    server index (for ``sum_users``). A comparison returns ``(lhs, rhs)``."""
+    server index (for ``sum_users``). A comparison returns ``(lhs, rhs)``. ``portable``: functions and
+    ``**`` by the C library's scalar functions (PORTABLE), the same bits on every CPU (instances)."""
     root = e.root if isinstance(e, Expr) else e
+    funcs = PORTABLE if portable else ELEMENTWISE
 
     def ev(n: Node):
         k = n.kind
@@ -452,12 +488,12 @@ def evaluate(e: Expr | Node, values: Mapping[str, Any], server: np.ndarray | Non
         if k == "bin":
             a, b = ev(n.args[0]), ev(n.args[1])
             if n.op == "**":
-                return np.power(np.asarray(a, float), b)
+                return (portable_power if portable else np.power)(np.asarray(a, float), b)
             return _apply(n.op, a, b)
         if k == "call":
             a = ev(n.args[0])
-            if n.op in ELEMENTWISE:
-                return ELEMENTWISE[n.op](a)
+            if n.op in funcs:
+                return funcs[n.op](a)
             a = np.asarray(a, float)
             if n.op == "sum_over_users":
                 return float(np.sum(a))

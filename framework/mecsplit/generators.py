@@ -38,7 +38,7 @@ import numpy as np
 
 from .blocks.base import Param
 from .errors import InputError
-from .expr import ELEMENTWISE, Expr, Symbol, evaluate, parse, parse_unit
+from .expr import ELEMENTWISE, Expr, Symbol, evaluate, parse, parse_unit, portable_power
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def path_loss_formula(text: Any, where: str = "<variant>") -> Expr:
 
 def path_loss_dB(d_km: np.ndarray, f_GHz: float = DEFAULT_CARRIER_GHZ, formula: Expr | None = None) -> np.ndarray:
     """Path loss in dB at distances ``d_km`` (any shape); default 128.1 + 37.6 log10(d/km)."""
-    value = evaluate(formula or _DEFAULT_FORMULA, {"d_km": d_km, "f_GHz": f_GHz})
+    value = evaluate(formula or _DEFAULT_FORMULA, {"d_km": d_km, "f_GHz": f_GHz}, portable=True)
     return np.broadcast_to(np.asarray(value, dtype=float), np.shape(d_km))
 
 
@@ -113,7 +113,7 @@ def _gain_problem(loss_dB: np.ndarray, d_km: np.ndarray, gain: np.ndarray | None
     """None if every gain (default 10^(−PL/10)) is finite and > 0, else what is wrong and where."""
     if gain is None:
         with np.errstate(over="ignore", invalid="ignore"):
-            gain = 10 ** (-loss_dB / 10)
+            gain = portable_power(10.0, -loss_dB / 10)
     bad = ~(np.isfinite(gain) & (gain > 0))
     if not bad.any():
         return None
@@ -148,7 +148,7 @@ def uniform_square(rng: np.random.Generator, n_users: int, n_servers: int, p: di
     if p["shadowing_dB"] > 0:
         loss = loss + rng.normal(0.0, p["shadowing_dB"], size=loss.shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        gain = 10 ** (-loss / 10)
+        gain = portable_power(10.0, -loss / 10)   # (the same bits on every CPU: expr.PORTABLE)
     if p["rayleigh"]:
         gain = gain * rng.exponential(1.0, size=gain.shape)
     elif p.get("fading") == "rician":
