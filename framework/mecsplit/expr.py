@@ -123,6 +123,10 @@ def parse_unit(text: str) -> Unit:
 
 SCOPES = ("const", "global", "user", "server")
 ELEMENTWISE = {"log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
+INCREASING = {"log", "log2", "log10", "exp", "sqrt"}
+AGGREGATES = {"sum_over_users", "mean_over_users", "max_over_users", "min_over_users"}
+PER_SERVER = {"sum_users"}
+FUNCTIONS = sorted(ELEMENTWISE) + sorted(AGGREGATES) + sorted(PER_SERVER)
 
 
 # --- the same functions, the same on every CPU (instances: mecsplit.generators) --------------------
@@ -156,10 +160,7 @@ PORTABLE = {"log": np.vectorize(_log(math.log), otypes=[float]), "log2": np.vect
             "log10": np.vectorize(_log(math.log10), otypes=[float]), "exp": np.vectorize(_exp, otypes=[float]),
             "sqrt": np.sqrt, "abs": np.abs}
 portable_power = np.vectorize(_pow, otypes=[float])   # a ** b elementwise, the same on every CPU
-INCREASING = {"log", "log2", "log10", "exp", "sqrt"}
-AGGREGATES = {"sum_over_users", "mean_over_users", "max_over_users", "min_over_users"}
-PER_SERVER = {"sum_users"}
-FUNCTIONS = sorted(ELEMENTWISE) + sorted(AGGREGATES) + sorted(PER_SERVER)
+
 OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 CMPS = {ast.LtE: "<=", ast.GtE: ">=", ast.Eq: "=="}
 
