@@ -34,7 +34,7 @@ from mecsplit.solve import solve
 from mecsplit.variant import load_variant
 
 
-def solver_seed(s: str) -> int:
+def whole(s: str) -> int:
     try:
         v = int(s)
     except ValueError:
@@ -163,9 +163,9 @@ def main(argv=None):
                     help="exact's incumbent worker on a second core, 2,000–5,000 user–server pairs (off: the ablation)")
     ap.add_argument("--colgen", default="off", choices=("off", "root", "all"),
                     help="exact's server-subset (set-partitioning) bound: off | root | all nodes")
-    ap.add_argument("--highs-threads", type=int, default=None,
+    ap.add_argument("--highs-threads", type=whole, default=None,
                     help="exact's highs_threads (HiGHS' threads; default 1, 0: HiGHS' own choice)")
-    ap.add_argument("--solver-seeds", nargs="+", type=solver_seed, default=None,
+    ap.add_argument("--solver-seeds", nargs="+", type=whole, default=None,
                     help="repeat each exact run of --sizes with these solve seeds (default: the instance's seed)")
     ap.add_argument("--node-limit", type=int, default=None,
                     help="exact's node_limit (oa: HiGHS nodes per MILP round; 1 stops right after the root)")
@@ -173,6 +173,14 @@ def main(argv=None):
                     help="profile each exact run of --sizes (cProfile, CPU time): DIR/exact-NxM-seedS-solverT.pstats, top functions to stderr")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args(argv)
+    try:
+        return run(a)
+    except InputError as e:   # a variant, option or size the framework refuses: one line
+        print(f"bench_exact.py: {e}", file=sys.stderr)
+        return 2
+
+
+def run(a):
     v = load_variant(a.variant)
     xopts = {"rel_gap": a.rel_gap, "colgen": a.colgen, "method": a.method, "local_search": a.local_search == "on",
              "second_core": a.second_core == "on"}
@@ -244,4 +252,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

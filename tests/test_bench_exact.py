@@ -40,12 +40,18 @@ def test_solver_seeds_repeat_each_run_and_summarise_them():
     assert [float(x) for x in cells[5].split(" / ")] == pytest.approx(t6, abs=0.006)
 
 
-@pytest.mark.parametrize("bad", ["-1", "x", "1.5"])
-def test_a_bad_solver_seed_is_one_line(bad):
-    r = _run("--sizes", "2x1", "--solver-seeds", bad, "--scip-sizes")
+@pytest.mark.parametrize("args, field", [
+    (("--solver-seeds", "-1"), "--solver-seeds"), (("--solver-seeds", "x"), "--solver-seeds"),
+    (("--solver-seeds", "1.5"), "--solver-seeds"), (("--solver-seeds", "nan"), "--solver-seeds"),
+    (("--highs-threads", "-1"), "--highs-threads"),
+    (("--highs-threads", "300"), "exact.highs_threads"),      # refused by the option's domain, not argparse
+    (("--node-limit", "-1"), "exact.node_limit"),
+])
+def test_a_bad_argument_is_one_line(args, field):
+    r = _run("--sizes", "2x1", *args, "--scip-sizes")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--solver-seeds" in lines[0] and "whole number" in lines[0], r.stderr
+    assert len(lines) == 1 and field in lines[0] and "whole number" in lines[0], r.stderr
 
 
 def test_time_to_gap_trusts_trace_bounds_only_up_to_the_final_one():

@@ -15,7 +15,8 @@ OPTIONS = {"rel_gap": 1e-7, "abs_gap": 1e-12, "node_limit": 100000, "dual_iters"
            "second_core": True, "highs_threads": 1, "verbose": False}
 # checked by the framework before a solve (mecsplit.solve.check_option); numbers not named here are ≥ 0
 DOMAINS = {"method": ("oa", "bnb"), "colgen": ("off", "root", "all"), "colgen_share": {"lo": 0, "lo_open": True, "hi": 1},
-           "rel_gap": {"lo": 0, "hi": 1}, "node_limit": {"lo": 1}, "dual_iters": {"lo": 1}, "heur_every": {"lo": 1}}
+           "rel_gap": {"lo": 0, "hi": 1}, "node_limit": {"lo": 1}, "dual_iters": {"lo": 1}, "heur_every": {"lo": 1},
+           "highs_threads": {"lo": 0, "hi": 256}}   # (HiGHS aborted the process at 10⁶ threads; 1024 ran)
 
 
 def data_for(problem):
