@@ -211,7 +211,9 @@ def milp_forms(D, seed, limit_s, forms, extra, rel_gap=1e-6):
         if milp is None:
             print(f"incumbent {inc['obj']:.12g}: the root closed the gap, no MILP")
             return
-        print(f"incumbent {inc['obj']:.12g}; {milp.nx} options, {len(milp.rows)} cut rows")
+        fixed = float(np.sum(D.user_part[np.arange(D.N), inc["k"]]))    # the users' own part at its splits
+        print(f"incumbent {inc['obj']:.12g} (servers' part {inc['obj'] - fixed:.6g}, {(inc['obj'] - fixed) / inc['obj']:.3%}); "
+              f"{milp.nx} options, {len(milp.rows)} cut rows")
         if "dense" in forms:
             print(f"  dense:     {run_milp(milp.h, milp, inc, rel_gap, limit_s, extra)}")
         if "aggregate" in forms:
