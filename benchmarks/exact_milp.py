@@ -15,8 +15,15 @@ solves it with highspy, in one of two ways:
   solver's incumbent.
 
 ``--prices N --band R`` sets the MILP's edge-cut grid: N prices per server on [R·μ*, μ*/R] (the solver
-uses 20 on [μ*/2, 2μ*]). The numbers of docs/exact.md §5 "Session 10" come from here. HiGHS' time is
+uses 20 on [μ*/2, 2μ*]). The numbers of docs/exact.md §5 "Session 10" and "Session 13" come from here. HiGHS' time is
 wall time: run it on an idle machine.
+
+``--form aggregate`` (docs/exact.md §5 "Session 13") runs the same MILP with its cuts through per-server
+aggregates: each server's edge and uplink cut matrices factored by SVD to rank r, r aggregate columns
+g = Vᵀx and a user count per server, each cut then a row over its cost column and those aggregates; the
+rank-r residual bound ρ_j times the count is subtracted, so every row stays valid. HiGHS' presolve is
+off for this form (``--option presolve=on`` to see why: it hands back aggregates off their rows).
+Variants with deadlines (whole-server and feasibility cuts) are refused.
 """
 
 from __future__ import annotations
@@ -70,6 +77,61 @@ def first_milp(variant, inst, path, prices=None, band=0.5):
     if "milp" not in got:
         raise SystemExit("exact certified the instance before any MILP round: nothing to take out")
     return got["milp"], got["obj"], got["value"], 1e-6 * abs(got["obj"])
+
+
+def factored_cuts(milp, rank_tol=1e-10):
+    """Each cost column's cut rows (one cost column per row: no deadlines) as a rank-r factorisation over
+    its server's options: (column, options, Vt (r × options, scaled by the singular values), C (rows × r),
+    ρ (rows), rhs (rows)), with
+    C_j·Vt·x − ρ_j·Σx ≤ the row's value Σ vals·x for every x in [0, 1] (ρ_j ≥ every entry's excess)."""
+    groups = {}
+    for col, sel, vals, rhs in milp.rows:
+        groups.setdefault(int(col[0]), []).append((sel, vals, rhs))
+    out = []
+    for col, rows in groups.items():
+        opts = milp.by_server[(col - milp.nx) % milp.D.M]
+        R = np.zeros((len(rows), opts.size))
+        for j, (sel, vals, _) in enumerate(rows):
+            R[j, np.searchsorted(opts, sel)] = vals
+        U, S, Vt = np.linalg.svd(R, full_matrices=False)
+        for r in range(1, S.size + 1):
+            over = (U[:, :r] * S[:r]) @ Vt[:r] - R          # rank-r value minus the cut's value
+            if np.abs(over).max() <= rank_tol:              # (both ways: the form stays as tight as the cuts)
+                break
+        # the singular values go into the aggregates, so that C = U has entries ≤ 1 and HiGHS' feasibility
+        # tolerance on g = Vt·x moves no cut by more than that tolerance (with C = U·S it moved the
+        # uplink cuts by 1e-6 of the scaled objective at 20×4)
+        out.append((col, opts, S[:r, None] * Vt[:r], U[:, :r], np.maximum(over.max(axis=1), 0.0),
+                    np.array([rhs for _, _, rhs in rows])))
+    return out
+
+
+def aggregated(milp):
+    """``milp``'s HiGHS model with its cut rows (the last len(milp.rows) rows: without deadlines every
+    row added after the model's own is a cut, oa.AssignmentMILP._row) replaced by rows over per-server
+    aggregates (module doc). Returns (model, total rank)."""
+    inf = highspy.kHighsInf
+    h = quiet.highs()
+    # presolve off: HiGHS' presolve substitutes the free aggregates, and its postsolve handed them back up
+    # to 8e-7 off their rows (default 20×4), so that the bound could even exceed the incumbent
+    # (hardware-2024 200×20 seed 0, by 8.2e-7 of the objective)
+    h.setOptionValue("presolve", "off")
+    h.passModel(milp.h.getLp())
+    own = h.getNumRow() - len(milp.rows)
+    h.deleteRows(len(milp.rows), np.arange(own, h.getNumRow(), dtype=np.int32))
+    ranks = 0
+    for col, opts, Vt, C, rho, rhs in factored_cuts(milp):
+        r = Vt.shape[0]
+        ranks += r
+        first = h.getNumCol()
+        h.addVars(r + 1, np.full(r + 1, -inf), np.full(r + 1, inf))
+        for q, row in enumerate(list(Vt) + [np.ones(opts.size)]):      # g_q = Vt_q·x, and the user count
+            idx = np.concatenate([opts, [first + q]]).astype(np.int32)
+            h.addRow(0.0, 0.0, idx.size, idx, np.concatenate([row, [-1.0]]))
+        for j in range(rhs.size):     # z − C_j·g + ρ_j·count ≥ rhs_j
+            idx = np.concatenate([[col], first + np.arange(r + 1)]).astype(np.int32)
+            h.addRow(rhs[j], inf, idx.size, idx, np.concatenate([[1.0], -C[j], [rho[j]]]))
+    return h, ranks
 
 
 class OneLine(argparse.ArgumentParser):
@@ -134,6 +196,8 @@ def main(argv=None):
     ap.add_argument("--heuristics", action="store_true", help="HiGHS' heuristics on, no cutoff, then polish")
     ap.add_argument("--prices", type=count, default=None, help="edge-cut prices per server (the solver: 20)")
     ap.add_argument("--band", type=share, default=0.5, help="the grid spans [band·μ*, μ*/band]")
+    ap.add_argument("--form", choices=("dense", "aggregate"), default="dense",
+                    help="the MILP as the solver builds it, or its cuts through per-server aggregates")
     a = ap.parse_args(argv)
     n, m = a.size
     try:
@@ -143,9 +207,18 @@ def main(argv=None):
         ap.exit(2, f"exact_milp.py: error: {e}\n")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "milp.mps")
-        milp, obj, value, tol = first_milp(v, inst, path, a.prices, a.band)
-        h = quiet.highs()
-        h.readModel(path)
+        try:
+            milp, obj, value, tol = first_milp(v, inst, path, a.prices, a.band)
+        except InputError as e:     # e.g. a variant exact does not take: one line
+            ap.exit(2, f"exact_milp.py: error: {e}\n")
+        if a.form == "dense":
+            h = quiet.highs()
+            h.readModel(path)
+        elif milp.D.has_deadline:
+            ap.exit(2, f"exact_milp.py: error: --form aggregate: variant {a.variant!r} has deadlines (allowed: "
+                       "a variant without per-user deadlines)\n")
+        else:
+            h, ranks = aggregated(milp)
     settings = {**oa.NUMERICS, "time_limit": a.limit, "random_seed": a.random_seed}
     if not a.heuristics:
         settings.update(oa.SEARCH)
@@ -158,10 +231,13 @@ def main(argv=None):
             raise SystemExit(2)
     to_obj = milp.to_objective      # a MILP bound in objective units, with the solver's own margins
     t0 = time.perf_counter()
-    hit, best = [None], [-np.inf]
+    hit, best, marks = [None], [-np.inf], {}
 
     def progress(ev):
         best[0] = max(best[0], ev.data_out.mip_dual_bound)
+        for T in (5, 10, 20, 30, 60):        # the bound at these times (wall s)
+            if time.perf_counter() - t0 <= T:
+                marks[T] = best[0]
         if hit[0] is None and obj - to_obj(best[0]) <= tol:
             hit[0] = time.perf_counter() - t0
             ev.data_in.user_interrupt = not a.heuristics
@@ -169,7 +245,12 @@ def main(argv=None):
     h.cbMipInterrupt.subscribe(progress)
     h.run()
     info = h.getInfo()
-    head = f"{a.variant} {n}x{m} seed {a.seed}: incumbent {obj:.10g}; HiGHS {dict(a.option) or 'as the solver'}"
+    took = time.perf_counter() - t0
+    form = (f"form {a.form}" + (f" (total rank {ranks})" if a.form == "aggregate" else "")
+            + f", {len(h.getLp().a_matrix_.value_)} nonzeros, {info.mip_node_count} nodes")
+    part = 1.0 / milp.sc     # the MILP's scale: the incumbent less every user's least own cost (oa, bnb)
+    head = (f"{a.variant} {n}x{m} seed {a.seed}: incumbent {obj:.10g} (its assignment-dependent part {part:.6g}, "
+            f"{part / abs(obj):.2%}); HiGHS {dict(a.option) or 'as the solver'}; {form}")
     if not a.heuristics and h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
         # nothing below the cutoff (the incumbent's MILP value): the incumbent is the MILP's optimum
         print(f"{head}: no MILP solution below the incumbent's value, proven at {time.perf_counter() - t0:.1f} s")
@@ -182,7 +263,8 @@ def main(argv=None):
             print(f"{head}: MILP solved in {time.perf_counter() - t0:.1f} s, its optimum {(obj - lb) / abs(obj):.3e} "
                   "below the incumbent (the solver then costs that point exactly, cuts it and re-solves: §2c)")
         else:
-            print(f"{head}: gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s ({info.mip_node_count} nodes)")
+            over = "".join(f", {T} s: {(obj - to_obj(b)) / abs(obj):.3e}" for T, b in sorted(marks.items()) if T < took)
+            print(f"{head}: gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s (gap at{over[1:]})")
         return
     if info.primal_solution_status != 2:
         print(f"{head}, heuristics: no solution in {a.limit:g} s")
