@@ -251,3 +251,23 @@ def test_a_milp_stopped_once_runs_in_full_the_next_time():
     lb0, found0, _ = milp().solve(30.0, 1e-12, stop=lambda lb: False)
     assert not limited and found
     assert lb == pytest.approx(lb0, rel=1e-9, abs=1e-12)
+
+
+def test_milp_settings_are_the_ones_highs_runs_with(monkeypatch):
+    """Every numeric and search setting (oa.NUMERICS, oa.SEARCH) reaches the MILP's HiGHS model with its
+    value, and a setting HiGHS does not know stops the build instead of being ignored (HiGHS only
+    returns a status for it)."""
+    import highspy
+
+    import mecsplit_exact.oa as oa
+
+    v = load_variant("default")
+    D = Data(v, generate(v, 6, 2, 0))
+    keep = np.isfinite(D.user_part)[:, None, :].repeat(D.M, axis=1) & D.possible
+    mp = AssignmentMILP(D, keep, 1.0)
+    for name, value in {**oa.NUMERICS, **oa.SEARCH}.items():
+        status, got = mp.h.getOptionValue(name)
+        assert status == highspy.HighsStatus.kOk and got == value, name
+    monkeypatch.setitem(oa.SEARCH, "mip_pool_age_limt", 100)
+    with pytest.raises(RuntimeError, match="mip_pool_age_limt"):
+        AssignmentMILP(D, keep, 1.0)

@@ -105,6 +105,20 @@ def test_highs_options_reach_every_model_and_reset_the_scheduler():
     assert _tiny_milp(threads=2) == (ok, -3.0)        # fails ("initialized to use 1") without the reset on exit
 
 
+def test_highs_takes_options_checked_and_keeps_the_blocks_when_verbose(monkeypatch):
+    """``quiet.highs(options)`` sets them, with the block's (seed, threads) also under ``--verbose``, and a
+    setting HiGHS refuses raises with its name (HiGHS' setOptionValue only returns a status)."""
+    h = quiet.highs({"mip_rel_gap": 0.25, "presolve": "off"})
+    assert h.getOptionValue("mip_rel_gap")[1] == 0.25 and h.getOptionValue("presolve")[1] == "off"
+    for bad in ({"mip_rel_gapp": 0.1}, {"mip_rel_gap": "tight"}, {"presolve": "sometimes"}):
+        with pytest.raises(RuntimeError, match=next(iter(bad))):
+            quiet.highs(bad)
+    monkeypatch.setenv("MECSPLIT_VERBOSE", "1")
+    with quiet.highs_options(random_seed=11):
+        h = quiet.highs({"mip_rel_gap": 0.25})
+    assert h.getOptionValue("random_seed")[1] == 11 and h.getOptionValue("mip_rel_gap")[1] == 0.25
+
+
 def test_another_seed_certifies_the_same_optimum():
     v = load_variant("default")
     inst = generate(v, 30, 5, 1)

@@ -66,22 +66,27 @@ def silenced(log: list[str] | None = None) -> Iterator[None]:
                 log.append(tmp.read().decode("utf-8", "replace"))
 
 
-def highs():
-    """A new ``highspy.Highs`` that prints nothing (unless verbose)."""
+def highs(options: dict | None = None):
+    """A new ``highspy.Highs`` that prints nothing (unless verbose), with the block's options
+    (:func:`highs_options`) and ``options`` set. An option HiGHS refuses (a misspelt name, a value of
+    the wrong type or out of range) raises instead of being ignored: ``setOptionValue`` only returns a
+    status."""
     global _banner_done
     import highspy
 
     if verbose():
-        return highspy.Highs()
-    if _banner_done:
         h = highspy.Highs()
     else:
-        with silenced():
+        if _banner_done:
             h = highspy.Highs()
-        _banner_done = True
-    h.setOptionValue("output_flag", False)
-    for name, value in _options.items():
-        h.setOptionValue(name, value)
+        else:
+            with silenced():
+                h = highspy.Highs()
+            _banner_done = True
+        h.setOptionValue("output_flag", False)
+    for name, value in {**_options, **(options or {})}.items():
+        if h.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+            raise RuntimeError(f"HiGHS {h.version()} refused the option {name}={value!r}")
     return h
 
 

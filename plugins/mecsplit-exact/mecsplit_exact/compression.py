@@ -426,13 +426,11 @@ class CompressionMinMax(MinMax):
         def chord(t, sel):
             return Sa[sel] ** (1 - t) * Sb[sel] ** t
 
-        h = quiet.highs()
         # presolve only on small level MILPs: on sft-2025 50×10 (4,140 options) HiGHS 1.16's presolve
         # (probing and what follows it) ignores time_limit — a level MILP with 26 s left ran 65 s in
         # presolve, where feasibility jump without it answers in 1 s; on small ones it pays (docs §8.7)
         presolve = "on" if nx <= PRESOLVE_MAX_OPTIONS else "off"
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9), ("presolve", presolve)):
-            h.setOptionValue(o, v)
+        h = quiet.highs({"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9, "presolve": presolve})
         h.addVars(nx, np.zeros(nx), np.ones(nx))
         h.addVars(nx, np.zeros(nx), tmax)                        # y_o = t_o x_o
         X, Y = np.arange(nx, dtype=np.int32), np.arange(nx, 2 * nx, dtype=np.int32)

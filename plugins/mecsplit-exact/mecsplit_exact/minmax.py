@@ -295,9 +295,7 @@ class MinMax(Gap):
             return "infeasible", None
         on, om, ok = np.nonzero(poss)
         nx = on.size
-        h = quiet.highs()
-        for o, v in (("mip_feasibility_tolerance", 1e-9), ("primal_feasibility_tolerance", 1e-9)):
-            h.setOptionValue(o, v)
+        h = quiet.highs({"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9})
         h.addVars(nx, np.zeros(nx), np.ones(nx))
         for n in range(N):
             idx = np.nonzero(on == n)[0].astype(np.int32)

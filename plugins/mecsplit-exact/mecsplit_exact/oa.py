@@ -100,11 +100,7 @@ class AssignmentMILP:
         self.rows = []                 # (cost column, x columns, values, rhs) of every cut, scaled (point())
         self.stale_starts = 0          # HiGHS runs re-done without the start (see solve)
         self.infeasible = False        # HiGHS proved the MILP infeasible (then so is the problem)
-        h = self.h = quiet.highs()
-        for o, v in NUMERICS.items():
-            h.setOptionValue(o, v)
-        for o, v in SEARCH.items():
-            h.setOptionValue(o, v)
+        h = self.h = quiet.highs({**NUMERICS, **SEARCH})
         inf = highspy.kHighsInf
         ncol = nx + 2 * M              # x_o, z_m (edge), y_m (uplink); both server costs are ≥ 0
         h.addVars(ncol, np.zeros(ncol),
@@ -245,9 +241,7 @@ class AssignmentMILP:
         pos[cols] = np.arange(nc)
         pos[self.nx + group] = nc + np.arange(G)
         pos[self.nx + D.M + group] = nc + G + np.arange(G)
-        h = quiet.highs()
-        for o, v in {**NUMERICS, "time_limit": float(max(time_limit_s, 0.01))}.items():
-            h.setOptionValue(o, v)
+        h = quiet.highs({**NUMERICS, "time_limit": float(max(time_limit_s, 0.01))})
         inf = highspy.kHighsInf
         ncol = nc + 2 * G
         h.addVars(ncol, np.zeros(ncol), np.concatenate([np.ones(nc), np.full(2 * G, inf)]))

@@ -128,10 +128,8 @@ def work(folder, time_limit_s, seed, parent, threads=0, out=sys.stdout):
             ev.data_in.user_interrupt = True
 
     with quiet.highs_options(random_seed=seed, threads=threads):
-        h = quiet.highs()
+        h = quiet.highs({**NUMERICS, "time_limit": max(end - clock(), 0.01)})
         h.readModel(os.path.join(folder, "milp.mps"))
-        for o, v in {**NUMERICS, "time_limit": max(end - clock(), 0.01)}.items():
-            h.setOptionValue(o, v)
         h.cbMipImprovingSolution.subscribe(found)
         h.cbMipInterrupt.subscribe(orphaned)
         h.run()
