@@ -111,11 +111,10 @@ def aggregated(milp):
     row added after the model's own is a cut, oa.AssignmentMILP._row) replaced by rows over per-server
     aggregates (module doc). Returns (model, total rank)."""
     inf = highspy.kHighsInf
-    h = quiet.highs()
     # presolve off: HiGHS' presolve substitutes the free aggregates, and its postsolve handed them back up
     # to 8e-7 off their rows (default 20×4), so that the bound could even exceed the incumbent
     # (hardware-2024 200×20 seed 0, by 8.2e-7 of the objective)
-    h.setOptionValue("presolve", "off")
+    h = quiet.highs({"presolve": "off"})
     h.passModel(milp.h.getLp())
     own = h.getNumRow() - len(milp.rows)
     h.deleteRows(len(milp.rows), np.arange(own, h.getNumRow(), dtype=np.int32))
@@ -264,7 +263,7 @@ def main(argv=None):
                   "below the incumbent (the solver then costs that point exactly, cuts it and re-solves: §2c)")
         else:
             over = "".join(f", {T} s: {(obj - to_obj(b)) / abs(obj):.3e}" for T, b in sorted(marks.items()) if T < took)
-            print(f"{head}: gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s (gap at{over[1:]})")
+            print(f"{head}: gap {(obj - lb) / abs(obj):.3e} at {a.limit:g} s" + (f" (gap at{over[1:]})" if over else ""))
         return
     if info.primal_solution_status != 2:
         print(f"{head}, heuristics: no solution in {a.limit:g} s")
